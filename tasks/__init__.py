@@ -1,0 +1,1 @@
+"""The crew's task definitions (CrewAI YAML convention), installed as ``devops_automation.tasks``."""

@@ -1,0 +1,1 @@
+"""Turning a capability gap into a TeamSpec: the offline drafter and the LLM crew share one interface."""

@@ -1,0 +1,338 @@
+"""The data that crosses module boundaries: gaps, team specs, requests and policy decisions.
+
+Everything a user, another crew or a language model hands us is parsed into these models first, so a
+bad value is refused here with a message naming the field, before any step acts on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_DESCRIPTION_CHARS = 10_000
+MAX_AGENTS = 12
+TEAM_NAME_PATTERN = r"^[a-z][a-z0-9_]{1,38}[a-z0-9]$"
+SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,38}[a-z0-9]$"
+GAP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+SKILL_PATTERN = r"^[a-z0-9][a-z0-9.+#/_ -]{0,59}$"
+
+
+class Department(StrEnum):
+    engineering = "engineering"
+    support = "support"
+    finance = "finance"
+    sales = "sales"
+    marketing = "marketing"
+    operations = "operations"
+    data = "data"
+    security = "security"
+    legal = "legal"
+    people = "people"
+    product = "product"
+
+
+class Urgency(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+def normalize_skill(value: str) -> str:
+    """Lower-case, NFKC-normalised, single-spaced skill label (``"D3.js "`` -> ``"d3.js"``)."""
+    text = unicodedata.normalize("NFKC", value).strip().lower()
+    return re.sub(r"\s+", " ", text)
+
+
+def _skill(value: str) -> str:
+    value = normalize_skill(value)
+    if not re.fullmatch(SKILL_PATTERN, value):
+        raise ValueError(
+            f"skill {value[:40]!r} must be 1-60 characters of a-z, 0-9, space and . + # / _ -"
+        )
+    return value
+
+
+Skill = Annotated[str, AfterValidator(_skill)]
+TeamName = Annotated[str, Field(pattern=TEAM_NAME_PATTERN, description="snake_case, 3-40 chars")]
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
+
+
+def _no_control_chars(value: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_control_chars)]
+
+
+class CapabilityGap(BaseModel):
+    """Something no team in the fleet can do yet. All of it is untrusted text."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str | None = Field(None, pattern=GAP_ID_PATTERN)
+    description: Text = Field(min_length=1, max_length=MAX_DESCRIPTION_CHARS)
+    required_skills: list[Skill] = Field(default_factory=list, max_length=20)
+    urgency: Urgency = Urgency.medium
+    requesting_team: str | None = Field(None, max_length=100)
+    business_justification: Text | None = Field(None, max_length=MAX_DESCRIPTION_CHARS)
+    affected_tasks: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
+    proposed_name: TeamName | None = None
+
+    @field_validator("description")
+    @classmethod
+    def _has_words(cls, value: str) -> str:
+        if not re.search(r"\w", value):
+            raise ValueError("must contain at least one word")
+        return value
+
+    @field_validator("required_skills")
+    @classmethod
+    def _dedupe(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _derive_id(self) -> CapabilityGap:
+        if self.id is None:
+            self.id = "gap-" + self.fingerprint()[:12]
+        return self
+
+    def fingerprint(self) -> str:
+        """Stable hash of what the gap asks for: the same need, worded the same, is the same gap."""
+        words = " ".join(re.findall(r"\w+", self.description.lower()))
+        material = words + "|" + ",".join(sorted(self.required_skills)) + "|" + (self.proposed_name or "")
+        return hashlib.sha256(material.encode()).hexdigest()
+
+
+class AgentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    role: Slug
+    goal: Text = Field(min_length=1, max_length=500)
+    backstory: Text = Field(min_length=1, max_length=2000)
+    skills: list[Skill] = Field(default_factory=list, max_length=20)
+    is_manager: bool = False
+
+
+class TaskSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: Slug
+    description: Text = Field(min_length=1, max_length=2000)
+    expected_output: Text = Field(min_length=1, max_length=1000)
+    agent: Slug
+
+
+class Resources(BaseModel):
+    """What one replica of the team's pod asks of the cluster."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu_millicores: int = Field(250, ge=50, le=4000)
+    memory_mib: int = Field(512, ge=64, le=16384)
+    replicas: int = Field(1, ge=1, le=5)
+
+
+class TeamSpec(BaseModel):
+    """A proposed team: what the scaffold renders and the pull request proposes."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: TeamName
+    description: Text = Field(min_length=1, max_length=2000)
+    department: Department
+    agents: list[AgentSpec]
+    tasks: list[TaskSpec] = Field(min_length=1, max_length=40)
+    llm_model: str = Field("openai/gpt-4o-mini", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
+    resources: Resources = Field(default_factory=Resources)
+    monthly_cost_usd: float = Field(ge=0, le=1_000_000)
+
+    @field_validator("department", mode="before")
+    @classmethod
+    def _known_department(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() not in {d.value for d in Department}:
+            known = ", ".join(d.value for d in Department)
+            raise ValueError(f"unknown department {value[:40]!r}; known departments: {known}")
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("agents")
+    @classmethod
+    def _agent_count_and_manager(cls, agents: list[AgentSpec]) -> list[AgentSpec]:
+        if not agents:
+            raise ValueError("a team needs at least one agent (and exactly one manager)")
+        if len(agents) > MAX_AGENTS:
+            raise ValueError(f"a team has at most {MAX_AGENTS} agents; this one has {len(agents)}")
+        managers = [a.role for a in agents if a.is_manager]
+        if len(managers) != 1:
+            found = ", ".join(managers) if managers else "none"
+            raise ValueError(f"a team needs exactly one manager (is_manager: true); found {found}")
+        roles = [a.role for a in agents]
+        duplicates = sorted({r for r in roles if roles.count(r) > 1})
+        if duplicates:
+            raise ValueError(f"agent roles must be unique; repeated: {', '.join(duplicates)}")
+        return agents
+
+    @model_validator(mode="after")
+    def _tasks_reference_agents(self) -> TeamSpec:
+        roles = {a.role for a in self.agents}
+        for task in self.tasks:
+            if task.agent not in roles:
+                raise ValueError(f"task {task.name!r} is assigned to unknown agent {task.agent!r}")
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError("task names must be unique")
+        return self
+
+    @property
+    def manager(self) -> AgentSpec:
+        return next(a for a in self.agents if a.is_manager)
+
+    @property
+    def k8s_name(self) -> str:
+        return self.name.replace("_", "-")
+
+    @property
+    def skills(self) -> list[str]:
+        return list(dict.fromkeys(s for a in self.agents for s in a.skills))
+
+
+class RequestState(StrEnum):
+    received = "received"
+    analysed = "analysed"
+    reuse_existing = "reuse_existing"
+    drafted = "drafted"
+    awaiting_approval = "awaiting_approval"
+    refused = "refused"
+    approved_by_policy = "approved_by_policy"
+    scaffolded = "scaffolded"
+    published = "published"
+    merged = "merged"
+    closed = "closed"
+    rejected = "rejected"
+    failed = "failed"
+
+
+TERMINAL_STATES = frozenset(
+    {RequestState.reuse_existing, RequestState.merged, RequestState.closed, RequestState.rejected}
+)
+
+# Which state may follow which. `failed` and `refused` are resumable: running the request again
+# retries from the last good step, so they lead back into the path.
+TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
+    RequestState.received: frozenset({RequestState.analysed}),
+    RequestState.analysed: frozenset({RequestState.reuse_existing, RequestState.drafted}),
+    RequestState.drafted: frozenset(
+        {RequestState.approved_by_policy, RequestState.refused, RequestState.awaiting_approval}
+    ),
+    RequestState.awaiting_approval: frozenset({RequestState.approved_by_policy, RequestState.rejected}),
+    RequestState.refused: frozenset(
+        {RequestState.approved_by_policy, RequestState.refused, RequestState.awaiting_approval,
+         RequestState.rejected}
+    ),
+    RequestState.approved_by_policy: frozenset({RequestState.scaffolded}),
+    RequestState.scaffolded: frozenset({RequestState.published}),
+    RequestState.published: frozenset({RequestState.merged, RequestState.closed, RequestState.rejected}),
+    RequestState.failed: frozenset(set(RequestState) - {RequestState.failed}),
+}
+for _state in RequestState:
+    if _state not in TERMINAL_STATES and _state is not RequestState.failed:
+        TRANSITIONS[_state] = TRANSITIONS.get(_state, frozenset()) | {RequestState.failed}
+
+
+class InvalidTransition(RuntimeError):
+    pass
+
+
+def check_transition(current: RequestState, new: RequestState) -> None:
+    if new not in TRANSITIONS.get(current, frozenset()):
+        raise InvalidTransition(f"a request cannot move from {current.value} to {new.value}")
+
+
+class Outcome(StrEnum):
+    approved = "approved"
+    refused = "refused"
+    needs_approval = "needs_approval"
+
+
+class RiskLevel(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+class PolicyDecision(BaseModel):
+    """What the policy gate said about a request, and why."""
+
+    outcome: Outcome
+    rule: str | None = None
+    message: str = ""
+    remedy: str = ""
+    risk_level: RiskLevel = RiskLevel.low
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is Outcome.approved
+
+
+class PullRequestRef(BaseModel):
+    number: int
+    url: str
+    branch: str
+    created: bool = True
+
+
+class TeamCreationRequest(BaseModel):
+    """One gap's journey through the pipeline, as the store keeps it."""
+
+    id: str
+    gap: CapabilityGap
+    state: RequestState = RequestState.received
+    spec: TeamSpec | None = None
+    drafter: str | None = None
+    matched_team: str | None = None
+    match_score: float | None = None
+    decision: PolicyDecision | None = None
+    branch: str | None = None
+    commit_sha: str | None = None
+    pr_number: int | None = None
+    pr_url: str | None = None
+    error: str | None = None
+    failed_step: str | None = None
+    override_approved_by: str | None = None
+    cost_approved_by: str | None = None
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class RegistryEntry(BaseModel):
+    """A team as the registry knows it: the ``team.yaml`` at the root of every team folder."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    name: TeamName
+    description: str = Field(min_length=1, max_length=2000)
+    department: Department
+    skills: list[Skill] = Field(default_factory=list)
+    agents: list[str] = Field(default_factory=list)
+    owner: str = Field("platform-team", max_length=100)
+    monthly_cost_usd: float = Field(0.0, ge=0)
+
+    @classmethod
+    def from_spec(cls, spec: TeamSpec, owner: str) -> RegistryEntry:
+        return cls(
+            name=spec.name,
+            description=spec.description,
+            department=spec.department,
+            skills=spec.skills,
+            agents=[a.role for a in spec.agents],
+            owner=owner,
+            monthly_cost_usd=spec.monthly_cost_usd,
+        )

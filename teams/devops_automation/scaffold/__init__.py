@@ -1,0 +1,1 @@
+"""Rendering a TeamSpec into files with cookiecutter, and validating what was rendered."""

@@ -1,0 +1,81 @@
+"""Every knob of the application, read once from the environment (and an optional ``.env``).
+
+One :class:`Settings` object is built at each entry point and passed down; nothing reads
+``os.environ`` anywhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TARGET_REPO = "local/teams"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Configuration of one devops-crew process."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(Path(".devops-crew"), validation_alias=_env("DEVOPS_CREW_HOME"))
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+
+    # The repository new teams are proposed to. Empty URL = the embedded bare repo under `home`.
+    target_repo: str = Field(DEFAULT_TARGET_REPO, validation_alias=_env("TARGET_REPO"))
+    target_repo_url: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_TARGET_REPO_URL"))
+    base_branch: str = Field("main", validation_alias=_env("DEVOPS_CREW_BASE_BRANCH"))
+
+    github_api_url: str | None = Field(None, validation_alias=_env("GITHUB_API_URL"))
+    github_token: SecretStr | None = Field(None, validation_alias=_env("GITHUB_TOKEN"))
+
+    llm: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_LLM"))
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+
+    # Policy knobs.
+    rate_limit_per_day: int = Field(5, ge=0, validation_alias=_env("DEVOPS_CREW_RATE_LIMIT"))
+    cooldown_seconds: int = Field(300, ge=0, validation_alias=_env("DEVOPS_CREW_COOLDOWN_SECONDS"))
+    monthly_cost_ceiling_usd: float = Field(
+        500.0, ge=0, validation_alias=_env("DEVOPS_CREW_COST_CEILING_USD")
+    )
+    reuse_threshold: float = Field(0.5, gt=0, le=1, validation_alias=_env("DEVOPS_CREW_REUSE_THRESHOLD"))
+
+    # Scaffold validation; switching a check off is for debugging, never for production.
+    validate_render: bool = Field(True, validation_alias=_env("DEVOPS_CREW_VALIDATE_RENDER"))
+    kubernetes_version: str = Field("1.31", validation_alias=_env("DEVOPS_CREW_KUBERNETES_VERSION"))
+
+    bot_name: str = Field("devops-crew[bot]", validation_alias=_env("DEVOPS_CREW_BOT_NAME"))
+    bot_email: str = Field("devops-crew-bot@users.noreply.local", validation_alias=_env("DEVOPS_CREW_BOT_EMAIL"))
+
+    @model_validator(mode="after")
+    def _absolute_home(self) -> Settings:
+        self.home = self.home.expanduser().resolve()
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'state.db'}"
+
+    @property
+    def embedded_target(self) -> bool:
+        """True when the target repository is the local bare repo this program manages."""
+        return self.target_repo_url is None
+
+    @property
+    def effective_target_url(self) -> str:
+        return self.target_repo_url or str(self.home / "target.git")
+
+    @property
+    def checkout_dir(self) -> Path:
+        return self.home / "checkout"
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so the audit log can redact them wherever they appear."""
+        values = [s.get_secret_value() for s in (self.github_token, self.openai_api_key) if s is not None]
+        return [v for v in values if v]

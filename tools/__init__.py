@@ -1,0 +1,1 @@
+"""CrewAI tools: thin, audited wrappers over the application's modules (``devops_automation.tools``)."""
