@@ -232,7 +232,10 @@ TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     RequestState.drafted: frozenset(
         {RequestState.approved_by_policy, RequestState.refused, RequestState.awaiting_approval}
     ),
-    RequestState.awaiting_approval: frozenset({RequestState.approved_by_policy, RequestState.rejected}),
+    RequestState.awaiting_approval: frozenset(
+        {RequestState.approved_by_policy, RequestState.awaiting_approval, RequestState.refused,
+         RequestState.rejected}
+    ),
     RequestState.refused: frozenset(
         {RequestState.approved_by_policy, RequestState.refused, RequestState.awaiting_approval,
          RequestState.rejected}
@@ -301,11 +304,12 @@ class TeamCreationRequest(BaseModel):
     match_score: float | None = None
     decision: PolicyDecision | None = None
     branch: str | None = None
+    files: list[str] = Field(default_factory=list)
     commit_sha: str | None = None
     pr_number: int | None = None
     pr_url: str | None = None
     error: str | None = None
-    failed_step: str | None = None
+    resume_state: RequestState | None = None
     override_approved_by: str | None = None
     cost_approved_by: str | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

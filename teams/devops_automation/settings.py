@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     monthly_cost_ceiling_usd: float = Field(
         500.0, ge=0, validation_alias=_env("DEVOPS_CREW_COST_CEILING_USD")
     )
-    reuse_threshold: float = Field(0.5, gt=0, le=1, validation_alias=_env("DEVOPS_CREW_REUSE_THRESHOLD"))
+    reuse_threshold: float = Field(0.6, gt=0, le=1, validation_alias=_env("DEVOPS_CREW_REUSE_THRESHOLD"))
 
     # Scaffold validation; switching a check off is for debugging, never for production.
     validate_render: bool = Field(True, validation_alias=_env("DEVOPS_CREW_VALIDATE_RENDER"))

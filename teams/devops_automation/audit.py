@@ -1,0 +1,105 @@
+"""The audit trail: every outward action is recorded before it runs and again with its outcome.
+
+Rows are append-only (database triggers) and hash-chained (each row's hash covers the previous
+row's), so an edited, inserted or deleted row shows up in :func:`verify_chain`. Secrets are redacted
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from .store import GENESIS_HASH, AuditRow, Store
+
+REDACTED = "[REDACTED]"
+
+# Token shapes worth catching even when nobody told us the value: (pattern, replacement).
+_SECRET_PATTERNS = [
+    (re.compile(r"(://[^/\s:@]+:)[^@/\s]+(@)"), rf"\1{REDACTED}\2"),  # credentials inside a URL
+    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b"), REDACTED),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}\b"), REDACTED),
+    (re.compile(r"(?i)(authorization:\s*(?:bearer|token|basic)\s+)\S+"), rf"\1{REDACTED}"),
+    (re.compile(r"(?i)\b((?:token|password|passwd|secret|api[_-]?key)\s*[=:]\s*)[^\s&\"',;@\[]+"),
+     rf"\1{REDACTED}"),
+]
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace every known secret value, and anything shaped like a credential, with a marker."""
+    for value in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def row_hash(row: AuditRow) -> str:
+    material = json.dumps(
+        [row.seq, row.ts.isoformat(), row.request_id, row.action, row.phase, row.target, row.detail,
+         row.prev_hash],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+@dataclass
+class AuditedCall:
+    """Handed to the body of :meth:`Auditor.action`; whatever it puts in ``result`` is recorded."""
+
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class Auditor:
+    """Writes audit rows for one process. Knows the secrets it must never write."""
+
+    def __init__(self, store: Store, secrets: Iterable[str] = ()) -> None:
+        self.store = store
+        self.secrets = [s for s in secrets if s]
+
+    def _write(self, request_id: str | None, action: str, phase: str, target: str,
+               detail: dict[str, Any]) -> AuditRow:
+        text = redact(json.dumps(detail, sort_keys=True, default=str, ensure_ascii=False), self.secrets)
+        return self.store.append_audit(
+            request_id=request_id, action=action, phase=phase,
+            target=redact(target, self.secrets), detail=text, hasher=row_hash,
+        )
+
+    @contextmanager
+    def action(self, action: str, target: str, *, request_id: str | None = None,
+               **detail: Any) -> Iterator[AuditedCall]:
+        """Record ``initiated``, run the body, then ``succeeded`` or ``failed`` with the error."""
+        self._write(request_id, action, "initiated", target, detail)
+        call = AuditedCall()
+        try:
+            yield call
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            self._write(request_id, action, "failed", target, {**call.result, "error": error})
+            raise
+        self._write(request_id, action, "succeeded", target, call.result)
+
+    def event(self, action: str, target: str, *, request_id: str | None = None, **detail: Any) -> None:
+        """A decision that is not an outward action (policy verdicts, approvals)."""
+        self._write(request_id, action, "recorded", target, detail)
+
+
+def verify_chain(rows: Iterable[AuditRow]) -> list[str]:
+    """Return one line per problem; an empty list means the chain is intact."""
+    problems: list[str] = []
+    expected_seq, prev = 1, GENESIS_HASH
+    for row in rows:
+        if row.seq != expected_seq:
+            problems.append(f"row {row.seq}: rows {expected_seq}..{row.seq - 1} are missing (deleted)")
+        if row.prev_hash != prev:
+            problems.append(f"row {row.seq}: does not follow the previous row (chain broken)")
+        if row_hash(row) != row.hash:
+            problems.append(f"row {row.seq}: contents do not match its hash (edited)")
+        expected_seq, prev = row.seq + 1, row.hash
+    return problems

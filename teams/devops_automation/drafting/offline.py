@@ -1,0 +1,148 @@
+"""The offline drafter: the embedded default, no language model involved.
+
+Deterministic rules build a sensible team from the gap: one lead (the manager), one specialist per
+required skill (at most eleven), a delivery task per specialist and a review task for the lead, a
+department guessed from keywords, resources sized by team size, and the documented cost formula.
+The gap's text is carried into goals and descriptions as data only.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from ..models import MAX_AGENTS, AgentSpec, CapabilityGap, Department, Resources, TaskSpec, TeamSpec
+from ..registry import words
+from .base import DraftContext
+from .cost import monthly_cost
+
+DEFAULT_MODEL = "openai/gpt-4o-mini"
+
+_DEPARTMENT_KEYWORDS: dict[Department, set[str]] = {
+    Department.support: {"support", "ticket", "customer", "helpdesk", "refund", "complaint", "zendesk"},
+    Department.finance: {"invoice", "invoicing", "payment", "billing", "accounting", "tax", "stripe", "payroll"},
+    Department.sales: {"sales", "lead", "crm", "prospect", "deal", "quote"},
+    Department.marketing: {"marketing", "campaign", "seo", "content", "brand", "social"},
+    Department.data: {"data", "analytic", "dashboard", "chart", "d3.j", "d3.js", "visualization", "sql", "etl",
+                      "report", "warehouse", "visualisation"},
+    Department.security: {"security", "vulnerability", "threat", "compliance", "audit", "pentest"},
+    Department.legal: {"legal", "contract", "gdpr", "privacy", "licence", "license"},
+    Department.people: {"hiring", "recruiting", "onboarding", "hr", "people", "candidate"},
+    Department.operations: {"operation", "logistic", "inventory", "incident", "on-call", "supply"},
+    Department.product: {"product", "roadmap", "feature", "ux", "research"},
+}
+
+
+def slugify(text: str, max_len: int = 40) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "_", text).strip("_")
+    if not slug or not slug[0].isalpha():
+        slug = "t_" + slug
+    return slug[:max_len].rstrip("_")
+
+
+def guess_department(gap: CapabilityGap) -> Department:
+    vocabulary = words(gap.description) | {w for s in gap.required_skills for w in words(s)}
+    scores = {dept: len(vocabulary & keys) for dept, keys in _DEPARTMENT_KEYWORDS.items()}
+    best = max(scores, key=lambda d: scores[d])
+    return best if scores[best] else Department.engineering
+
+
+def propose_name(gap: CapabilityGap, taken: set[str]) -> str:
+    if gap.proposed_name:
+        return gap.proposed_name  # the policy gate decides whether it may be used
+    source = gap.required_skills[:2] or sorted(words(gap.description), key=len, reverse=True)[:2]
+    base = slugify("_".join(source), max_len=34) if source else "new_team"
+    if len(base) < 3:
+        base = f"{base}_team"
+    name, counter = base, 2
+    while name in taken:
+        name, counter = f"{base}_{counter}", counter + 1
+    return name
+
+
+def _excerpt(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class OfflineDrafter:
+    """Builds a TeamSpec from rules; the same input always gives the same spec."""
+
+    label = "offline drafter (no LLM configured)"
+
+    def __init__(self, llm_model: str = DEFAULT_MODEL) -> None:
+        self.llm_model = llm_model
+
+    def draft(self, gap: CapabilityGap, context: DraftContext) -> TeamSpec:
+        name = propose_name(gap, context.existing_teams | context.reserved_names)
+        need = _excerpt(gap.description)
+        skills = gap.required_skills[: MAX_AGENTS - 1]
+        specialists = [
+            AgentSpec(
+                role=slugify(f"{skill}_specialist", max_len=40),
+                goal=f"Deliver the team's work that needs {skill}.",
+                backstory=f"A practitioner with deep experience in {skill}, brought in for this gap.",
+                skills=[skill],
+            )
+            for skill in skills
+        ] or [
+            AgentSpec(
+                role="generalist",
+                goal="Carry out the work the gap describes.",
+                backstory="A versatile practitioner who takes on new kinds of work.",
+            )
+        ]
+        specialists = _unique_roles(specialists)
+        lead = AgentSpec(
+            role="lead",
+            goal="Plan the team's work, delegate to the specialists and review every result.",
+            backstory=f"Leads the team created for the need: {need}",
+            skills=["planning", "review"],
+            is_manager=True,
+        )
+        tasks = [
+            TaskSpec(
+                name=slugify(f"deliver_{agent.role}", max_len=40),
+                description=f"Handle the part of the incoming work that needs {', '.join(agent.skills) or 'the team'}.",
+                expected_output="The finished work item and a short note of what was done.",
+                agent=agent.role,
+            )
+            for agent in specialists
+        ]
+        tasks.append(
+            TaskSpec(
+                name="review_and_report",
+                description="Review the specialists' results and report progress on the gap.",
+                expected_output="A review verdict per work item and a progress summary.",
+                agent="lead",
+            )
+        )
+        agents = [lead, *specialists]
+        resources = Resources(
+            cpu_millicores=min(4000, 250 + 100 * len(agents)),
+            memory_mib=min(16384, 256 + 128 * len(agents)),
+            replicas=2 if gap.urgency.value in {"high", "critical"} else 1,
+        )
+        return TeamSpec(
+            name=name,
+            description=f"Closes the capability gap: {need}",
+            department=guess_department(gap),
+            agents=agents,
+            tasks=tasks,
+            llm_model=self.llm_model,
+            resources=resources,
+            monthly_cost_usd=monthly_cost(resources, len(agents), self.llm_model),
+        )
+
+
+def _unique_roles(agents: list[AgentSpec]) -> list[AgentSpec]:
+    seen: set[str] = {"lead"}
+    unique = []
+    for agent in agents:
+        role, counter = agent.role, 2
+        while role in seen:
+            role, counter = f"{agent.role[:36]}_{counter}", counter + 1
+        seen.add(role)
+        unique.append(agent.model_copy(update={"role": role}))
+    return unique

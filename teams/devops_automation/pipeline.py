@@ -1,0 +1,258 @@
+"""The one path every request takes: analyse, draft, gate, scaffold, publish.
+
+Each step is a method over the stored request that ends by saving a new state, so a request can be
+run again after a crash or a refusal and continues from the last good state: no second branch, no
+second pull request. The policy gate sits between drafting and everything that writes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import policy, pr_text
+from .audit import Auditor
+from .drafting.base import DraftContext, Drafter
+from .forge.base import Forge
+from .models import (
+    CapabilityGap,
+    Outcome,
+    PolicyDecision,
+    RequestState,
+    TeamCreationRequest,
+)
+from .policy import PolicyViolation
+from .registry import Registry
+from .settings import Settings
+from .store import Store
+from .target import TargetRepo, TargetRepoError
+
+Progress = Callable[[str, str], None]
+
+RATE_RULES = {"rate-limit", "cooldown"}
+
+
+class RequestNotFound(LookupError):
+    pass
+
+
+class ActionRefused(RuntimeError):
+    """A human command that does not apply to the request in its current state."""
+
+
+@dataclass
+class Submission:
+    request: TeamCreationRequest
+    duplicate: bool
+
+
+class Pipeline:
+    def __init__(self, *, settings: Settings, store: Store, auditor: Auditor, target: TargetRepo,
+                 forge: Forge, drafter: Drafter, progress: Progress | None = None) -> None:
+        self.settings, self.store, self.auditor = settings, store, auditor
+        self.target, self.forge, self.drafter = target, forge, drafter
+        self.progress = progress or (lambda _rid, _msg: None)
+
+    # -- entry points -------------------------------------------------------------------------
+    def submit(self, gap: CapabilityGap) -> Submission:
+        """Create the request for ``gap`` (or find the one that exists) and drive it as far as it goes."""
+        request, created = self.store.create_request(gap)
+        if created:
+            self.auditor.event("request.received", gap.id or "", request_id=request.id,
+                               requesting_team=gap.requesting_team)
+        else:
+            self.progress(request.id, f"gap {gap.id} already has request {request.id} ({request.state.value})")
+        return Submission(self.run(request.id), duplicate=not created)
+
+    def get(self, request_id: str) -> TeamCreationRequest:
+        request = self.store.get_request(request_id)
+        if request is None:
+            raise RequestNotFound(f"no request {request_id!r}; `devops-crew status` lists them")
+        return request
+
+    def run(self, request_id: str) -> TeamCreationRequest:
+        request = self.get(request_id)
+        steps: dict[RequestState, Callable[[TeamCreationRequest], TeamCreationRequest]] = {
+            RequestState.received: self._analyse,
+            RequestState.analysed: self._draft,
+            RequestState.drafted: self._gate,
+            RequestState.refused: self._gate,
+            RequestState.awaiting_approval: self._gate,
+            RequestState.approved_by_policy: self._scaffold,
+            RequestState.scaffolded: self._publish,
+        }
+        if request.state is RequestState.failed and request.resume_state is not None:
+            self.progress(request.id, f"resuming after failure at {request.resume_state.value}")
+            request.error = None
+            request = self.store.save_request(request, request.resume_state)
+        while request.state in steps:
+            before = request.state
+            try:
+                request = steps[request.state](request)
+            except (TargetRepoError, PolicyViolation, OSError, ValueError) as exc:
+                return self._fail(request, before, exc)
+            if request.state in (RequestState.refused, RequestState.awaiting_approval):
+                break  # a human or time has to act before the request can go on
+        return request
+
+    def approve(self, request_id: str, *, by: str, override: bool = False) -> TeamCreationRequest:
+        """A human's approval: the cost ceiling, or (``override``) the rate limit and cooldown."""
+        request = self.get(request_id)
+        if override:
+            if not (request.state is RequestState.refused and request.decision and
+                    request.decision.rule in RATE_RULES) and request.state not in (
+                    RequestState.received, RequestState.analysed, RequestState.drafted):
+                raise ActionRefused(
+                    f"{request.id} is {request.state.value}"
+                    + (f" by rule {request.decision.rule}" if request.decision and request.decision.rule else "")
+                    + "; an override only lifts the rate limit and cooldown"
+                )
+            request.override_approved_by = by
+        else:
+            if request.state is not RequestState.awaiting_approval:
+                raise ActionRefused(f"{request.id} is {request.state.value}, not awaiting approval")
+            request.cost_approved_by = by
+        self.auditor.event("policy.human_approval", request.id, request_id=request.id, by=by,
+                           override=override)
+        self.store.save_request(request)
+        return self.run(request.id)
+
+    def reject(self, request_id: str, *, by: str, reason: str = "") -> TeamCreationRequest:
+        request = self.get(request_id)
+        if request.state not in (RequestState.awaiting_approval, RequestState.refused):
+            raise ActionRefused(f"{request.id} is {request.state.value}; only waiting or refused requests can be rejected")
+        self.auditor.event("policy.human_rejection", request.id, request_id=request.id, by=by, reason=reason)
+        request.error = f"rejected by {by}" + (f": {reason}" if reason else "")
+        return self.store.save_request(request, RequestState.rejected)
+
+    # -- steps --------------------------------------------------------------------------------
+    def _registry(self) -> Registry:
+        return Registry.from_yaml_files(self.target.team_files())
+
+    def _analyse(self, request: TeamCreationRequest) -> TeamCreationRequest:
+        self.progress(request.id, "analysing: matching the gap against the registry")
+        ranked = self._registry().rank(request.gap)
+        if ranked:
+            request.matched_team, request.match_score = ranked[0].team, ranked[0].score
+        return self.store.save_request(request, RequestState.analysed)
+
+    def _draft(self, request: TeamCreationRequest) -> TeamCreationRequest:
+        if request.matched_team and (request.match_score or 0) >= self.settings.reuse_threshold:
+            self.progress(request.id, f"reusing existing team {request.matched_team} (score {request.match_score})")
+            self.auditor.event("registry.reuse", request.matched_team, request_id=request.id,
+                               score=request.match_score)
+            return self.store.save_request(request, RequestState.reuse_existing)
+        self.progress(request.id, f"drafting a team spec with the {self.drafter.label}")
+        context = DraftContext(existing_teams=self._registry().names(), reserved_names=set(policy.RESERVED_NAMES))
+        request.spec = self.drafter.draft(request.gap, context)
+        request.drafter = self.drafter.label
+        return self.store.save_request(request, RequestState.drafted)
+
+    def _gate(self, request: TeamCreationRequest) -> TeamCreationRequest:
+        spec = request.spec
+        assert spec is not None
+        self.progress(request.id, f"policy gate for team {spec.name}")
+        try:
+            policy.check_team_name(spec.name, self._registry().names())
+        except PolicyViolation as violation:
+            return self._refuse(request, violation.decision())
+        waiting = policy.cost_decision(spec, self.settings.monthly_cost_ceiling_usd, request.cost_approved_by)
+        if waiting is not None:
+            request.decision = waiting
+            self.auditor.event("policy.needs_approval", spec.name, request_id=request.id, rule=waiting.rule)
+            return self.store.save_request(request, RequestState.awaiting_approval)
+        return self._approve_gate(request)
+
+    def _approve_gate(self, request: TeamCreationRequest) -> TeamCreationRequest:
+        """Take a rate-limit slot (or the human override) and fix the branch name."""
+        spec = request.spec
+        assert spec is not None
+        overridden = request.override_approved_by is not None
+
+        def check(ledger: list) -> None:
+            if not overridden:
+                policy.check_rate(ledger, limit=self.settings.rate_limit_per_day,
+                                  cooldown_seconds=self.settings.cooldown_seconds)
+
+        try:
+            self.store.consume_slot(request.id, spec.name, overridden=overridden, check=check)
+        except PolicyViolation as violation:
+            return self._refuse(request, violation.decision(policy.risk_level(spec, self.settings.monthly_cost_ceiling_usd)))
+        risk = policy.RiskLevel.high if overridden else policy.risk_level(spec, self.settings.monthly_cost_ceiling_usd)
+        request.decision = PolicyDecision(outcome=Outcome.approved, message="all policy rules passed", risk_level=risk)
+        request.branch = request.branch or policy.branch_name(spec.name)
+        self.auditor.event("policy.approved", spec.name, request_id=request.id, risk=risk.value,
+                           branch=request.branch, override_by=request.override_approved_by)
+        return self.store.save_request(request, RequestState.approved_by_policy)
+
+    def _refuse(self, request: TeamCreationRequest, decision: PolicyDecision) -> TeamCreationRequest:
+        request.decision = decision
+        self.progress(request.id, f"refused by policy ({decision.rule}): {decision.message}")
+        self.auditor.event("policy.refused", request.spec.name if request.spec else "", request_id=request.id,
+                           rule=decision.rule, message=decision.message)
+        return self.store.save_request(request, RequestState.refused)
+
+    def render_dir(self, request: TeamCreationRequest) -> Path:
+        return self.settings.home / "renders" / request.id
+
+    def _render(self, request: TeamCreationRequest) -> list[str]:
+        from .scaffold.render import render_team
+        from .scaffold.validate import validate_render
+
+        spec = request.spec
+        assert spec is not None
+        dest = self.render_dir(request)
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        self.progress(request.id, f"rendering teams/{spec.name}/ with cookiecutter")
+        rendered = render_team(spec, request.gap, dest, owner=request.gap.requesting_team or "platform-team")
+        files = policy.check_paths(rendered.files, spec.name)
+        if self.settings.validate_render:
+            self.progress(request.id, f"validating {len(files)} rendered files")
+            report = validate_render(rendered, spec, kubernetes_version=self.settings.kubernetes_version)
+            if not report.ok:
+                raise ValueError("the rendered team failed validation: " + "; ".join(report.errors))
+        return files
+
+    def rendered_root(self, request: TeamCreationRequest) -> Path:
+        spec = request.spec
+        assert spec is not None
+        return self.render_dir(request) / spec.name
+
+    def _scaffold(self, request: TeamCreationRequest) -> TeamCreationRequest:
+        request.files = self._render(request)
+        return self.store.save_request(request, RequestState.scaffolded)
+
+    def _publish(self, request: TeamCreationRequest) -> TeamCreationRequest:
+        spec, branch = request.spec, request.branch
+        assert spec is not None and branch is not None
+        if not self.rendered_root(request).exists():  # lost after a crash: render again, identically
+            request.files = self._render(request)
+        self.progress(request.id, f"committing {len(request.files)} files on {branch} and pushing")
+        request.commit_sha = self.target.publish_branch(
+            request_id=request.id, team_name=spec.name, branch=branch, rendered_root=self.rendered_root(request),
+            files=request.files, message=f"Add team {spec.name} for capability gap {request.gap.id}\n\n"
+                                         f"Tracking-Id: {request.id}\nGap-Id: {request.gap.id}\n",
+        )
+        self.store.save_request(request)
+        self.progress(request.id, f"opening the pull request on the {self.forge.label}")
+        with self.auditor.action("forge.open_pull_request", branch, request_id=request.id) as call:
+            pr = self.forge.find_pull_request(branch)
+            if pr is None:
+                pr = self.forge.open_pull_request(
+                    head=branch, base=self.settings.base_branch, title=pr_text.title(spec, request),
+                    body=pr_text.body(request, spec, request.files, request.drafter or self.drafter.label),
+                    labels=pr_text.labels(request.decision),
+                )
+            call.result.update(number=pr.number, url=pr.url, created=pr.created)
+        request.pr_number, request.pr_url = pr.number, pr.url
+        return self.store.save_request(request, RequestState.published)
+
+    def _fail(self, request: TeamCreationRequest, step: RequestState, exc: Exception) -> TeamCreationRequest:
+        request.error = str(exc).splitlines()[0][:2000] if str(exc) else type(exc).__name__
+        request.resume_state = step
+        self.progress(request.id, f"failed at {step.value}: {request.error}")
+        self.auditor.event("request.failed", step.value, request_id=request.id, error=request.error)
+        return self.store.save_request(request, RequestState.failed)

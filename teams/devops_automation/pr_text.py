@@ -1,0 +1,73 @@
+"""The pull request's title, body and labels. Gap text is untrusted: it is shown inside a code fence
+longer than any backtick run it contains, so it cannot close the fence or inject Markdown/HTML."""
+
+from __future__ import annotations
+
+import re
+
+from .models import PolicyDecision, TeamCreationRequest, TeamSpec
+
+BASE_LABELS = ["automated", "new-team", "needs-review"]
+
+
+def fenced(text: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def _cell(text: str) -> str:
+    return re.sub(r"[|\r\n<>`]", " ", text)[:120]
+
+
+def title(spec: TeamSpec, request: TeamCreationRequest) -> str:
+    return f"Add team {spec.name} for capability gap {request.gap.id}"
+
+
+def labels(decision: PolicyDecision | None) -> list[str]:
+    risk = decision.risk_level.value if decision else "medium"
+    return [*BASE_LABELS, f"risk:{risk}"]
+
+
+def body(request: TeamCreationRequest, spec: TeamSpec, files: list[str], drafter: str) -> str:
+    gap = request.gap
+    rows = "\n".join(
+        f"| `{a.role}` | {'yes' if a.is_manager else ''} | {_cell(a.goal)} | {_cell(', '.join(a.skills))} |"
+        for a in spec.agents
+    )
+    file_list = "\n".join(f"- `{f}`" for f in files)
+    risk = request.decision.risk_level.value if request.decision else "unknown"
+    return f"""## Capability gap `{gap.id}`
+
+Urgency: **{gap.urgency.value}** · requested by: {_cell(gap.requesting_team or "unknown")}
+
+{fenced(gap.description)}
+
+## Proposed team `{spec.name}` ({spec.department.value})
+
+| agent | manager | goal | skills |
+| --- | --- | --- | --- |
+{rows}
+
+Tasks: {", ".join(f"`{t.name}`" for t in spec.tasks)}
+
+## Cost estimate
+
+**${spec.monthly_cost_usd:,.2f} per month** for {len(spec.agents)} agents, {spec.resources.replicas} replica(s) of
+{spec.resources.cpu_millicores}m CPU / {spec.resources.memory_mib} MiB, model `{spec.llm_model}`
+(formula: README, "Cost estimate"). Risk level: **{risk}**. Drafted by: {drafter}.
+
+## Files ({len(files)})
+
+{file_list}
+
+## Review checklist
+
+- [ ] The gap is real and no existing team covers it
+- [ ] Agents, goals and tasks make sense for the gap
+- [ ] Cost estimate and resources are acceptable
+- [ ] Manifests and Dockerfile are fit for the cluster
+- [ ] Nothing outside `teams/{spec.name}/` and `k8s/teams/{spec.name}/` changed
+
+Tracking id: `{request.id}` · opened by devops-crew
+"""

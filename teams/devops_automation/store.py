@@ -1,0 +1,286 @@
+"""The state store: requests, the audit log, the rate-limit ledger and the store-backed pull requests.
+
+SQLite under the state directory by default, PostgreSQL when ``DATABASE_URL`` says so. The schema is
+owned by Alembic; :func:`open_store` brings any database to the newest revision before use.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from . import tables
+from .models import CapabilityGap, RequestState, TeamCreationRequest, check_transition
+
+HEAD_REVISION = "0001"
+GENESIS_HASH = "0" * 64
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+def normalize_url(url: str) -> str:
+    """Map the common PostgreSQL spellings to the psycopg 3 driver the package ships."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA busy_timeout=30000")
+        dbapi_conn.execute("PRAGMA foreign_keys=ON")
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: two processes never interleave a
+        # read-then-write (rate-limit check, audit chain), they queue.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def open_store(url: str) -> Store:
+    url = normalize_url(url)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = _sqlite_engine(url)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    store = Store(engine)
+    store.migrate()
+    return store
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    seq: int
+    ts: datetime
+    request_id: str | None
+    action: str
+    phase: str
+    target: str
+    detail: str
+    prev_hash: str
+    hash: str
+
+
+class Store:
+    """All persistence. Every method runs in its own transaction unless given a connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -------------------------------------------------------------------------------
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+    def migrate(self) -> None:
+        """Upgrade to the newest schema. Alembic is imported only when there is work to do."""
+        if self.current_revision() == HEAD_REVISION:
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7301)"))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    # -- requests -----------------------------------------------------------------------------
+    def create_request(self, gap: CapabilityGap) -> tuple[TeamCreationRequest, bool]:
+        """Insert a request for ``gap``; if one exists for the same gap id, return it instead."""
+        request = TeamCreationRequest(id="req-" + secrets.token_hex(6), gap=gap)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(tables.requests).values(
+                        id=request.id,
+                        gap_id=gap.id,
+                        state=request.state.value,
+                        payload=request.model_dump(mode="json"),
+                        created_at=request.created_at,
+                        updated_at=request.updated_at,
+                    )
+                )
+            return request, True
+        except IntegrityError:
+            existing = self.get_request_by_gap(gap.id or "")
+            if existing is None:  # pragma: no cover - the row we collided with vanished
+                raise
+            return existing, False
+
+    def _load(self, payload: dict[str, Any]) -> TeamCreationRequest:
+        return TeamCreationRequest.model_validate(payload)
+
+    def get_request(self, request_id: str) -> TeamCreationRequest | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(tables.requests.c.payload).where(tables.requests.c.id == request_id)
+            ).first()
+        return self._load(row[0]) if row else None
+
+    def get_request_by_gap(self, gap_id: str) -> TeamCreationRequest | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(tables.requests.c.payload).where(tables.requests.c.gap_id == gap_id)
+            ).first()
+        return self._load(row[0]) if row else None
+
+    def list_requests(self, limit: int = 50, states: set[RequestState] | None = None) -> list[TeamCreationRequest]:
+        query = select(tables.requests.c.payload).order_by(tables.requests.c.created_at.desc()).limit(limit)
+        if states:
+            query = query.where(tables.requests.c.state.in_([s.value for s in states]))
+        with self.engine.connect() as conn:
+            return [self._load(row[0]) for row in conn.execute(query)]
+
+    def save_request(self, request: TeamCreationRequest, new_state: RequestState | None = None) -> TeamCreationRequest:
+        """Persist ``request``; with ``new_state``, check the transition against the stored state."""
+        with self.engine.begin() as conn:
+            stored = conn.execute(
+                select(tables.requests.c.state).where(tables.requests.c.id == request.id)
+            ).scalar()
+            if stored is None:
+                raise StoreError(f"request {request.id} does not exist")
+            if new_state is not None:
+                check_transition(RequestState(stored), new_state)
+                request.state = new_state
+            request.updated_at = datetime.now(UTC)
+            conn.execute(
+                update(tables.requests)
+                .where(tables.requests.c.id == request.id)
+                .values(state=request.state.value, payload=request.model_dump(mode="json"),
+                        updated_at=request.updated_at)
+            )
+        return request
+
+    # -- audit log ----------------------------------------------------------------------------
+    def append_audit(self, *, request_id: str | None, action: str, phase: str, target: str, detail: str,
+                     hasher: Any) -> AuditRow:
+        """Append one row, chained to the previous one. ``hasher`` computes a row's hash."""
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7302)"))
+            last = conn.execute(
+                select(tables.audit_log.c.seq, tables.audit_log.c.hash)
+                .order_by(tables.audit_log.c.seq.desc())
+                .limit(1)
+            ).first()
+            seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+            ts = datetime.now(UTC)
+            row = AuditRow(seq, ts, request_id, action, phase, target, detail, prev_hash, "")
+            row = AuditRow(**{**row.__dict__, "hash": hasher(row)})
+            conn.execute(insert(tables.audit_log).values(**row.__dict__))
+            return row
+
+    def iter_audit(self, request_id: str | None = None) -> Iterator[AuditRow]:
+        query = select(tables.audit_log).order_by(tables.audit_log.c.seq)
+        if request_id is not None:
+            query = query.where(tables.audit_log.c.request_id == request_id)
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                values = row._asdict()
+                values["ts"] = utc(values["ts"])
+                yield AuditRow(**values)
+
+    # -- rate-limit ledger --------------------------------------------------------------------
+    def consume_slot(self, request_id: str, team_name: str, *, overridden: bool, check: Any = None) -> None:
+        """Record that ``request_id`` used a slot. ``check(conn_count, last_at)`` may veto first,
+        inside the same transaction, so concurrent processes cannot both take the last slot."""
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7303)"))
+            already = conn.execute(
+                select(tables.rate_ledger.c.id).where(tables.rate_ledger.c.request_id == request_id)
+            ).first()
+            if already:
+                return
+            if check is not None:
+                check(self._ledger_rows(conn))
+            conn.execute(
+                insert(tables.rate_ledger).values(
+                    request_id=request_id, team_name=team_name, consumed_at=datetime.now(UTC),
+                    overridden=overridden,
+                )
+            )
+
+    def _ledger_rows(self, conn: Connection) -> list[datetime]:
+        rows = conn.execute(
+            select(tables.rate_ledger.c.consumed_at)
+            .where(tables.rate_ledger.c.overridden.is_(False))
+            .order_by(tables.rate_ledger.c.consumed_at)
+        )
+        return [utc(r[0]) for r in rows]
+
+    def ledger(self) -> list[datetime]:
+        with self.engine.connect() as conn:
+            return self._ledger_rows(conn)
+
+    def release_slot(self, request_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(tables.rate_ledger.delete().where(tables.rate_ledger.c.request_id == request_id))
+
+    # -- store-backed pull requests (the embedded forge of the core issue) -------------------
+    def find_pull_request(self, repo: str, head: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(tables.pull_requests).where(
+                    tables.pull_requests.c.repo == repo, tables.pull_requests.c.head == head
+                )
+            ).first()
+        return row._asdict() if row else None
+
+    def create_pull_request(self, *, repo: str, head: str, base: str, title: str, body: str,
+                            labels: list[str]) -> tuple[dict[str, Any], bool]:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(tables.pull_requests).values(
+                        repo=repo, head=head, base=base, title=title, body=body, state="open",
+                        labels=labels, created_at=datetime.now(UTC), merged=False,
+                    )
+                )
+        except IntegrityError:
+            existing = self.find_pull_request(repo, head)
+            assert existing is not None
+            return existing, False
+        created = self.find_pull_request(repo, head)
+        assert created is not None
+        return created, True
+
+    def count_pull_requests(self, repo: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).select_from(tables.pull_requests).where(tables.pull_requests.c.repo == repo)
+            ).scalar_one()

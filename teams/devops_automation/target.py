@@ -1,0 +1,176 @@
+"""The target repository: the embedded bare repo's bootstrap and every git action on our checkout.
+
+All git work happens in one working clone under the state directory, serialised by a file lock so
+several processes can share it. Each clone, fetch, file write, commit and push is audited, and the
+policy is checked again right here, next to the write, whatever the caller already checked.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock
+from git import Actor, GitCommandError, Repo
+
+from .audit import Auditor
+from .policy import PolicyViolation, check_branch, check_paths
+from .settings import Settings
+
+SEED_DIR = Path(__file__).parent / "seed"
+
+
+class TargetRepoError(RuntimeError):
+    pass
+
+
+def bootstrap_embedded(settings: Settings, auditor: Auditor) -> bool:
+    """Create the embedded bare target repo, seeded with example teams, unless it exists."""
+    bare = Path(settings.effective_target_url)
+    if (bare / "HEAD").exists():
+        return False
+    with auditor.action("git.init_target", str(bare), seed=str(SEED_DIR)) as call:
+        bare.parent.mkdir(parents=True, exist_ok=True)
+        Repo.init(bare, bare=True, initial_branch=settings.base_branch)
+        with tempfile.TemporaryDirectory(prefix="devops-crew-seed-") as tmp:
+            work = Repo.init(tmp, initial_branch=settings.base_branch)
+            shutil.copytree(SEED_DIR, tmp, dirs_exist_ok=True)
+            work.git.add(A=True)
+            bot = Actor(settings.bot_name, settings.bot_email)
+            commit = work.index.commit("Seed the teams monorepo with example teams", author=bot, committer=bot)
+            work.create_remote("origin", str(bare)).push(f"refs/heads/{settings.base_branch}").raise_if_error()
+            call.result["commit"] = commit.hexsha
+    return True
+
+
+class TargetRepo:
+    """Our working clone of the target repository."""
+
+    def __init__(self, settings: Settings, auditor: Auditor) -> None:
+        self.settings = settings
+        self.auditor = auditor
+        self.path = settings.checkout_dir
+        self.url = settings.effective_target_url
+        self._lock = FileLock(str(settings.home / "checkout.lock"), timeout=120)
+        self.bot = Actor(settings.bot_name, settings.bot_email)
+
+    @contextmanager
+    def locked(self) -> Iterator[Repo]:
+        with self._lock:
+            yield self._sync()
+
+    @property
+    def base_ref(self) -> str:
+        return f"origin/{self.settings.base_branch}"
+
+    def _sync(self) -> Repo:
+        if not (self.path / ".git").exists():
+            if "://" not in self.url and not (Path(self.url) / "HEAD").exists() and not Path(self.url, ".git").exists():
+                raise TargetRepoError(
+                    f"target repository not found at {self.url}: run `devops-crew demo` to create the embedded "
+                    "one, or set DEVOPS_CREW_TARGET_REPO_URL"
+                )
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            with self.auditor.action("git.clone", self.url):
+                try:
+                    return Repo.clone_from(self.url, self.path)
+                except GitCommandError as exc:
+                    raise TargetRepoError(f"cannot clone the target repository {self.url}: {exc.stderr.strip()}") from exc
+        repo = Repo(self.path)
+        with self.auditor.action("git.fetch", self.url):
+            try:
+                repo.remotes.origin.fetch(prune=True)
+            except GitCommandError as exc:
+                raise TargetRepoError(f"cannot fetch the target repository {self.url}: {exc.stderr.strip()}") from exc
+        return repo
+
+    def team_files(self) -> dict[str, str]:
+        """``{path: text}`` of every ``teams/*/team.yaml`` on the base branch."""
+        with self.locked() as repo:
+            return self._team_files(repo)
+
+    def _team_files(self, repo: Repo) -> dict[str, str]:
+        try:
+            tree = repo.commit(self.base_ref).tree
+        except (ValueError, GitCommandError) as exc:
+            raise TargetRepoError(f"the target repository has no branch {self.settings.base_branch!r}") from exc
+        if "teams" not in tree:
+            return {}
+        found = {}
+        for sub in tree["teams"].trees:
+            if "team.yaml" in sub:
+                found[f"teams/{sub.name}/team.yaml"] = sub["team.yaml"].data_stream.read().decode("utf-8", "replace")
+        return found
+
+    def _existing_top_paths(self, repo: Repo, team_name: str) -> list[str]:
+        tree = repo.commit(self.base_ref).tree
+        return [p for p in (f"teams/{team_name}", f"k8s/teams/{team_name}") if _tree_has(tree, p)]
+
+    def remote_branch_commit(self, repo: Repo, branch: str) -> str | None:
+        ref = f"refs/remotes/origin/{branch}"
+        return repo.git.rev_parse(ref) if ref in {r.path for r in repo.references} else None
+
+    def publish_branch(self, *, request_id: str, team_name: str, branch: str, rendered_root: Path,
+                       files: list[str], message: str) -> str:
+        """Commit ``files`` from ``rendered_root`` on ``branch`` off the base branch and push it.
+
+        Idempotent: if the branch already carries this request's commit (pushed or only local),
+        nothing is written again; it is pushed if needed. Returns the commit sha.
+        """
+        check_branch(branch)
+        files = check_paths(files, team_name)
+        with self.locked() as repo:
+            pushed = self.remote_branch_commit(repo, branch)
+            if pushed and request_id in repo.commit(pushed).message:
+                return pushed
+            if self._existing_top_paths(repo, team_name):
+                raise PolicyViolation("existing-team", f"teams/{team_name}/ already exists on the base branch")
+            local = branch in repo.heads and request_id in repo.heads[branch].commit.message
+            if not local:
+                commit_sha = self._commit(repo, request_id, team_name, branch, rendered_root, files, message)
+            else:
+                commit_sha = repo.heads[branch].commit.hexsha
+            with self.auditor.action("git.push", f"{self.url} {branch}", request_id=request_id,
+                                     commit=commit_sha) as call:
+                refspec = f"refs/heads/{branch}:refs/heads/{branch}"
+                try:
+                    repo.remotes.origin.push(refspec).raise_if_error()
+                except GitCommandError as exc:
+                    raise TargetRepoError(f"push of {branch} failed: {exc.stderr.strip()}") from exc
+                call.result["pushed"] = branch
+            return commit_sha
+
+    def _commit(self, repo: Repo, request_id: str, team_name: str, branch: str, rendered_root: Path,
+                files: list[str], message: str) -> str:
+        # A crash can leave the checkout dirty or on any branch: start clean from the base branch.
+        repo.git.checkout("--force", "-B", branch, self.base_ref)
+        repo.git.clean("-fdx")
+        with self.auditor.action("repo.write_files", f"teams/{team_name}/ k8s/teams/{team_name}/",
+                                 request_id=request_id, files=files) as call:
+            for rel in files:
+                source = rendered_root / rel
+                if source.is_symlink() or not source.is_file():
+                    raise PolicyViolation("path-allow-list", f"rendered path {rel!r} is not a regular file")
+                dest = self.path / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, dest)
+            call.result["written"] = len(files)
+        repo.index.add(files)
+        staged = [d.a_path or d.b_path for d in repo.index.diff(self.base_ref)]
+        check_paths(staged, team_name)  # what git will commit, not just what we meant to write
+        with self.auditor.action("git.commit", f"{self.path} {branch}", request_id=request_id) as call:
+            commit = repo.index.commit(message, author=self.bot, committer=self.bot)
+            call.result["commit"] = commit.hexsha
+        return commit.hexsha
+
+
+def _tree_has(tree: object, path: str) -> bool:
+    try:
+        tree / path  # type: ignore[operator]
+    except KeyError:
+        return False
+    return True

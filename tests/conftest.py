@@ -1,0 +1,73 @@
+"""Shared fixtures: isolated settings, a store on SQLite and on the local PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+os.environ.setdefault("CREWAI_DISABLE_VERSION_CHECK", "true")
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+
+from devops_automation.settings import Settings  # noqa: E402
+from devops_automation.store import Store, open_store  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("DEVOPS_CREW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+_CONFIG_VARS = ("DEVOPS_CREW_", "DATABASE_URL", "GITHUB_", "OPENAI_", "TARGET_REPO")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never inherit the developer's configuration, nor read a stray .env file."""
+    for name in list(os.environ):
+        if name.startswith(_CONFIG_VARS):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def make_settings(home: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {"home": home, "cooldown_seconds": 0, "rate_limit_per_day": 1000}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "home")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty database on the local PostgreSQL server, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    name = f"devops_crew_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # environment problem, made loud rather than skipped
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({exc}); .ci/run starts it")
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    opened = open_store(db_url)
+    yield opened
+    opened.close()
