@@ -14,8 +14,8 @@ os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 os.environ.setdefault("CREWAI_DISABLE_VERSION_CHECK", "true")
 os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 
-from devops_automation.settings import Settings  # noqa: E402
-from devops_automation.store import Store, open_store  # noqa: E402
+from devops_automation.settings import Settings
+from devops_automation.store import Store, open_store
 
 PG_ADMIN_URL = os.environ.get("DEVOPS_CREW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 _CONFIG_VARS = ("DEVOPS_CREW_", "DATABASE_URL", "GITHUB_", "OPENAI_", "TARGET_REPO")

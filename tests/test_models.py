@@ -55,8 +55,7 @@ def test_valid_spec_parses_and_derives_names() -> None:
 )
 def test_team_composition_is_checked(agents: list[AgentSpec], expected: str) -> None:
     with pytest.raises(ValidationError) as info:
-        spec(agents=agents, tasks=[TaskSpec(name="task_one", description="d", expected_output="o", agent="lead")]
-             if agents else [TaskSpec(name="task_one", description="d", expected_output="o", agent="lead")])
+        spec(agents=agents, tasks=[TaskSpec(name="task_one", description="d", expected_output="o", agent="lead")])
     text = error_text(info.value)
     assert text.startswith("agents")
     assert expected in text

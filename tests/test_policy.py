@@ -53,9 +53,20 @@ def test_paths_inside_the_new_team_pass(path: str) -> None:
 
 @pytest.mark.parametrize(
     "branch",
-    ["main", "master", "refs/heads/main", "auto/../main", "feature/x", "auto/team-x", "auto/team-refunds-2026",
-     "auto/team-refunds-20261127T120000Z/../../main", "auto/team-Refunds-20261127T120000Z", "auto/team-refunds-20261127T120000Z@{0}",
-     "AUTO/team-refunds-20261127T120000Z", " auto/team-refunds-20261127T120000Z"],
+    [
+        "main",
+        "master",
+        "refs/heads/main",
+        "auto/../main",
+        "feature/x",
+        "auto/team-x",
+        "auto/team-refunds-2026",
+        "auto/team-refunds-20261127T120000Z/../../main",
+        "auto/team-Refunds-20261127T120000Z",
+        "auto/team-refunds-20261127T120000Z@{0}",
+        "AUTO/team-refunds-20261127T120000Z",
+        " auto/team-refunds-20261127T120000Z",
+    ],
 )
 def test_only_auto_team_branches_may_be_pushed(branch: str) -> None:
     with pytest.raises(PolicyViolation) as info:
@@ -68,9 +79,17 @@ def test_branch_name_has_the_documented_shape() -> None:
     assert policy.check_branch("refs/heads/auto/team-refunds-20261127T120000Z") == "auto/team-refunds-20261127T120000Z"
 
 
-@pytest.mark.parametrize(("name", "rule"), [("github", "reserved-name"), ("main", "reserved-name"),
-                                            ("kube_anything", "reserved-name"), ("billing_ops", "existing-team"),
-                                            ("Bad-Name", "team-name"), ("../x", "team-name")])
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("github", "reserved-name"),
+        ("main", "reserved-name"),
+        ("kube_anything", "reserved-name"),
+        ("billing_ops", "existing-team"),
+        ("Bad-Name", "team-name"),
+        ("../x", "team-name"),
+    ],
+)
 def test_team_names_reserved_or_taken_are_refused(name: str, rule: str) -> None:
     with pytest.raises(PolicyViolation) as info:
         policy.check_team_name(name, {"billing_ops"})

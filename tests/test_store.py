@@ -23,8 +23,9 @@ def test_request_roundtrip_and_duplicate_gap(store: Store) -> None:
     gap = CapabilityGap(description="Nobody can handle refunds", required_skills=["refunds"])
     first, created = store.create_request(gap)
     assert created
-    second, created_again = store.create_request(CapabilityGap(description="nobody can handle REFUNDS",
-                                                               required_skills=["Refunds"]))
+    second, created_again = store.create_request(
+        CapabilityGap(description="nobody can handle REFUNDS", required_skills=["Refunds"])
+    )
     assert not created_again and second.id == first.id
     loaded = store.get_request(first.id)
     assert loaded is not None and loaded.gap == gap and loaded.state is RequestState.received
@@ -68,8 +69,12 @@ def test_rate_slots_are_taken_atomically(store: Store) -> None:
     def worker(i: int) -> None:
         barrier.wait()
         try:
-            store.consume_slot(f"req-{i}", f"team_{i}", overridden=False,
-                               check=lambda ledger: check_rate(ledger, limit=2, cooldown_seconds=0))
+            store.consume_slot(
+                f"req-{i}",
+                f"team_{i}",
+                overridden=False,
+                check=lambda ledger: check_rate(ledger, limit=2, cooldown_seconds=0),
+            )
             outcomes.append("ok")
             winners.append(f"req-{i}")
         except PolicyViolation:
@@ -92,8 +97,9 @@ def test_overridden_slots_do_not_count(store: Store) -> None:
 
 
 def test_audit_log_refuses_update_and_delete(store: Store) -> None:
-    store.append_audit(request_id=None, action="x", phase="recorded", target="t", detail="{}",
-                       hasher=lambda row: "h" * 64)
+    store.append_audit(
+        request_id=None, action="x", phase="recorded", target="t", detail="{}", hasher=lambda row: "h" * 64
+    )
     for statement in ("UPDATE audit_log SET target = 'evil'", "DELETE FROM audit_log"):
         with pytest.raises(Exception, match="append-only"), store.engine.begin() as conn:
             conn.execute(text(statement))

@@ -52,8 +52,9 @@ def make_forge(settings: Settings, store: Store) -> Forge:
     return StoreForge(store, settings.target_repo, settings.home / "pulls")
 
 
-def build_app(settings: Settings, progress: Progress | None = None, *, drafter: Drafter | None = None,
-              forge: Forge | None = None) -> App:
+def build_app(
+    settings: Settings, progress: Progress | None = None, *, drafter: Drafter | None = None, forge: Forge | None = None
+) -> App:
     settings.home.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.effective_database_url)
     auditor = Auditor(store, settings.secret_values())
@@ -62,6 +63,7 @@ def build_app(settings: Settings, progress: Progress | None = None, *, drafter: 
     target = TargetRepo(settings, auditor)
     forge = forge or make_forge(settings, store)
     drafter = drafter or make_drafter(settings)
-    pipeline = Pipeline(settings=settings, store=store, auditor=auditor, target=target, forge=forge,
-                        drafter=drafter, progress=progress)
+    pipeline = Pipeline(
+        settings=settings, store=store, auditor=auditor, target=target, forge=forge, drafter=drafter, progress=progress
+    )
     return App(settings, store, auditor, target, forge, drafter, pipeline)

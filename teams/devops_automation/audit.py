@@ -25,8 +25,10 @@ _SECRET_PATTERNS = [
     (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b"), REDACTED),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}\b"), REDACTED),
     (re.compile(r"(?i)(authorization:\s*(?:bearer|token|basic)\s+)\S+"), rf"\1{REDACTED}"),
-    (re.compile(r"(?i)\b((?:token|password|passwd|secret|api[_-]?key)\s*[=:]\s*)[^\s&\"',;@\[]+"),
-     rf"\1{REDACTED}"),
+    (
+        re.compile(r"(?i)\b((?:token|password|passwd|secret|api[_-]?key)\"?\s*[=:]\s*\"?)[^\s&\"',;@\[]+"),
+        rf"\1{REDACTED}",
+    ),
 ]
 
 
@@ -39,10 +41,21 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
+_SECRET_KEY = re.compile(r"(?i)(token|password|passwd|secret|api[_-]?key|authorization|credential)")
+
+
+def _redact_keys(value: Any) -> Any:
+    """Blank every value whose key names a secret, however deep."""
+    if isinstance(value, dict):
+        return {k: REDACTED if _SECRET_KEY.search(str(k)) else _redact_keys(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_keys(v) for v in value]
+    return value
+
+
 def row_hash(row: AuditRow) -> str:
     material = json.dumps(
-        [row.seq, row.ts.isoformat(), row.request_id, row.action, row.phase, row.target, row.detail,
-         row.prev_hash],
+        [row.seq, row.ts.isoformat(), row.request_id, row.action, row.phase, row.target, row.detail, row.prev_hash],
         separators=(",", ":"),
         ensure_ascii=False,
     )
@@ -63,17 +76,21 @@ class Auditor:
         self.store = store
         self.secrets = [s for s in secrets if s]
 
-    def _write(self, request_id: str | None, action: str, phase: str, target: str,
-               detail: dict[str, Any]) -> AuditRow:
-        text = redact(json.dumps(detail, sort_keys=True, default=str, ensure_ascii=False), self.secrets)
+    def _write(self, request_id: str | None, action: str, phase: str, target: str, detail: dict[str, Any]) -> AuditRow:
+        text = redact(json.dumps(_redact_keys(detail), sort_keys=True, default=str, ensure_ascii=False), self.secrets)
         return self.store.append_audit(
-            request_id=request_id, action=action, phase=phase,
-            target=redact(target, self.secrets), detail=text, hasher=row_hash,
+            request_id=request_id,
+            action=action,
+            phase=phase,
+            target=redact(target, self.secrets),
+            detail=text,
+            hasher=row_hash,
         )
 
     @contextmanager
-    def action(self, action: str, target: str, *, request_id: str | None = None,
-               **detail: Any) -> Iterator[AuditedCall]:
+    def action(
+        self, action: str, target: str, *, request_id: str | None = None, **detail: Any
+    ) -> Iterator[AuditedCall]:
         """Record ``initiated``, run the body, then ``succeeded`` or ``failed`` with the error."""
         self._write(request_id, action, "initiated", target, detail)
         call = AuditedCall()

@@ -57,8 +57,12 @@ def cmd_request(args: argparse.Namespace) -> int:
     from .report import SCHEMA_VERSION, describe, request_summary
 
     gap = CapabilityGap(
-        id=args.gap_id, description=args.description, required_skills=args.skill or [], urgency=args.urgency,
-        requesting_team=args.requesting_team, business_justification=args.justification,
+        id=args.gap_id,
+        description=args.description,
+        required_skills=args.skill or [],
+        urgency=args.urgency,
+        requesting_team=args.requesting_team,
+        business_justification=args.justification,
         proposed_name=args.name,
     )
     app = _app(args)
@@ -68,8 +72,11 @@ def cmd_request(args: argparse.Namespace) -> int:
         app.close()
     request = submission.request
     note = " (this gap already had a request)" if submission.duplicate else ""
-    _emit(args, {"schema": SCHEMA_VERSION, "request": request_summary(request, duplicate=submission.duplicate)},
-          describe(request) + note)
+    _emit(
+        args,
+        {"schema": SCHEMA_VERSION, "request": request_summary(request, duplicate=submission.duplicate)},
+        describe(request) + note,
+    )
     return _exit_code(request.state.value)
 
 
@@ -142,15 +149,30 @@ def cmd_audit(args: argparse.Namespace) -> int:
         app.close()
     if args.verify:
         problems = verify_chain(rows)
-        _emit(args, {"rows": len(rows), "ok": not problems, "problems": problems},
-              "\n".join(problems) if problems else f"audit log intact: {len(rows)} rows, hash chain verified")
+        _emit(
+            args,
+            {"rows": len(rows), "ok": not problems, "problems": problems},
+            "\n".join(problems) if problems else f"audit log intact: {len(rows)} rows, hash chain verified",
+        )
         return EXIT_FAILED if problems else EXIT_OK
-    shown = [r for r in rows if args.request is None or r.request_id == args.request][-args.limit:]
-    payload = [{"seq": r.seq, "ts": r.ts.isoformat(), "request_id": r.request_id, "action": r.action,
-                "phase": r.phase, "target": r.target, "detail": json.loads(r.detail), "hash": r.hash}
-               for r in shown]
-    text = "\n".join(f"{r.seq:>5} {r.ts:%Y-%m-%d %H:%M:%S} {r.request_id or '-':<16} {r.action:<26} "
-                     f"{r.phase:<9} {r.target}" for r in shown)
+    shown = [r for r in rows if args.request is None or r.request_id == args.request][-args.limit :]
+    payload = [
+        {
+            "seq": r.seq,
+            "ts": r.ts.isoformat(),
+            "request_id": r.request_id,
+            "action": r.action,
+            "phase": r.phase,
+            "target": r.target,
+            "detail": json.loads(r.detail),
+            "hash": r.hash,
+        }
+        for r in shown
+    ]
+    text = "\n".join(
+        f"{r.seq:>5} {r.ts:%Y-%m-%d %H:%M:%S} {r.request_id or '-':<16} {r.action:<26} {r.phase:<9} {r.target}"
+        for r in shown
+    )
     _emit(args, {"rows": payload}, text or "audit log is empty")
     return EXIT_OK
 

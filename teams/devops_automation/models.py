@@ -53,9 +53,7 @@ def normalize_skill(value: str) -> str:
 def _skill(value: str) -> str:
     value = normalize_skill(value)
     if not re.fullmatch(SKILL_PATTERN, value):
-        raise ValueError(
-            f"skill {value[:40]!r} must be 1-60 characters of a-z, 0-9, space and . + # / _ -"
-        )
+        raise ValueError(f"skill {value[:40]!r} must be 1-60 characters of a-z, 0-9, space and . + # / _ -")
     return value
 
 
@@ -233,12 +231,10 @@ TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
         {RequestState.approved_by_policy, RequestState.refused, RequestState.awaiting_approval}
     ),
     RequestState.awaiting_approval: frozenset(
-        {RequestState.approved_by_policy, RequestState.awaiting_approval, RequestState.refused,
-         RequestState.rejected}
+        {RequestState.approved_by_policy, RequestState.awaiting_approval, RequestState.refused, RequestState.rejected}
     ),
     RequestState.refused: frozenset(
-        {RequestState.approved_by_policy, RequestState.refused, RequestState.awaiting_approval,
-         RequestState.rejected}
+        {RequestState.approved_by_policy, RequestState.refused, RequestState.awaiting_approval, RequestState.rejected}
     ),
     RequestState.approved_by_policy: frozenset({RequestState.scaffolded}),
     RequestState.scaffolded: frozenset({RequestState.published}),

@@ -49,8 +49,17 @@ class Submission:
 
 
 class Pipeline:
-    def __init__(self, *, settings: Settings, store: Store, auditor: Auditor, target: TargetRepo,
-                 forge: Forge, drafter: Drafter, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        auditor: Auditor,
+        target: TargetRepo,
+        forge: Forge,
+        drafter: Drafter,
+        progress: Progress | None = None,
+    ) -> None:
         self.settings, self.store, self.auditor = settings, store, auditor
         self.target, self.forge, self.drafter = target, forge, drafter
         self.progress = progress or (lambda _rid, _msg: None)
@@ -60,8 +69,9 @@ class Pipeline:
         """Create the request for ``gap`` (or find the one that exists) and drive it as far as it goes."""
         request, created = self.store.create_request(gap)
         if created:
-            self.auditor.event("request.received", gap.id or "", request_id=request.id,
-                               requesting_team=gap.requesting_team)
+            self.auditor.event(
+                "request.received", gap.id or "", request_id=request.id, requesting_team=gap.requesting_team
+            )
         else:
             self.progress(request.id, f"gap {gap.id} already has request {request.id} ({request.state.value})")
         return Submission(self.run(request.id), duplicate=not created)
@@ -101,9 +111,9 @@ class Pipeline:
         """A human's approval: the cost ceiling, or (``override``) the rate limit and cooldown."""
         request = self.get(request_id)
         if override:
-            if not (request.state is RequestState.refused and request.decision and
-                    request.decision.rule in RATE_RULES) and request.state not in (
-                    RequestState.received, RequestState.analysed, RequestState.drafted):
+            if not (
+                request.state is RequestState.refused and request.decision and request.decision.rule in RATE_RULES
+            ) and request.state not in (RequestState.received, RequestState.analysed, RequestState.drafted):
                 raise ActionRefused(
                     f"{request.id} is {request.state.value}"
                     + (f" by rule {request.decision.rule}" if request.decision and request.decision.rule else "")
@@ -114,15 +124,16 @@ class Pipeline:
             if request.state is not RequestState.awaiting_approval:
                 raise ActionRefused(f"{request.id} is {request.state.value}, not awaiting approval")
             request.cost_approved_by = by
-        self.auditor.event("policy.human_approval", request.id, request_id=request.id, by=by,
-                           override=override)
+        self.auditor.event("policy.human_approval", request.id, request_id=request.id, by=by, override=override)
         self.store.save_request(request)
         return self.run(request.id)
 
     def reject(self, request_id: str, *, by: str, reason: str = "") -> TeamCreationRequest:
         request = self.get(request_id)
         if request.state not in (RequestState.awaiting_approval, RequestState.refused):
-            raise ActionRefused(f"{request.id} is {request.state.value}; only waiting or refused requests can be rejected")
+            raise ActionRefused(
+                f"{request.id} is {request.state.value}; only waiting or refused requests can be rejected"
+            )
         self.auditor.event("policy.human_rejection", request.id, request_id=request.id, by=by, reason=reason)
         request.error = f"rejected by {by}" + (f": {reason}" if reason else "")
         return self.store.save_request(request, RequestState.rejected)
@@ -141,8 +152,7 @@ class Pipeline:
     def _draft(self, request: TeamCreationRequest) -> TeamCreationRequest:
         if request.matched_team and (request.match_score or 0) >= self.settings.reuse_threshold:
             self.progress(request.id, f"reusing existing team {request.matched_team} (score {request.match_score})")
-            self.auditor.event("registry.reuse", request.matched_team, request_id=request.id,
-                               score=request.match_score)
+            self.auditor.event("registry.reuse", request.matched_team, request_id=request.id, score=request.match_score)
             return self.store.save_request(request, RequestState.reuse_existing)
         self.progress(request.id, f"drafting a team spec with the {self.drafter.label}")
         context = DraftContext(existing_teams=self._registry().names(), reserved_names=set(policy.RESERVED_NAMES))
@@ -173,25 +183,39 @@ class Pipeline:
 
         def check(ledger: list) -> None:
             if not overridden:
-                policy.check_rate(ledger, limit=self.settings.rate_limit_per_day,
-                                  cooldown_seconds=self.settings.cooldown_seconds)
+                policy.check_rate(
+                    ledger, limit=self.settings.rate_limit_per_day, cooldown_seconds=self.settings.cooldown_seconds
+                )
 
         try:
             self.store.consume_slot(request.id, spec.name, overridden=overridden, check=check)
         except PolicyViolation as violation:
-            return self._refuse(request, violation.decision(policy.risk_level(spec, self.settings.monthly_cost_ceiling_usd)))
+            return self._refuse(
+                request, violation.decision(policy.risk_level(spec, self.settings.monthly_cost_ceiling_usd))
+            )
         risk = policy.RiskLevel.high if overridden else policy.risk_level(spec, self.settings.monthly_cost_ceiling_usd)
         request.decision = PolicyDecision(outcome=Outcome.approved, message="all policy rules passed", risk_level=risk)
         request.branch = request.branch or policy.branch_name(spec.name)
-        self.auditor.event("policy.approved", spec.name, request_id=request.id, risk=risk.value,
-                           branch=request.branch, override_by=request.override_approved_by)
+        self.auditor.event(
+            "policy.approved",
+            spec.name,
+            request_id=request.id,
+            risk=risk.value,
+            branch=request.branch,
+            override_by=request.override_approved_by,
+        )
         return self.store.save_request(request, RequestState.approved_by_policy)
 
     def _refuse(self, request: TeamCreationRequest, decision: PolicyDecision) -> TeamCreationRequest:
         request.decision = decision
         self.progress(request.id, f"refused by policy ({decision.rule}): {decision.message}")
-        self.auditor.event("policy.refused", request.spec.name if request.spec else "", request_id=request.id,
-                           rule=decision.rule, message=decision.message)
+        self.auditor.event(
+            "policy.refused",
+            request.spec.name if request.spec else "",
+            request_id=request.id,
+            rule=decision.rule,
+            message=decision.message,
+        )
         return self.store.save_request(request, RequestState.refused)
 
     def render_dir(self, request: TeamCreationRequest) -> Path:
@@ -232,9 +256,13 @@ class Pipeline:
             request.files = self._render(request)
         self.progress(request.id, f"committing {len(request.files)} files on {branch} and pushing")
         request.commit_sha = self.target.publish_branch(
-            request_id=request.id, team_name=spec.name, branch=branch, rendered_root=self.rendered_root(request),
-            files=request.files, message=f"Add team {spec.name} for capability gap {request.gap.id}\n\n"
-                                         f"Tracking-Id: {request.id}\nGap-Id: {request.gap.id}\n",
+            request_id=request.id,
+            team_name=spec.name,
+            branch=branch,
+            rendered_root=self.rendered_root(request),
+            files=request.files,
+            message=f"Add team {spec.name} for capability gap {request.gap.id}\n\n"
+            f"Tracking-Id: {request.id}\nGap-Id: {request.gap.id}\n",
         )
         self.store.save_request(request)
         self.progress(request.id, f"opening the pull request on the {self.forge.label}")
@@ -242,7 +270,9 @@ class Pipeline:
             pr = self.forge.find_pull_request(branch)
             if pr is None:
                 pr = self.forge.open_pull_request(
-                    head=branch, base=self.settings.base_branch, title=pr_text.title(spec, request),
+                    head=branch,
+                    base=self.settings.base_branch,
+                    title=pr_text.title(spec, request),
                     body=pr_text.body(request, spec, request.files, request.drafter or self.drafter.label),
                     labels=pr_text.labels(request.decision),
                 )

@@ -19,16 +19,46 @@ BRANCH_PATTERN = re.compile(r"^auto/team-([a-z][a-z0-9_]{1,38}[a-z0-9])-(\d{8}T\
 PROTECTED_BRANCHES = frozenset({"main", "master", "trunk", "develop", "production", "release"})
 RESERVED_NAMES = frozenset(
     {
-        "main", "master", "head", "github", "gitlab", "ci", "cd", "workflows", "actions", "k8s", "teams",
-        "devops_automation", "devops_crew", "admin", "root", "system", "default", "kube_system",
-        "kube_public", "argocd", "platform", "security", "codeowners",
+        "main",
+        "master",
+        "head",
+        "github",
+        "gitlab",
+        "ci",
+        "cd",
+        "workflows",
+        "actions",
+        "k8s",
+        "teams",
+        "devops_automation",
+        "devops_crew",
+        "admin",
+        "root",
+        "system",
+        "default",
+        "kube_system",
+        "kube_public",
+        "argocd",
+        "platform",
+        "security",
+        "codeowners",
     }
 )
 # Files no render may contain, wherever they sit: CI definitions and repository controls.
 _FORBIDDEN_PARTS = frozenset({".github", ".gitlab", ".circleci", ".buildkite", ".git", ".gitea", ".forgejo"})
 _FORBIDDEN_FILES = frozenset(
-    {".gitlab-ci.yml", "jenkinsfile", ".travis.yml", "azure-pipelines.yml", "bitbucket-pipelines.yml",
-     "codeowners", ".gitmodules", ".gitattributes", "cloudbuild.yaml", ".drone.yml"}
+    {
+        ".gitlab-ci.yml",
+        "jenkinsfile",
+        ".travis.yml",
+        "azure-pipelines.yml",
+        "bitbucket-pipelines.yml",
+        "codeowners",
+        ".gitmodules",
+        ".gitattributes",
+        "cloudbuild.yaml",
+        ".drone.yml",
+    }
 )
 
 
@@ -40,20 +70,26 @@ class PolicyViolation(Exception):
         self.rule, self.message, self.remedy = rule, message, remedy
 
     def decision(self, risk: RiskLevel = RiskLevel.high) -> PolicyDecision:
-        return PolicyDecision(outcome=Outcome.refused, rule=self.rule, message=self.message,
-                              remedy=self.remedy, risk_level=risk)
+        return PolicyDecision(
+            outcome=Outcome.refused, rule=self.rule, message=self.message, remedy=self.remedy, risk_level=risk
+        )
 
 
 def check_team_name(name: str, existing: Iterable[str]) -> None:
     if not re.fullmatch(r"[a-z][a-z0-9_]{1,38}[a-z0-9]", name):
-        raise PolicyViolation("team-name", f"team name {name[:60]!r} is not a snake_case slug of 3-40 characters",
-                              "Propose a name like refund_handling.")
+        raise PolicyViolation(
+            "team-name",
+            f"team name {name[:60]!r} is not a snake_case slug of 3-40 characters",
+            "Propose a name like refund_handling.",
+        )
     if name in RESERVED_NAMES or name.startswith(("kube_", "github_", "auto_")):
-        raise PolicyViolation("reserved-name", f"team name {name!r} is reserved",
-                              "Propose another name for the team.")
+        raise PolicyViolation("reserved-name", f"team name {name!r} is reserved", "Propose another name for the team.")
     if name in set(existing):
-        raise PolicyViolation("existing-team", f"teams/{name}/ already belongs to an existing team",
-                              "Extend that team through its owners, or propose a different name.")
+        raise PolicyViolation(
+            "existing-team",
+            f"teams/{name}/ already belongs to an existing team",
+            "Extend that team through its owners, or propose a different name.",
+        )
 
 
 def allowed_roots(team_name: str) -> tuple[PurePosixPath, PurePosixPath]:
@@ -69,11 +105,15 @@ def check_path(path: str, team_name: str) -> PurePosixPath:
         raise PolicyViolation("path-allow-list", f"path {path[:80]!r} is not normalised")
     lowered = [p.lower() for p in pure.parts]
     if any(p in _FORBIDDEN_PARTS for p in lowered) or lowered[-1] in _FORBIDDEN_FILES:
-        raise PolicyViolation("protected-path", f"path {path!r} is a CI or repository-control file",
-                              "A new team may not change CI or repository settings.")
+        raise PolicyViolation(
+            "protected-path",
+            f"path {path!r} is a CI or repository-control file",
+            "A new team may not change CI or repository settings.",
+        )
     if not any(pure.is_relative_to(root) and pure != root for root in allowed_roots(team_name)):
-        raise PolicyViolation("path-allow-list",
-                              f"path {path!r} is outside teams/{team_name}/ and k8s/teams/{team_name}/")
+        raise PolicyViolation(
+            "path-allow-list", f"path {path!r} is outside teams/{team_name}/ and k8s/teams/{team_name}/"
+        )
     return pure
 
 
@@ -98,8 +138,7 @@ def check_branch(branch: str) -> str:
     return bare
 
 
-def check_rate(ledger: list[datetime], *, limit: int, cooldown_seconds: int,
-               now: datetime | None = None) -> None:
+def check_rate(ledger: list[datetime], *, limit: int, cooldown_seconds: int, now: datetime | None = None) -> None:
     """``ledger`` holds when each non-overridden slot was used. Raise when none is free now."""
     now = now or datetime.now(UTC)
     recent = [t for t in ledger if t > now - timedelta(hours=24)]
@@ -117,8 +156,7 @@ def check_rate(ledger: list[datetime], *, limit: int, cooldown_seconds: int,
                 "cooldown",
                 f"the last team was proposed {cooldown_seconds - int(wait.total_seconds())} s ago; "
                 f"the cooldown is {cooldown_seconds} s",
-                f"Retry in {int(wait.total_seconds()) + 1} s, or have a human run "
-                "`devops-crew approve ID --override`.",
+                f"Retry in {int(wait.total_seconds()) + 1} s, or have a human run `devops-crew approve ID --override`.",
             )
 
 

@@ -16,9 +16,11 @@ from pydantic import BaseModel, ValidationError
 from .models import CapabilityGap, RegistryEntry
 
 _STOPWORDS = frozenset(
-    """a an and are as at be but by can do does for from has have in into is it its need needs
-    no nobody not of on or our so that the their them there these they this to up us we what when
-    which who will with would team teams task tasks help handle handles someone anyone should""".split()
+    (
+        "a an and are as at be but by can do does for from has have in into is it its need needs no nobody "
+        "not of on or our so that the their them there these they this to up us we what when which who "
+        "will with would team teams task tasks help handle handles someone anyone should "
+    ).split()
 )
 
 
@@ -75,6 +77,13 @@ class Registry:
             team_text = words(entry.description) | team_skill_words
             text_score = len(gap_text & team_text) / len(gap_text) if gap_text else 0.0
             score = 0.7 * skill_score + 0.3 * text_score if gap.required_skills else text_score
-            matches.append(Match(team=entry.name, score=round(score, 3), skill_score=round(skill_score, 3),
-                                 text_score=round(text_score, 3), shared_skills=shared))
+            matches.append(
+                Match(
+                    team=entry.name,
+                    score=round(score, 3),
+                    skill_score=round(skill_score, 3),
+                    text_score=round(text_score, 3),
+                    shared_skills=shared,
+                )
+            )
         return sorted(matches, key=lambda m: (-m.score, m.team))

@@ -21,7 +21,9 @@ def request_summary(request: TeamCreationRequest, *, duplicate: bool | None = No
         "drafter": request.drafter,
         "matched_team": request.matched_team,
         "match_score": request.match_score,
-        "decision": None if decision is None else {
+        "decision": None
+        if decision is None
+        else {
             "outcome": decision.outcome.value,
             "rule": decision.rule,
             "message": decision.message,

@@ -41,9 +41,7 @@ class Settings(BaseSettings):
     # Policy knobs.
     rate_limit_per_day: int = Field(5, ge=0, validation_alias=_env("DEVOPS_CREW_RATE_LIMIT"))
     cooldown_seconds: int = Field(300, ge=0, validation_alias=_env("DEVOPS_CREW_COOLDOWN_SECONDS"))
-    monthly_cost_ceiling_usd: float = Field(
-        500.0, ge=0, validation_alias=_env("DEVOPS_CREW_COST_CEILING_USD")
-    )
+    monthly_cost_ceiling_usd: float = Field(500.0, ge=0, validation_alias=_env("DEVOPS_CREW_COST_CEILING_USD"))
     reuse_threshold: float = Field(0.6, gt=0, le=1, validation_alias=_env("DEVOPS_CREW_REUSE_THRESHOLD"))
 
     # Scaffold validation; switching a check off is for debugging, never for production.

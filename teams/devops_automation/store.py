@@ -146,16 +146,12 @@ class Store:
 
     def get_request(self, request_id: str) -> TeamCreationRequest | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(tables.requests.c.payload).where(tables.requests.c.id == request_id)
-            ).first()
+            row = conn.execute(select(tables.requests.c.payload).where(tables.requests.c.id == request_id)).first()
         return self._load(row[0]) if row else None
 
     def get_request_by_gap(self, gap_id: str) -> TeamCreationRequest | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(tables.requests.c.payload).where(tables.requests.c.gap_id == gap_id)
-            ).first()
+            row = conn.execute(select(tables.requests.c.payload).where(tables.requests.c.gap_id == gap_id)).first()
         return self._load(row[0]) if row else None
 
     def list_requests(self, limit: int = 50, states: set[RequestState] | None = None) -> list[TeamCreationRequest]:
@@ -168,9 +164,7 @@ class Store:
     def save_request(self, request: TeamCreationRequest, new_state: RequestState | None = None) -> TeamCreationRequest:
         """Persist ``request``; with ``new_state``, check the transition against the stored state."""
         with self.engine.begin() as conn:
-            stored = conn.execute(
-                select(tables.requests.c.state).where(tables.requests.c.id == request.id)
-            ).scalar()
+            stored = conn.execute(select(tables.requests.c.state).where(tables.requests.c.id == request.id)).scalar()
             if stored is None:
                 raise StoreError(f"request {request.id} does not exist")
             if new_state is not None:
@@ -180,22 +174,22 @@ class Store:
             conn.execute(
                 update(tables.requests)
                 .where(tables.requests.c.id == request.id)
-                .values(state=request.state.value, payload=request.model_dump(mode="json"),
-                        updated_at=request.updated_at)
+                .values(
+                    state=request.state.value, payload=request.model_dump(mode="json"), updated_at=request.updated_at
+                )
             )
         return request
 
     # -- audit log ----------------------------------------------------------------------------
-    def append_audit(self, *, request_id: str | None, action: str, phase: str, target: str, detail: str,
-                     hasher: Any) -> AuditRow:
+    def append_audit(
+        self, *, request_id: str | None, action: str, phase: str, target: str, detail: str, hasher: Any
+    ) -> AuditRow:
         """Append one row, chained to the previous one. ``hasher`` computes a row's hash."""
         with self.engine.begin() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7302)"))
             last = conn.execute(
-                select(tables.audit_log.c.seq, tables.audit_log.c.hash)
-                .order_by(tables.audit_log.c.seq.desc())
-                .limit(1)
+                select(tables.audit_log.c.seq, tables.audit_log.c.hash).order_by(tables.audit_log.c.seq.desc()).limit(1)
             ).first()
             seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
             ts = datetime.now(UTC)
@@ -230,7 +224,9 @@ class Store:
                 check(self._ledger_rows(conn))
             conn.execute(
                 insert(tables.rate_ledger).values(
-                    request_id=request_id, team_name=team_name, consumed_at=datetime.now(UTC),
+                    request_id=request_id,
+                    team_name=team_name,
+                    consumed_at=datetime.now(UTC),
                     overridden=overridden,
                 )
             )
@@ -261,14 +257,22 @@ class Store:
             ).first()
         return row._asdict() if row else None
 
-    def create_pull_request(self, *, repo: str, head: str, base: str, title: str, body: str,
-                            labels: list[str]) -> tuple[dict[str, Any], bool]:
+    def create_pull_request(
+        self, *, repo: str, head: str, base: str, title: str, body: str, labels: list[str]
+    ) -> tuple[dict[str, Any], bool]:
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     insert(tables.pull_requests).values(
-                        repo=repo, head=head, base=base, title=title, body=body, state="open",
-                        labels=labels, created_at=datetime.now(UTC), merged=False,
+                        repo=repo,
+                        head=head,
+                        base=base,
+                        title=title,
+                        body=body,
+                        state="open",
+                        labels=labels,
+                        created_at=datetime.now(UTC),
+                        merged=False,
                     )
                 )
         except IntegrityError:

@@ -79,7 +79,9 @@ class TargetRepo:
                 try:
                     return Repo.clone_from(self.url, self.path)
                 except GitCommandError as exc:
-                    raise TargetRepoError(f"cannot clone the target repository {self.url}: {exc.stderr.strip()}") from exc
+                    raise TargetRepoError(
+                        f"cannot clone the target repository {self.url}: {exc.stderr.strip()}"
+                    ) from exc
         repo = Repo(self.path)
         with self.auditor.action("git.fetch", self.url):
             try:
@@ -114,8 +116,9 @@ class TargetRepo:
         ref = f"refs/remotes/origin/{branch}"
         return repo.git.rev_parse(ref) if ref in {r.path for r in repo.references} else None
 
-    def publish_branch(self, *, request_id: str, team_name: str, branch: str, rendered_root: Path,
-                       files: list[str], message: str) -> str:
+    def publish_branch(
+        self, *, request_id: str, team_name: str, branch: str, rendered_root: Path, files: list[str], message: str
+    ) -> str:
         """Commit ``files`` from ``rendered_root`` on ``branch`` off the base branch and push it.
 
         Idempotent: if the branch already carries this request's commit (pushed or only local),
@@ -134,8 +137,9 @@ class TargetRepo:
                 commit_sha = self._commit(repo, request_id, team_name, branch, rendered_root, files, message)
             else:
                 commit_sha = repo.heads[branch].commit.hexsha
-            with self.auditor.action("git.push", f"{self.url} {branch}", request_id=request_id,
-                                     commit=commit_sha) as call:
+            with self.auditor.action(
+                "git.push", f"{self.url} {branch}", request_id=request_id, commit=commit_sha
+            ) as call:
                 refspec = f"refs/heads/{branch}:refs/heads/{branch}"
                 try:
                     repo.remotes.origin.push(refspec).raise_if_error()
@@ -144,13 +148,22 @@ class TargetRepo:
                 call.result["pushed"] = branch
             return commit_sha
 
-    def _commit(self, repo: Repo, request_id: str, team_name: str, branch: str, rendered_root: Path,
-                files: list[str], message: str) -> str:
+    def _commit(
+        self,
+        repo: Repo,
+        request_id: str,
+        team_name: str,
+        branch: str,
+        rendered_root: Path,
+        files: list[str],
+        message: str,
+    ) -> str:
         # A crash can leave the checkout dirty or on any branch: start clean from the base branch.
         repo.git.checkout("--force", "-B", branch, self.base_ref)
         repo.git.clean("-fdx")
-        with self.auditor.action("repo.write_files", f"teams/{team_name}/ k8s/teams/{team_name}/",
-                                 request_id=request_id, files=files) as call:
+        with self.auditor.action(
+            "repo.write_files", f"teams/{team_name}/ k8s/teams/{team_name}/", request_id=request_id, files=files
+        ) as call:
             for rel in files:
                 source = rendered_root / rel
                 if source.is_symlink() or not source.is_file():

@@ -13,6 +13,7 @@ class Forge(Protocol):
     def find_pull_request(self, head: str) -> PullRequestRef | None:
         """The pull request whose head is ``head``, if one was opened already."""
 
-    def open_pull_request(self, *, head: str, base: str, title: str, body: str, labels: list[str],
-                          draft: bool = False) -> PullRequestRef:
+    def open_pull_request(
+        self, *, head: str, base: str, title: str, body: str, labels: list[str], draft: bool = False
+    ) -> PullRequestRef:
         """Open it; if one exists for ``head`` already, return that one with ``created=False``."""

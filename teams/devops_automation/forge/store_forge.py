@@ -23,10 +23,15 @@ class StoreForge:
         row = self.store.find_pull_request(self.repo, head)
         return self._ref(row, created=False) if row else None
 
-    def open_pull_request(self, *, head: str, base: str, title: str, body: str, labels: list[str],
-                          draft: bool = False) -> PullRequestRef:
+    def open_pull_request(
+        self, *, head: str, base: str, title: str, body: str, labels: list[str], draft: bool = False
+    ) -> PullRequestRef:
         row, created = self.store.create_pull_request(
-            repo=self.repo, head=head, base=base, title=title, body=body,
+            repo=self.repo,
+            head=head,
+            base=base,
+            title=title,
+            body=body,
             labels=[*labels, "draft"] if draft else labels,
         )
         self.pulls_dir.mkdir(parents=True, exist_ok=True)
