@@ -12,6 +12,7 @@ from .audit import Auditor
 from .drafting.base import Drafter
 from .forge.base import Forge
 from .pipeline import Pipeline, Progress
+from .quiet import silence_crewai
 from .settings import Settings
 from .store import Store, open_store
 from .target import TargetRepo, bootstrap_embedded
@@ -55,6 +56,7 @@ def make_forge(settings: Settings, store: Store) -> Forge:
 def build_app(
     settings: Settings, progress: Progress | None = None, *, drafter: Drafter | None = None, forge: Forge | None = None
 ) -> App:
+    silence_crewai()
     settings.home.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.effective_database_url)
     auditor = Auditor(store, settings.secret_values())

@@ -248,6 +248,9 @@ def _validation_message(exc: Exception) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .quiet import silence_crewai
+
+    silence_crewai()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -100,12 +100,13 @@ class TargetRepo:
             tree = repo.commit(self.base_ref).tree
         except (ValueError, GitCommandError) as exc:
             raise TargetRepoError(f"the target repository has no branch {self.settings.base_branch!r}") from exc
-        if "teams" not in tree:
+        if not _tree_has(tree, "teams"):
             return {}
         found = {}
-        for sub in tree["teams"].trees:
-            if "team.yaml" in sub:
-                found[f"teams/{sub.name}/team.yaml"] = sub["team.yaml"].data_stream.read().decode("utf-8", "replace")
+        for sub in (tree / "teams").trees:
+            if _tree_has(sub, "team.yaml"):
+                blob = sub / "team.yaml"
+                found[f"teams/{sub.name}/team.yaml"] = blob.data_stream.read().decode("utf-8", "replace")
         return found
 
     def _existing_top_paths(self, repo: Repo, team_name: str) -> list[str]:

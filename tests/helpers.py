@@ -1,0 +1,40 @@
+"""Test helpers shared by pipeline and CLI tests: reading what really landed in the target repo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from git import Repo
+
+from devops_automation.models import CapabilityGap
+
+NEW_TEAM_GAP = CapabilityGap(
+    id="gap-d3",
+    description="8 tasks need interactive d3.js charts for the quarterly dashboards",
+    required_skills=["d3.js", "data visualization"],
+    requesting_team="analytics",
+)
+COVERED_GAP = CapabilityGap(
+    id="gap-support",
+    description="Customers wait days for answers to their support tickets",
+    required_skills=["ticket triage", "customer communication"],
+)
+
+
+def new_gap(n: int) -> CapabilityGap:
+    return CapabilityGap(
+        id=f"gap-n{n}",
+        description=f"Gap number {n} needs kotlin and swift apps",
+        required_skills=["kotlin", "swift"],
+        proposed_name=f"mobile_team_{n}",
+    )
+
+
+def remote_branches(bare: Path) -> dict[str, str]:
+    repo = Repo(bare)
+    return {h.name: h.commit.hexsha for h in repo.heads}
+
+
+def changed_paths(bare: Path, branch: str, base: str = "main") -> list[str]:
+    repo = Repo(bare)
+    return sorted(repo.git.diff("--name-only", f"{base}...{branch}").splitlines())

@@ -1,0 +1,115 @@
+"""The `devops-crew` command as a user runs it: a real process, real state directory, real repos."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+EXE = Path(sys.executable).with_name("devops-crew")
+
+
+def run(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DEVOPS_CREW_", "DATABASE_URL"))}
+    environment.update({"DEVOPS_CREW_HOME": str(home), "DEVOPS_CREW_COOLDOWN_SECONDS": "0", **env})
+    return subprocess.run(
+        [str(EXE), *args], capture_output=True, text=True, env=environment, timeout=300, cwd=home.parent
+    )
+
+
+def test_help_does_not_import_crewai_or_the_database_layer() -> None:
+    code = (
+        "import sys\nfrom devops_automation.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('crewai', 'sqlalchemy', 'git', 'cookiecutter', 'github') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow
+def test_demo_runs_the_three_outcomes_and_is_stable_on_rerun(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    first = run(home, "demo", "--json")
+    assert first.returncode == 0, first.stderr
+    payload = json.loads(first.stdout)
+    states = [r["state"] for r in payload["requests"]]
+    assert states == ["published", "reuse_existing", "refused"]
+    published, reused, refused = payload["requests"]
+    assert published["pull_request"]["number"] == 1 and published["branch"].startswith("auto/team-")
+    assert reused["matched_team"] == "customer_support"
+    assert refused["decision"]["rule"] == "reserved-name" and refused["decision"]["remedy"]
+    assert "offline drafter" in payload["drafter"]
+    assert "rendering" in first.stderr and "validating" in first.stderr  # progress is shown
+    second = json.loads(run(home, "demo", "--json").stdout)
+    assert [r["id"] for r in second["requests"]] == [r["id"] for r in payload["requests"]]
+    assert all(r["duplicate"] for r in second["requests"])
+    status = json.loads(run(home, "status", "--json").stdout)
+    assert set(status["requests"][0]) == set(published) - {"duplicate"}
+    verify = run(home, "audit", "--verify")
+    assert verify.returncode == 0 and "hash chain verified" in verify.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["request", ""], "description"),
+        (["request", "x" * 51_200], "at most 10000 characters"),
+        (["request", "needs things", "--name", "../../.github/workflows/x"], "name"),
+        (["request", "needs things", "--skill", "$(rm -rf /)"], "required_skills"),
+        (["status", "req-doesnotexist"], "no request 'req-doesnotexist'"),
+        (["approve", "req-doesnotexist"], "no request"),
+    ],
+)
+def test_bad_input_gets_one_line_and_stores_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    home = tmp_path / "home"
+    result = run(home, *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("devops-crew: error:") and message in lines[0]
+    db = home / "state.db"
+    if db.exists():
+        with create_engine(f"sqlite:///{db}").connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM requests")).scalar() == 0
+
+
+@pytest.mark.slow
+def test_a_protected_name_is_refused_with_the_rule(tmp_path: Path) -> None:
+    result = run(tmp_path / "home", "request", "we need a main team", "--name", "main", "--json")
+    assert result.returncode == 3
+    summary = json.loads(result.stdout)["request"]
+    assert summary["state"] == "refused" and summary["decision"]["rule"] == "reserved-name"
+
+
+@pytest.mark.slow
+def test_unicode_and_shell_metacharacters_are_only_data(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    hostile = (
+        "Équipe 😀 needs `whoami` $(touch /tmp/pwned) ; rm -rf / && echo '\"quoted\"' {{ cookiecutter.team_name }}"
+    )
+    result = run(home, "request", hostile, "--skill", "kotlin", "--name", "kotlin_apps", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)["request"]
+    assert summary["state"] == "published"
+    assert not Path("/tmp/pwned").exists()
+    renders = list((home / "renders").rglob("*"))
+    holders = [p for p in renders if p.is_file() and hostile in p.read_text(errors="replace")]
+    assert holders and all(p.suffix in {".yaml", ".md"} for p in holders)
+
+
+@pytest.mark.slow
+def test_audit_verify_fails_after_tampering(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run(home, "request", "needs kotlin apps", "--skill", "kotlin", "--name", "kotlin_apps").returncode == 0
+    engine = create_engine(f"sqlite:///{home / 'state.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER audit_log_no_update"))
+        conn.execute(text("UPDATE audit_log SET target = 'origin refs/heads/main' WHERE action = 'git.push'"))
+    result = run(home, "audit", "--verify", "--json")
+    assert result.returncode == 1
+    assert any("edited" in p for p in json.loads(result.stdout)["problems"])

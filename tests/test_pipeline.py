@@ -1,0 +1,202 @@
+"""The whole path on embedded defaults: real git repositories, the real scaffold and validators."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from git import Repo
+
+from devops_automation.app import App, build_app
+from devops_automation.models import CapabilityGap, RequestState
+from devops_automation.settings import Settings
+from devops_automation.target import TargetRepoError
+
+from .conftest import make_settings
+from .helpers import COVERED_GAP, NEW_TEAM_GAP, changed_paths, new_gap, remote_branches
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def app(settings: Settings) -> App:
+    built = build_app(settings)
+    yield built
+    built.close()
+
+
+def bare(settings: Settings) -> Path:
+    return Path(settings.effective_target_url)
+
+
+def test_a_new_gap_becomes_a_branch_and_a_pull_request(app: App, settings: Settings) -> None:
+    submission = app.pipeline.submit(NEW_TEAM_GAP)
+    request = submission.request
+    assert request.state is RequestState.published, request.error
+    assert request.spec is not None and request.spec.name == "d3_js_data_visualization"
+    assert request.branch and request.branch.startswith("auto/team-d3_js_data_visualization-")
+    branches = remote_branches(bare(settings))
+    assert set(branches) == {"main", request.branch}
+    paths = changed_paths(bare(settings), request.branch)
+    assert paths == sorted(request.files) and paths
+    assert all(p.startswith(("teams/d3_js_data_visualization/", "k8s/teams/d3_js_data_visualization/")) for p in paths)
+    commit = Repo(bare(settings)).commit(request.branch)
+    assert commit.author.name == settings.bot_name
+    assert "gap-d3" in commit.message and request.id in commit.message
+    pr = app.forge.find_pull_request(request.branch)
+    assert pr is not None and pr.number == request.pr_number
+    body = Path(pr.url.removeprefix("file://")).read_text()
+    assert "8 tasks need interactive d3.js charts" in body and request.id in body
+    actions = [(r.action, r.phase) for r in app.store.iter_audit(request.id)]
+    for action in ("repo.write_files", "git.commit", "git.push", "forge.open_pull_request"):
+        assert (action, "initiated") in actions and (action, "succeeded") in actions
+
+
+def test_a_covered_gap_reuses_the_existing_team_and_creates_nothing(app: App, settings: Settings) -> None:
+    request = app.pipeline.submit(COVERED_GAP).request
+    assert request.state is RequestState.reuse_existing
+    assert request.matched_team == "customer_support"
+    assert set(remote_branches(bare(settings))) == {"main"}
+    assert app.store.count_pull_requests(settings.target_repo) == 0
+
+
+def test_submitting_the_same_gap_twice_makes_one_branch_and_one_pr(app: App, settings: Settings) -> None:
+    first = app.pipeline.submit(NEW_TEAM_GAP)
+    second = app.pipeline.submit(NEW_TEAM_GAP.model_copy())
+    assert second.duplicate and second.request.id == first.request.id
+    assert len(remote_branches(bare(settings))) == 2
+    assert app.store.count_pull_requests(settings.target_repo) == 1
+
+
+def test_a_reserved_name_is_refused_and_nothing_is_written(app: App, settings: Settings) -> None:
+    gap = CapabilityGap(description="take over the CI", required_skills=["github actions"], proposed_name="workflows")
+    request = app.pipeline.submit(gap).request
+    assert request.state is RequestState.refused
+    assert request.decision is not None and request.decision.rule == "reserved-name"
+    assert set(remote_branches(bare(settings))) == {"main"}
+    with pytest.raises(Exception, match="only lifts the rate limit"):
+        app.pipeline.approve(request.id, by="alice", override=True)
+
+
+def test_rate_limit_holds_across_restarts_and_a_human_can_override(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home", rate_limit_per_day=1)
+    first = build_app(settings)
+    assert first.pipeline.submit(new_gap(1)).request.state is RequestState.published
+    first.close()
+    again = build_app(make_settings(tmp_path / "home", rate_limit_per_day=1))  # a new process, same store
+    refused = again.pipeline.submit(new_gap(2)).request
+    assert refused.state is RequestState.refused and refused.decision.rule == "rate-limit"
+    assert "--override" in refused.decision.remedy
+    assert again.pipeline.run(refused.id).state is RequestState.refused  # still refused on retry
+    approved = again.pipeline.approve(refused.id, by="alice", override=True)
+    assert approved.state is RequestState.published and approved.override_approved_by == "alice"
+    assert approved.decision.risk_level.value == "high"
+    events = [json.loads(r.detail) for r in again.store.iter_audit(refused.id) if r.action == "policy.human_approval"]
+    assert events == [{"by": "alice", "override": True}]
+    again.close()
+
+
+def test_cooldown_refuses_a_second_team_too_soon(tmp_path: Path) -> None:
+    app = build_app(make_settings(tmp_path / "home", cooldown_seconds=3600))
+    assert app.pipeline.submit(new_gap(1)).request.state is RequestState.published
+    second = app.pipeline.submit(new_gap(2)).request
+    assert second.state is RequestState.refused and second.decision.rule == "cooldown"
+    app.close()
+
+
+def test_cost_ceiling_waits_for_a_human(tmp_path: Path) -> None:
+    app = build_app(make_settings(tmp_path / "home", monthly_cost_ceiling_usd=5))
+    waiting = app.pipeline.submit(new_gap(1)).request
+    assert waiting.state is RequestState.awaiting_approval and waiting.decision.rule == "cost-ceiling"
+    assert app.pipeline.run(waiting.id).state is RequestState.awaiting_approval
+    assert app.pipeline.approve(waiting.id, by="bob").state is RequestState.published
+    other = app.pipeline.submit(new_gap(2)).request
+    rejected = app.pipeline.reject(other.id, by="bob", reason="too expensive")
+    assert rejected.state is RequestState.rejected
+    assert len(remote_branches(Path(app.settings.effective_target_url))) == 2  # main + the approved one
+    app.close()
+
+
+def test_an_invalid_render_never_reaches_git(tmp_path: Path) -> None:
+    # No schema exists for this Kubernetes version: manifest validation must fail, not pass silently.
+    app = build_app(make_settings(tmp_path / "home", kubernetes_version="1.99"))
+    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    assert request.state is RequestState.failed and "validation" in (request.error or "")
+    assert request.resume_state is RequestState.approved_by_policy
+    assert set(remote_branches(Path(app.settings.effective_target_url))) == {"main"}
+    assert not [r for r in app.store.iter_audit() if r.action in {"git.push", "git.commit"}]
+    app.close()
+
+
+def test_a_dirty_checkout_is_cleaned_before_writing(app: App, settings: Settings) -> None:
+    app.target.team_files()  # clones
+    (settings.checkout_dir / "stray.txt").write_text("left by a crash")
+    (settings.checkout_dir / "README.md").write_text("edited by someone")
+    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    assert request.state is RequestState.published
+    assert "stray.txt" not in changed_paths(bare(settings), request.branch)
+    assert "README.md" not in changed_paths(bare(settings), request.branch)
+
+
+def test_a_missing_target_repo_fails_with_a_clear_error(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home", target_repo_url=str(tmp_path / "nowhere.git"))
+    app = build_app(settings)
+    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    assert request.state is RequestState.failed
+    assert request.error.startswith("target repository not found at")
+    with pytest.raises(TargetRepoError):
+        app.target.team_files()
+    app.close()
+
+
+def test_the_store_can_be_postgresql(tmp_path: Path, pg_url: str) -> None:
+    app = build_app(make_settings(tmp_path / "home", database_url=pg_url))
+    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    assert request.state is RequestState.published and app.store.dialect == "postgresql"
+    app.close()
+
+
+CRASH_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from devops_automation.app import build_app
+    from devops_automation.forge.store_forge import StoreForge
+    from devops_automation.settings import Settings
+    from tests.helpers import NEW_TEAM_GAP
+
+    class DyingForge(StoreForge):
+        def open_pull_request(self, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)  # the process dies after the push, before the PR
+
+    settings = Settings(_env_file=None, home=Path(sys.argv[1]), cooldown_seconds=0)
+    from devops_automation.store import open_store
+    store = open_store(settings.effective_database_url)
+    app = build_app(settings, forge=DyingForge(store, settings.target_repo, settings.home / "pulls"))
+    app.pipeline.submit(NEW_TEAM_GAP)
+    """
+)
+
+
+def test_killed_between_push_and_pr_the_rerun_finishes_with_one_branch_and_one_pr(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH_SCRIPT, str(home)], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == -9, proc.stderr
+    settings = make_settings(home)
+    app = build_app(settings)
+    stuck = app.store.get_request_by_gap("gap-d3")
+    assert stuck is not None and stuck.state is RequestState.scaffolded and stuck.commit_sha
+    pushed = remote_branches(bare(settings))
+    assert stuck.branch in pushed
+    finished = app.pipeline.submit(NEW_TEAM_GAP).request
+    assert finished.state is RequestState.published
+    assert remote_branches(bare(settings)) == pushed  # same branch, same commit, nothing new
+    assert app.store.count_pull_requests(settings.target_repo) == 1
+    app.close()
