@@ -200,3 +200,16 @@ def test_killed_between_push_and_pr_the_rerun_finishes_with_one_branch_and_one_p
     assert remote_branches(bare(settings)) == pushed  # same branch, same commit, nothing new
     assert app.store.count_pull_requests(settings.target_repo) == 1
     app.close()
+
+
+def test_pending_lists_what_a_schedule_should_retry(tmp_path: Path) -> None:
+    app = build_app(make_settings(tmp_path / "home", rate_limit_per_day=1))
+    done = app.pipeline.submit(new_gap(1)).request
+    limited = app.pipeline.submit(new_gap(2)).request
+    reserved = app.pipeline.submit(
+        CapabilityGap(description="ci takeover", required_skills=["ci"], proposed_name="workflows")
+    ).request
+    assert done.state is RequestState.published and limited.state is RequestState.refused
+    assert [r.id for r in app.pipeline.pending()] == [limited.id]
+    assert reserved.state is RequestState.refused
+    app.close()

@@ -100,13 +100,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from .report import SCHEMA_VERSION, describe, request_summary
 
+    if bool(args.id) == bool(args.pending):
+        raise CliError("give a request ID or --pending, not both")
     app = _app(args)
     try:
-        request = app.pipeline.run(args.id)
+        if args.id:
+            request = app.pipeline.run(args.id)
+            _emit(args, {"schema": SCHEMA_VERSION, "request": request_summary(request)}, describe(request))
+            return _exit_code(request.state.value)
+        requests = [app.pipeline.run(r.id) for r in app.pipeline.pending()]
     finally:
         app.close()
-    _emit(args, {"schema": SCHEMA_VERSION, "request": request_summary(request)}, describe(request))
-    return _exit_code(request.state.value)
+    lines = [describe(r) for r in requests] or ["nothing pending"]
+    _emit(args, {"schema": SCHEMA_VERSION, "requests": [request_summary(r) for r in requests]}, "\n".join(lines))
+    return EXIT_FAILED if any(r.state.value == "failed" for r in requests) else EXIT_OK
 
 
 def _human(args: argparse.Namespace) -> str:
@@ -213,7 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     resume = sub.add_parser("resume", parents=[common], help="run a request again from its last good step")
-    resume.add_argument("id")
+    resume.add_argument("id", nargs="?")
+    resume.add_argument(
+        "--pending",
+        action="store_true",
+        help="every unfinished request: failed, rate-limited, or stopped mid-way (for a schedule)",
+    )
     resume.set_defaults(func=cmd_resume)
 
     audit = sub.add_parser("audit", parents=[common], help="show the audit log, or --verify its hash chain")

@@ -107,6 +107,25 @@ class Pipeline:
                 break  # a human or time has to act before the request can go on
         return request
 
+    def pending(self) -> list[TeamCreationRequest]:
+        """Requests a scheduled run should retry: failed ones, rate-limited ones, and any a crash
+        stopped between steps. Waiting-for-a-human and policy-refused names are left alone."""
+        unfinished = {
+            RequestState.received,
+            RequestState.analysed,
+            RequestState.drafted,
+            RequestState.approved_by_policy,
+            RequestState.scaffolded,
+            RequestState.failed,
+            RequestState.refused,
+        }
+        requests = self.store.list_requests(limit=1000, states=unfinished)
+        return [
+            r
+            for r in reversed(requests)
+            if r.state is not RequestState.refused or (r.decision and r.decision.rule in RATE_RULES)
+        ]
+
     def approve(self, request_id: str, *, by: str, override: bool = False) -> TeamCreationRequest:
         """A human's approval: the cost ceiling, or (``override``) the rate limit and cooldown."""
         request = self.get(request_id)

@@ -1,0 +1,33 @@
+# devops-crew: the crew's own image. Build from the repository root.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DEVOPS_CREW_HOME=/var/lib/devops-crew \
+    CREWAI_DISABLE_TELEMETRY=true \
+    CREWAI_TRACING_ENABLED=false \
+    CREWAI_DISABLE_VERSION_CHECK=true
+
+# git is what GitPython drives.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git=1:2.39.* \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin crew \
+    && mkdir -p /var/lib/devops-crew \
+    && chown crew:crew /var/lib/devops-crew
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY teams/devops_automation ./teams/devops_automation
+COPY agents ./agents
+COPY tasks ./tasks
+COPY tools ./tools
+RUN pip install --no-cache-dir .
+
+USER 10001
+VOLUME ["/var/lib/devops-crew"]
+ENTRYPOINT ["devops-crew"]
+CMD ["resume", "--pending"]
