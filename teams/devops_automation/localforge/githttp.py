@@ -1,0 +1,82 @@
+"""Git's smart HTTP protocol for the forge's repositories, through ``git http-backend`` as a CGI program.
+
+This is what makes a repository's ``clone_url`` (``http://host:port/owner/repo.git``) real: ``git clone``,
+``fetch`` and ``push`` work against it. Fetching is open, as for a public repository on GitHub; pushing
+needs the forge's token as the password of HTTP Basic authentication (any user name, as with GitHub's
+``x-access-token``), or as a bearer token.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+GIT_PATH_RE = re.compile(
+    r"^/(?P<owner>[^/]+)/(?P<repo>[^/]+?)\.git(?P<rest>/(?:info/refs|git-upload-pack|git-receive-pack|HEAD"
+    r"|objects/.*))$"
+)
+
+
+@dataclass(frozen=True)
+class CgiResult:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def wants_push(rest: str, query: str) -> bool:
+    return rest == "/git-receive-pack" or "service=git-receive-pack" in query
+
+
+def run_backend(
+    repo_path: Path,
+    rest: str,
+    method: str,
+    query: str,
+    content_type: str,
+    body: bytes,
+    request_headers: dict[str, str],
+    remote_user: str | None,
+) -> CgiResult:
+    """Run ``git http-backend`` for one request and parse its CGI answer."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_PROJECT_ROOT": str(repo_path.parent),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "PATH_INFO": f"/{repo_path.name}{rest}",
+        "REQUEST_METHOD": method,
+        "QUERY_STRING": query,
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(body)),
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    if remote_user:
+        env["REMOTE_USER"] = remote_user  # enables receive-pack for an authenticated user
+    encoding = request_headers.get("content-encoding")
+    if encoding:
+        env["HTTP_CONTENT_ENCODING"] = encoding
+    protocol = request_headers.get("git-protocol")
+    if protocol:
+        env["GIT_PROTOCOL"] = protocol
+    proc = subprocess.run(["git", "http-backend"], input=body, capture_output=True, env=env, check=False)
+    head, _, payload = proc.stdout.partition(b"\r\n\r\n")
+    if not _ and b"\n\n" in proc.stdout:
+        head, _, payload = proc.stdout.partition(b"\n\n")
+    status = 200 if proc.returncode == 0 else 500
+    headers: list[tuple[str, str]] = []
+    for line in head.decode("latin-1").splitlines():
+        name, sep, value = line.partition(":")
+        if not sep:
+            continue
+        if name.strip().lower() == "status":
+            status = int(value.strip().split()[0])
+        else:
+            headers.append((name.strip(), value.strip()))
+    return CgiResult(status, headers, payload)
