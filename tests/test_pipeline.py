@@ -213,3 +213,54 @@ def test_pending_lists_what_a_schedule_should_retry(tmp_path: Path) -> None:
     assert [r.id for r in app.pipeline.pending()] == [limited.id]
     assert reserved.state is RequestState.refused
     app.close()
+
+
+class CountingReviser:
+    """Stands in for the scaffolder agent: returns the spec it is given, optionally renamed."""
+
+    def __init__(self, rename: str | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.rename = rename
+
+    def revise(self, gap: CapabilityGap, spec: object, errors: list[str]) -> object:
+        from devops_automation.drafting.base import Drafted
+        from devops_automation.models import LLMUsage
+
+        self.calls.append(errors)
+        new = spec.model_copy(update={"name": self.rename}) if self.rename else spec  # type: ignore[attr-defined]
+        return Drafted(spec=new, usage=LLMUsage(calls=1, prompt_tokens=100, completion_tokens=50, cost_usd=0.001))
+
+
+def test_a_failed_validation_is_revised_at_most_twice(tmp_path: Path) -> None:
+    app = build_app(make_settings(tmp_path / "home", kubernetes_version="1.99"))
+    reviser = CountingReviser()
+    app.pipeline.reviser = reviser
+    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    assert request.state is RequestState.failed and request.revisions == 2
+    assert len(reviser.calls) == 2 and all(any("kubernetes" in e for e in errs) for errs in reviser.calls)
+    assert request.llm_usage.calls == 2 and request.llm_usage.prompt_tokens == 200
+    app.close()
+
+
+def test_a_revision_may_not_rename_the_approved_team(tmp_path: Path) -> None:
+    app = build_app(make_settings(tmp_path / "home", kubernetes_version="1.99"))
+    app.pipeline.reviser = CountingReviser(rename="github_takeover")
+    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    assert request.state is RequestState.failed and "may not rename" in (request.error or "")
+    assert set(remote_branches(Path(app.settings.effective_target_url))) == {"main"}
+    app.close()
+
+
+def test_a_pr_writer_supplies_title_and_summary_inside_the_fixed_body(app: App) -> None:
+    from devops_automation.models import LLMUsage, PRText
+
+    class Writer:
+        def write(self, request: object, spec: object, files: list[str]) -> tuple[PRText, LLMUsage]:
+            return PRText(title="Add d3 team", summary="```\\n</details><script>x</script>"), LLMUsage(calls=1)
+
+    app.pipeline.pr_writer = Writer()
+    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    body = Path(request.pr_url.removeprefix("file://")).read_text()
+    assert body.startswith("# Add d3 team")
+    assert "````text\n```\\n</details><script>x</script>\n````" in body  # fenced: cannot escape
+    assert "Tracking id: `" + request.id in body and "LLM use so far: 1 calls" in body

@@ -48,8 +48,16 @@ EXPECTED_FILES = [
     f"{TEAM}/tests/test_team.py",
 ]
 ALL_CHECKS = {
-    "layout", "python_compile", "registry", "config", "kubernetes_schema", "kubernetes_policy",
-    "kustomization", "dockerfile_policy", "hadolint", "team_tests",
+    "layout",
+    "python_compile",
+    "registry",
+    "config",
+    "kubernetes_schema",
+    "kubernetes_policy",
+    "kustomization",
+    "dockerfile_policy",
+    "hadolint",
+    "team_tests",
 }
 
 
@@ -223,8 +231,7 @@ def test_hostile_text_never_reaches_code_dockerfile_or_manifests(tmp_path: Path)
     rendered = render_team(hostile_spec(), hostile_gap(), tmp_path / "out", owner=HOSTILE["shell"][:100])
     markers = ["ZQX", "rm -rf", "pwned", "cookiecutter", "{{", "{%", "7*7", "python/object", "日本語", "\u202e"]
     code = [
-        f for f in rendered.files
-        if f.endswith((".py", "/Dockerfile", "/requirements.txt")) or f.startswith("k8s/")
+        f for f in rendered.files if f.endswith((".py", "/Dockerfile", "/requirements.txt")) or f.startswith("k8s/")
     ]
     assert f"{TEAM}/Dockerfile" in code and f"{TEAM}/crew.py" in code and f"{TEAM}/requirements.txt" in code
     for path in code:
@@ -418,8 +425,11 @@ def test_generated_tests_really_build_the_crew(tmp_path: Path) -> None:
 
 def test_generated_tests_time_out(tmp_path: Path) -> None:
     rendered = render(tmp_path)
-    edit(rendered, f"{TEAM}/tests/test_team.py", lambda s: s + "\n\ndef test_slow() -> None:\n    import time\n"
-         "    time.sleep(60)\n")
+    edit(
+        rendered,
+        f"{TEAM}/tests/test_team.py",
+        lambda s: s + "\n\ndef test_slow() -> None:\n    import time\n    time.sleep(60)\n",
+    )
     started = time.perf_counter()
     report = validate_render(rendered, sample_spec(), test_timeout=2)
     assert time.perf_counter() - started < 15
@@ -434,9 +444,23 @@ def test_generated_python_is_ruff_clean(tmp_path: Path) -> None:
 
     rendered = render(tmp_path)
     result = subprocess.run(
-        [ruff, "check", "--isolated", "--select", "E,F,W,I,B,UP,S,SIM,RUF", "--ignore", "S101,RUF012",
-         "--line-length", "110", "--target-version", "py311", str(rendered.root)],
-        capture_output=True, text=True, check=False,
+        [
+            ruff,
+            "check",
+            "--isolated",
+            "--select",
+            "E,F,W,I,B,UP,S,SIM,RUF",
+            "--ignore",
+            "S101,RUF012",
+            "--line-length",
+            "110",
+            "--target-version",
+            "py311",
+            str(rendered.root),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout
 

@@ -288,6 +288,31 @@ class PullRequestRef(BaseModel):
     created: bool = True
 
 
+class LLMUsage(BaseModel):
+    """What the language model cost a request so far."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def __add__(self, other: LLMUsage) -> LLMUsage:
+        return LLMUsage(
+            calls=self.calls + other.calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=round(self.cost_usd + other.cost_usd, 6),
+        )
+
+
+class PRText(BaseModel):
+    """The human part of a pull request: the fixed sections (gap, team, cost, files, checklist)
+    are always added by code around it."""
+
+    title: str = Field(min_length=1, max_length=200)
+    summary: str = Field("", max_length=4000)
+
+
 class TeamCreationRequest(BaseModel):
     """One gap's journey through the pipeline, as the store keeps it."""
 
@@ -306,6 +331,8 @@ class TeamCreationRequest(BaseModel):
     pr_url: str | None = None
     error: str | None = None
     resume_state: RequestState | None = None
+    llm_usage: LLMUsage = Field(default_factory=LLMUsage)
+    revisions: int = 0
     override_approved_by: str | None = None
     cost_approved_by: str | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from . import policy, pr_text
 from .audit import Auditor
-from .drafting.base import DraftContext, Drafter
+from .drafting.base import DraftContext, Drafter, PRWriter, SpecReviser
 from .forge.base import Forge
 from .models import (
     CapabilityGap,
     Outcome,
     PolicyDecision,
+    PRText,
     RequestState,
     TeamCreationRequest,
 )
@@ -32,6 +33,15 @@ from .target import TargetRepo, TargetRepoError
 Progress = Callable[[str, str], None]
 
 RATE_RULES = {"rate-limit", "cooldown"}
+MAX_REVISIONS = 2
+
+
+class RenderInvalid(ValueError):
+    """The rendered team failed validation; ``errors`` has one line per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("the rendered team failed validation: " + "; ".join(errors))
+        self.errors = errors
 
 
 class RequestNotFound(LookupError):
@@ -59,9 +69,12 @@ class Pipeline:
         forge: Forge,
         drafter: Drafter,
         progress: Progress | None = None,
+        reviser: SpecReviser | None = None,
+        pr_writer: PRWriter | None = None,
     ) -> None:
         self.settings, self.store, self.auditor = settings, store, auditor
         self.target, self.forge, self.drafter = target, forge, drafter
+        self.reviser, self.pr_writer = reviser, pr_writer
         self.progress = progress or (lambda _rid, _msg: None)
 
     # -- entry points -------------------------------------------------------------------------
@@ -175,8 +188,9 @@ class Pipeline:
             return self.store.save_request(request, RequestState.reuse_existing)
         self.progress(request.id, f"drafting a team spec with the {self.drafter.label}")
         context = DraftContext(existing_teams=self._registry().names(), reserved_names=set(policy.RESERVED_NAMES))
-        request.spec = self.drafter.draft(request.gap, context)
-        request.drafter = self.drafter.label
+        drafted = self.drafter.draft(request.gap, context)
+        request.spec, request.drafter = drafted.spec, self.drafter.label
+        request.llm_usage = request.llm_usage + drafted.usage
         return self.store.save_request(request, RequestState.drafted)
 
     def _gate(self, request: TeamCreationRequest) -> TeamCreationRequest:
@@ -256,7 +270,7 @@ class Pipeline:
             self.progress(request.id, f"validating {len(files)} rendered files")
             report = validate_render(rendered, spec, kubernetes_version=self.settings.kubernetes_version)
             if not report.ok:
-                raise ValueError("the rendered team failed validation: " + "; ".join(report.errors))
+                raise RenderInvalid(report.errors)
         return files
 
     def rendered_root(self, request: TeamCreationRequest) -> Path:
@@ -265,8 +279,31 @@ class Pipeline:
         return self.render_dir(request) / spec.name
 
     def _scaffold(self, request: TeamCreationRequest) -> TeamCreationRequest:
-        request.files = self._render(request)
-        return self.store.save_request(request, RequestState.scaffolded)
+        while True:
+            try:
+                request.files = self._render(request)
+                return self.store.save_request(request, RequestState.scaffolded)
+            except RenderInvalid as invalid:
+                if self.reviser is None or request.revisions >= MAX_REVISIONS:
+                    raise
+                self._revise(request, invalid.errors)
+
+    def _revise(self, request: TeamCreationRequest, errors: list[str]) -> None:
+        """Let the reviser fix a spec whose render failed; the result is held to the approved name
+        and to the cost ceiling again, in code."""
+        spec = request.spec
+        assert spec is not None
+        request.revisions += 1
+        self.progress(request.id, f"validation failed; revision {request.revisions} of {MAX_REVISIONS}")
+        revised = self.reviser.revise(request.gap, spec, errors)  # type: ignore[union-attr]
+        request.llm_usage = request.llm_usage + revised.usage
+        if revised.spec.name != spec.name:
+            raise PolicyViolation("team-name", f"a revision may not rename the approved team {spec.name!r}")
+        if policy.cost_decision(revised.spec, self.settings.monthly_cost_ceiling_usd, request.cost_approved_by):
+            raise PolicyViolation("cost-ceiling", "the revised team costs more than the ceiling allows")
+        self.auditor.event("spec.revised", spec.name, request_id=request.id, errors=errors[:10])
+        request.spec = revised.spec
+        self.store.save_request(request)
 
     def _publish(self, request: TeamCreationRequest) -> TeamCreationRequest:
         spec, branch = request.spec, request.branch
@@ -288,16 +325,29 @@ class Pipeline:
         with self.auditor.action("forge.open_pull_request", branch, request_id=request.id) as call:
             pr = self.forge.find_pull_request(branch)
             if pr is None:
+                text = self._pr_text(request)
                 pr = self.forge.open_pull_request(
                     head=branch,
                     base=self.settings.base_branch,
-                    title=pr_text.title(spec, request),
-                    body=pr_text.body(request, spec, request.files, request.drafter or self.drafter.label),
+                    title=text.title,
+                    body=pr_text.body(
+                        request, spec, request.files, request.drafter or self.drafter.label, summary=text.summary
+                    ),
                     labels=pr_text.labels(request.decision),
                 )
             call.result.update(number=pr.number, url=pr.url, created=pr.created)
         request.pr_number, request.pr_url = pr.number, pr.url
         return self.store.save_request(request, RequestState.published)
+
+    def _pr_text(self, request: TeamCreationRequest) -> PRText:
+        spec = request.spec
+        assert spec is not None
+        if self.pr_writer is None:
+            return PRText(title=pr_text.title(spec, request))
+        text, usage = self.pr_writer.write(request, spec, request.files)
+        request.llm_usage = request.llm_usage + usage
+        self.store.save_request(request)
+        return text
 
     def _fail(self, request: TeamCreationRequest, step: RequestState, exc: Exception) -> TeamCreationRequest:
         request.error = str(exc).splitlines()[0][:2000] if str(exc) else type(exc).__name__

@@ -29,7 +29,7 @@ def labels(decision: PolicyDecision | None) -> list[str]:
     return [*BASE_LABELS, f"risk:{risk}"]
 
 
-def body(request: TeamCreationRequest, spec: TeamSpec, files: list[str], drafter: str) -> str:
+def body(request: TeamCreationRequest, spec: TeamSpec, files: list[str], drafter: str, summary: str = "") -> str:
     gap = request.gap
     rows = "\n".join(
         f"| `{a.role}` | {'yes' if a.is_manager else ''} | {_cell(a.goal)} | {_cell(', '.join(a.skills))} |"
@@ -37,7 +37,15 @@ def body(request: TeamCreationRequest, spec: TeamSpec, files: list[str], drafter
     )
     file_list = "\n".join(f"- `{f}`" for f in files)
     risk = request.decision.risk_level.value if request.decision else "unknown"
-    return f"""## Capability gap `{gap.id}`
+    usage = request.llm_usage
+    llm_line = (
+        f"LLM use so far: {usage.calls} calls, {usage.prompt_tokens} prompt + {usage.completion_tokens} completion "
+        f"tokens, about ${usage.cost_usd:.4f}."
+        if usage.calls
+        else "No language model was used."
+    )
+    summary_block = f"## Summary (written by the PR author agent)\n\n{fenced(summary)}\n\n" if summary else ""
+    return f"""{summary_block}## Capability gap `{gap.id}`
 
 Urgency: **{gap.urgency.value}** · requested by: {_cell(gap.requesting_team or "unknown")}
 
@@ -56,6 +64,7 @@ Tasks: {", ".join(f"`{t.name}`" for t in spec.tasks)}
 **${spec.monthly_cost_usd:,.2f} per month** for {len(spec.agents)} agents, {spec.resources.replicas} replica(s) of
 {spec.resources.cpu_millicores}m CPU / {spec.resources.memory_mib} MiB, model `{spec.llm_model}`
 (formula: README, "Cost estimate"). Risk level: **{risk}**. Drafted by: {drafter}.
+{llm_line}
 
 ## Files ({len(files)})
 

@@ -34,6 +34,7 @@ def request_summary(request: TeamCreationRequest, *, duplicate: bool | None = No
         "commit": request.commit_sha,
         "pull_request": None if request.pr_number is None else {"number": request.pr_number, "url": request.pr_url},
         "files": len(request.files),
+        "llm_usage": request.llm_usage.model_dump(),
         "error": request.error,
         "created_at": request.created_at.isoformat(),
         "updated_at": request.updated_at.isoformat(),

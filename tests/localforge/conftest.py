@@ -101,15 +101,19 @@ def gh(forge: ForgeUnderTest) -> Github:
 
 
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Crew Bot", "GIT_AUTHOR_EMAIL": "bot@example.com",
-    "GIT_COMMITTER_NAME": "Crew Bot", "GIT_COMMITTER_EMAIL": "bot@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Crew Bot",
+    "GIT_AUTHOR_EMAIL": "bot@example.com",
+    "GIT_COMMITTER_NAME": "Crew Bot",
+    "GIT_COMMITTER_EMAIL": "bot@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
 }
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **GIT_ENV}, check=False)
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_ENV}, check=False
+    )
     if proc.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
     return proc.stdout.strip()
@@ -124,8 +128,9 @@ def push(forge: ForgeUnderTest, tmp_path: Path) -> Pusher:
     ``git push`` the commit to the bare repository by its path (file transport); returns the sha."""
     counter = iter(range(10_000))
 
-    def _push(branch: str, files: dict[str, str | None], base: str = "main", message: str = "change",
-              full_name: str = REPO) -> str:
+    def _push(
+        branch: str, files: dict[str, str | None], base: str = "main", message: str = "change", full_name: str = REPO
+    ) -> str:
         work = tmp_path / f"work-{next(counter)}"
         remote = str(forge.repo_path(full_name))
         git("clone", "--quiet", "--branch", base, remote, str(work))

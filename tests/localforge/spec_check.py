@@ -50,13 +50,17 @@ ALLOWED: tuple[Allowed, ...] = (
     # Teams in a pull request's requested_teams come without "type" in GitHub's recorded responses (the
     # pull-request examples inside the same OpenAPI file fail here too), but team-simple/team require it.
     # The forge sends what GitHub sends.
-    Allowed(r"(^|/)(requested_)?teams/\d+$", r"^'type' is a required property$",
-            "GitHub omits team.type in requested_teams"),
+    Allowed(
+        r"(^|/)(requested_)?teams/\d+$", r"^'type' is a required property$", "GitHub omits team.type in requested_teams"
+    ),
     # A label's description is null until someone writes one (labels created by adding them to an issue
     # never have one). pull-request and label say "nullable"; pull-request-simple's copy of the label
     # schema forgot it, so lists of pulls and the review-request answer trip over it.
-    Allowed(r"(^|/)labels/\d+/description$", r"^None (for not nullable|is not of type 'string')$",
-            "pull-request-simple's labels[].description lacks nullable"),
+    Allowed(
+        r"(^|/)labels/\d+/description$",
+        r"^None (for not nullable|is not of type 'string')$",
+        "pull-request-simple's labels[].description lacks nullable",
+    ),
 )
 
 # Whole bodies the description cannot validate as written, checked against the right component instead.
@@ -70,17 +74,31 @@ SCHEMA_OVERRIDES: dict[tuple[str, str], str] = {
 def ensure_spec() -> Path:
     """Install the pinned ``@octokit/openapi`` into the cache with npm unless it is already there."""
     package_json = SPEC_FILE.parent.parent / "package.json"
-    if (SPEC_FILE.exists() and package_json.exists()
-            and json.loads(package_json.read_text()).get("version") == OCTOKIT_VERSION):
+    if (
+        SPEC_FILE.exists()
+        and package_json.exists()
+        and json.loads(package_json.read_text()).get("version") == OCTOKIT_VERSION
+    ):
         return SPEC_FILE
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError("npm is not installed: it is needed to fetch @octokit/openapi for the forge tests")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        [npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(CACHE_DIR),
-         f"@octokit/openapi@{OCTOKIT_VERSION}"],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            npm,
+            "install",
+            "--no-save",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            str(CACHE_DIR),
+            f"@octokit/openapi@{OCTOKIT_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     if proc.returncode != 0 or not SPEC_FILE.exists():
         raise RuntimeError(
@@ -169,8 +187,11 @@ class SpecChecker:
     def _component_errors(self, name: str, body: Any, many: bool | None = None) -> list[ValidationError]:
         schema = {"$ref": f"#/components/schemas/{name}", "components": self.spec["components"]}
         if many or (many is None and isinstance(body, list)):
-            schema = {"type": "array", "items": {"$ref": f"#/components/schemas/{name}"},
-                      "components": self.spec["components"]}
+            schema = {
+                "type": "array",
+                "items": {"$ref": f"#/components/schemas/{name}"},
+                "components": self.spec["components"],
+            }
         validator = OAS30Validator(schema, format_checker=OAS30Validator.FORMAT_CHECKER)
         return list(validator.iter_errors(body))
 
@@ -189,8 +210,10 @@ class SpecChecker:
         if has_body and "application/json" not in ex.response_headers.get("Content-Type", ""):
             return [f"{where}: not JSON ({ex.response_headers.get('Content-Type')})"]
         body = json.loads(ex.response_body) if ex.response_body else None
-        foreign = [f"{where}: {path}: {url} is not on {ex.request_headers.get('host')}"
-                   for path, url in _foreign_urls(body, f"http://{ex.request_headers.get('host')}/")]
+        foreign = [
+            f"{where}: {path}: {url} is not on {ex.request_headers.get('host')}"
+            for path, url in _foreign_urls(body, f"http://{ex.request_headers.get('host')}/")
+        ]
         override = SCHEMA_OVERRIDES.get((ex.method, ex.route or ""))
         if override is not None and ex.status == 200 and isinstance(body, list):
             errors = self._component_errors(override, body, False)
@@ -212,8 +235,9 @@ class SpecChecker:
             for leaf in _flatten(error) if isinstance(error, ValidationError) else [error]:
                 if isinstance(leaf, ValidationError):
                     path, message = _json_path(leaf), leaf.message
-                    hit = next((a for a in ALLOWED if re.search(a.json_path, path)
-                                and re.search(a.message, message)), None)
+                    hit = next(
+                        (a for a in ALLOWED if re.search(a.json_path, path) and re.search(a.message, message)), None
+                    )
                     if hit is not None:
                         self.allowed_hits.append(f"{where}: {path}: {message} ({hit.why})")
                         continue

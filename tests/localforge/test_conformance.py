@@ -99,8 +99,12 @@ def tour(forge: ForgeUnderTest, push: Pusher) -> None:
 
     call("POST", f"{r}/pulls", 422, json={"title": "t", "head": "no-such", "base": "main"})
     call("POST", f"{r}/pulls", 422, json={"head": "auto/a", "base": "main"})
-    pr = call("POST", f"{r}/pulls", 201, json={"title": "Add feature_a", "head": "acme:auto/a", "base": "main",
-                                                "body": "Adds a team."})
+    pr = call(
+        "POST",
+        f"{r}/pulls",
+        201,
+        json={"title": "Add feature_a", "head": "acme:auto/a", "base": "main", "body": "Adds a team."},
+    )
     n = pr["number"]
     call("POST", f"{r}/pulls", 422, json={"title": "again", "head": "auto/a", "base": "main"})
     call("GET", f"{r}/pulls", 200, params={"state": "all", "head": "acme:auto/a", "base": "main"})
@@ -117,8 +121,9 @@ def tour(forge: ForgeUnderTest, push: Pusher) -> None:
     call("POST", f"{r}/issues/{n}/comments", 201, json={"body": "Opened by devops-crew."})
     call("POST", f"{r}/issues/{n}/comments", 422, json={})
     call("GET", f"{r}/issues/{n}/comments", 200)
-    call("POST", f"{r}/pulls/{n}/requested_reviewers", 201,
-         json={"reviewers": ["alice"], "team_reviewers": ["platform"]})
+    call(
+        "POST", f"{r}/pulls/{n}/requested_reviewers", 201, json={"reviewers": ["alice"], "team_reviewers": ["platform"]}
+    )
     call("POST", f"{r}/pulls/{n}/requested_reviewers", 422, json={"reviewers": ["mallory"]})
     call("GET", f"{r}/pulls/{n}/requested_reviewers", 200)
     call("GET", f"{r}/pulls/{n}", 200)  # full body with labels, reviewers and teams
@@ -138,9 +143,7 @@ def tour(forge: ForgeUnderTest, push: Pusher) -> None:
     call("DELETE", f"{r}/git/refs/heads/auto/a", 422)
 
 
-def test_every_endpoint_matches_githubs_schema(
-    forge: ForgeUnderTest, push: Pusher, spec_checker: SpecChecker
-) -> None:
+def test_every_endpoint_matches_githubs_schema(forge: ForgeUnderTest, push: Pusher, spec_checker: SpecChecker) -> None:
     tour(forge, push)
     seen = {(ex.method, ex.route, ex.status) for ex in forge.exchanges}
     missing = REQUIRED - seen
@@ -188,8 +191,11 @@ def test_error_bodies_are_githubs(forge: ForgeUnderTest, spec_checker: SpecCheck
     base = forge.base_url
     bad = requests.get(f"{base}/repos/{REPO}", headers={"Authorization": "token wrong"}, timeout=10)
     assert bad.status_code == 401
-    assert bad.json() == {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest",
-                          "status": "401"}
+    assert bad.json() == {
+        "message": "Bad credentials",
+        "documentation_url": "https://docs.github.com/rest",
+        "status": "401",
+    }
     missing = requests.get(f"{base}/user", timeout=10)
     assert (missing.status_code, missing.json()["message"]) == (401, "Requires authentication")
     basic = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
@@ -201,8 +207,13 @@ def test_error_bodies_are_githubs(forge: ForgeUnderTest, spec_checker: SpecCheck
     assert unknown.headers["Content-Type"].startswith("application/json")
     outside = requests.get(forge.web_url + "/nothing-here", timeout=10)
     assert outside.status_code == 404 and outside.json()["message"] == "Not Found"
-    for header in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-Used",
-                   "X-GitHub-Request-Id"):
+    for header in (
+        "X-RateLimit-Limit",
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Reset",
+        "X-RateLimit-Used",
+        "X-GitHub-Request-Id",
+    ):
         assert header in unknown.headers
     problems = [p for ex in copy.copy(forge.exchanges) for p in spec_checker.check(ex)]
     assert not problems, problems

@@ -28,8 +28,11 @@ def test_unknown_route_and_unknown_objects_are_404_json(forge: ForgeUnderTest) -
     gh = make_github(forge, retry=None)
     with pytest.raises(UnknownObjectException) as route:
         gh.requester.requestJsonAndCheck("GET", "/repos/acme/teams/frobnicate")
-    assert route.value.data == {"message": "Not Found", "documentation_url": "https://docs.github.com/rest",
-                                "status": "404"}
+    assert route.value.data == {
+        "message": "Not Found",
+        "documentation_url": "https://docs.github.com/rest",
+        "status": "404",
+    }
     with pytest.raises(UnknownObjectException):
         gh.get_repo("acme/missing")
     with pytest.raises(UnknownObjectException):
@@ -55,8 +58,10 @@ def test_other_pull_request_validation(forge: ForgeUnderTest, push: Pusher) -> N
     repo = make_github(forge).get_repo(REPO)
     for kwargs, expected in (
         ({"head": "no-such-branch"}, {"resource": "PullRequest", "field": "head", "code": "invalid"}),
-        ({"head": "main"},
-         {"resource": "PullRequest", "code": "custom", "message": "No commits between main and main"}),
+        (
+            {"head": "main"},
+            {"resource": "PullRequest", "code": "custom", "message": "No commits between main and main"},
+        ),
         ({"head": "someone-else:main"}, {"resource": "PullRequest", "field": "head", "code": "invalid"}),
     ):
         with pytest.raises(GithubException) as exc:
@@ -201,7 +206,9 @@ def test_merge_refusals(forge: ForgeUnderTest, push: Pusher) -> None:
     with pytest.raises(GithubException) as stale:
         pr.merge(sha="0" * 40)
     assert (stale.value.status, stale.value.data["message"]) == (
-        409, "Head branch was modified. Review and try the merge again.")
+        409,
+        "Head branch was modified. Review and try the merge again.",
+    )
     with pytest.raises(GithubException) as conflict:
         pr.merge(sha=sha)
     assert (conflict.value.status, conflict.value.data["message"]) == (405, "Pull Request is not mergeable")

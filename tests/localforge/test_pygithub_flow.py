@@ -68,7 +68,8 @@ def test_publish_track_merge_close_and_clean_up(forge: ForgeUnderTest, gh: Githu
     assert "+name: d3_charts" in (files["teams/d3_charts/team.yaml"].patch or "")
     assert [p.number for p in repo.get_pulls(state="open", head="acme:auto/d3-charts", base="main")] == [pr.number]
     assert repo.get_contents("teams/d3_charts/team.yaml", ref="auto/d3-charts").decoded_content == (
-        b"name: d3_charts\nowner: alice\n")
+        b"name: d3_charts\nowner: alice\n"
+    )
 
     # a second pull request, closed without merging
     other_sha = _push_team_branch(forge, tmp_path, "auto/other", "other_team")
@@ -117,7 +118,8 @@ def test_squash_and_rebase_merges(forge: ForgeUnderTest, gh: Github, push: Pushe
     result = squash.merge(merge_method="squash")
     parents = git("--git-dir", str(bare), "rev-list", "--parents", "-n", "1", result.sha).split()[1:]
     assert len(parents) == 1 and git("--git-dir", str(bare), "log", "-1", "--format=%s", result.sha) == (
-        f"Squash me (#{squash.number})")
+        f"Squash me (#{squash.number})"
+    )
     assert git("--git-dir", str(bare), "show", f"{result.sha}:s2.txt") == "2"
     assert sha != result.sha
 

@@ -36,7 +36,10 @@ def test_round_trip_times(forge: ForgeUnderTest, push: Pusher) -> None:
     TIMINGS["get_pull median"] = statistics.median(get_pull)
     TIMINGS["get_pull p90"] = statistics.quantiles(get_pull, n=10)[-1]
     TIMINGS["create ref + create PR + labels median"] = statistics.median(publish)
-    server = [ex.seconds for ex in forge.exchanges if ex.route == "/repos/{owner}/{repo}/pulls/{pull_number}"
-              and ex.method == "GET"]
+    server = [
+        ex.seconds
+        for ex in forge.exchanges
+        if ex.route == "/repos/{owner}/{repo}/pulls/{pull_number}" and ex.method == "GET"
+    ]
     TIMINGS["get_pull server-side median"] = statistics.median(server)
     assert statistics.median(get_pull) < GET_PULL_TARGET_SECONDS, TIMINGS

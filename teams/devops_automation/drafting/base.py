@@ -6,7 +6,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from ..models import CapabilityGap, TeamSpec
+from ..models import CapabilityGap, LLMUsage, PRText, TeamCreationRequest, TeamSpec
 
 
 class DraftContext(BaseModel):
@@ -16,8 +16,27 @@ class DraftContext(BaseModel):
     reserved_names: set[str] = set()
 
 
+class Drafted(BaseModel):
+    """A drafter's answer: the spec and what producing it cost."""
+
+    spec: TeamSpec
+    usage: LLMUsage = LLMUsage()
+
+
 class Drafter(Protocol):
     #: Shown in outputs so a reader knows whether a model or the offline rules wrote the spec.
     label: str
 
-    def draft(self, gap: CapabilityGap, context: DraftContext) -> TeamSpec: ...
+    def draft(self, gap: CapabilityGap, context: DraftContext) -> Drafted: ...
+
+
+class SpecReviser(Protocol):
+    """Revises a spec whose render failed validation (the scaffolder's job in the LLM crew)."""
+
+    def revise(self, gap: CapabilityGap, spec: TeamSpec, errors: list[str]) -> Drafted: ...
+
+
+class PRWriter(Protocol):
+    """Writes the pull request's title and summary (the PR-author's job in the LLM crew)."""
+
+    def write(self, request: TeamCreationRequest, spec: TeamSpec, files: list[str]) -> tuple[PRText, LLMUsage]: ...

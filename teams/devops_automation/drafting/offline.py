@@ -13,7 +13,7 @@ import unicodedata
 
 from ..models import MAX_AGENTS, AgentSpec, CapabilityGap, Department, Resources, TaskSpec, TeamSpec
 from ..registry import words
-from .base import DraftContext
+from .base import DraftContext, Drafted
 from .cost import monthly_cost
 
 DEFAULT_MODEL = "openai/gpt-4o-mini"
@@ -86,7 +86,10 @@ class OfflineDrafter:
     def __init__(self, llm_model: str = DEFAULT_MODEL) -> None:
         self.llm_model = llm_model
 
-    def draft(self, gap: CapabilityGap, context: DraftContext) -> TeamSpec:
+    def draft(self, gap: CapabilityGap, context: DraftContext) -> Drafted:
+        return Drafted(spec=self.build(gap, context))
+
+    def build(self, gap: CapabilityGap, context: DraftContext) -> TeamSpec:
         name = propose_name(gap, context.existing_teams | context.reserved_names)
         need = _excerpt(gap.description)
         skills = gap.required_skills[: MAX_AGENTS - 1]

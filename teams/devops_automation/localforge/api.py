@@ -160,7 +160,12 @@ class ForgeApi:
         )
 
     def _pull_body(
-        self, req: ApiRequest, repo: Repo, git: BareRepo, pr: Pull, full: bool,
+        self,
+        req: ApiRequest,
+        repo: Repo,
+        git: BareRepo,
+        pr: Pull,
+        full: bool,
         repo_body: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         author = self.state.user_by_id(pr.user_id)
@@ -288,7 +293,7 @@ class ForgeApi:
         refname, sha = data.get("ref"), data.get("sha")
         if not isinstance(refname, str) or not isinstance(sha, str):
             missing = [n for n in ("ref", "sha") if not isinstance(data.get(n), str)]
-            raise ApiError(422, P.error(f"Invalid request.\n\n\"{missing[0]}\" wasn't supplied.", 422, D_CREATE_REF))
+            raise ApiError(422, P.error(f'Invalid request.\n\n"{missing[0]}" wasn\'t supplied.', 422, D_CREATE_REF))
         if not refname.startswith("refs/") or refname.count("/") < 2 or not git.valid_ref_name(refname):
             raise ApiError(422, P.error(f"{refname} is not a valid ref name.", 422, D_CREATE_REF))
         if not re.fullmatch(r"[0-9a-f]{40}", sha) or git.object_type(sha) is None:
@@ -328,7 +333,7 @@ class ForgeApi:
             raise ApiError(409, P.error("Reference cannot be deleted", 409, D_DELETE_REF))
         if refname.startswith("refs/heads/"):  # GitHub closes open pulls whose head branch goes away
             for pr in self.state.pulls(repo.id):
-                if pr.state == "open" and pr.head_ref == refname[len("refs/heads/"):]:
+                if pr.state == "open" and pr.head_ref == refname[len("refs/heads/") :]:
                     self._refresh(repo, git, pr)
         self.state.touch_repo_push(repo.id)
         return ApiResponse(204)
@@ -339,8 +344,10 @@ class ForgeApi:
         repo, git = self._repo(req, "https://docs.github.com/rest/pulls/pulls#list-pull-requests")
         state = req.arg("state", "open")
         if state not in ("open", "closed", "all"):
-            raise ApiError(422, P.validation_failed(
-                [{"resource": "PullRequest", "field": "state", "code": "invalid", "value": state}]))
+            raise ApiError(
+                422,
+                P.validation_failed([{"resource": "PullRequest", "field": "state", "code": "invalid", "value": state}]),
+            )
         pulls = [self._refresh(repo, git, pr) for pr in self.state.pulls(repo.id)]
         if state != "all":
             pulls = [pr for pr in pulls if pr.state == state]
@@ -376,8 +383,11 @@ class ForgeApi:
             raise ApiError(422, P.validation_failed(invalid, D_CREATE_PULL))
         head_sha = git.resolve(f"refs/heads/{head_ref}")
         base_sha = git.resolve(f"refs/heads/{base}")
-        invalid = [{"resource": "PullRequest", "field": f, "code": "invalid"}
-                   for f, sha in (("base", base_sha), ("head", head_sha)) if sha is None]
+        invalid = [
+            {"resource": "PullRequest", "field": f, "code": "invalid"}
+            for f, sha in (("base", base_sha), ("head", head_sha))
+            if sha is None
+        ]
         if invalid:
             raise ApiError(422, P.validation_failed(invalid, D_CREATE_PULL))
         assert head_sha is not None and base_sha is not None
@@ -390,14 +400,22 @@ class ForgeApi:
         if existing is not None and self._refresh(repo, git, existing).state == "open":
             raise ApiError(422, duplicate)
         if not git.commits_between(base_sha, head_sha):
-            nothing = [{"resource": "PullRequest", "code": "custom",
-                        "message": f"No commits between {base} and {head_ref}"}]
+            nothing = [
+                {"resource": "PullRequest", "code": "custom", "message": f"No commits between {base} and {head_ref}"}
+            ]
             raise ApiError(422, P.validation_failed(nothing, D_CREATE_PULL))
         body = data.get("body")
         try:
             pr = self.state.insert_pull(
-                repo.id, req.user.id, str(data["title"]), body if isinstance(body, str) else None,
-                head_ref, head_sha, base, base_sha, bool(data.get("draft", False)),
+                repo.id,
+                req.user.id,
+                str(data["title"]),
+                body if isinstance(body, str) else None,
+                head_ref,
+                head_sha,
+                base,
+                base_sha,
+                bool(data.get("draft", False)),
             )
         except DuplicateOpenPull as exc:
             raise ApiError(422, duplicate) from exc
@@ -476,14 +494,21 @@ class ForgeApi:
         repo, git = self._repo(req, D_MERGE)
         pr = self._pull(req, repo, git, D_MERGE)
         data = _json_object(req, D_MERGE)
-        not_mergeable = ApiError(405, {"message": "Pull Request is not mergeable", "documentation_url": D_MERGE,
-                                       "status": "405"})
+        not_mergeable = ApiError(
+            405, {"message": "Pull Request is not mergeable", "documentation_url": D_MERGE, "status": "405"}
+        )
         if pr.state != "open":
             raise not_mergeable
         sha = data.get("sha")
         if sha is not None and sha != pr.head_sha:
-            raise ApiError(409, {"message": "Head branch was modified. Review and try the merge again.",
-                                 "documentation_url": D_MERGE, "status": "409"})
+            raise ApiError(
+                409,
+                {
+                    "message": "Head branch was modified. Review and try the merge again.",
+                    "documentation_url": D_MERGE,
+                    "status": "409",
+                },
+            )
         method = data.get("merge_method", "merge")
         if method not in ("merge", "squash", "rebase"):
             invalid = [{"resource": "PullRequest", "field": "merge_method", "code": "invalid"}]
@@ -496,8 +521,9 @@ class ForgeApi:
         commits = git.commits_between(base_tip, pr.head_sha)
         if method == "rebase":
             if any(len(git.commit(c).parents) > 1 for c in commits):
-                raise ApiError(405, {"message": "This branch can't be rebased", "documentation_url": D_MERGE,
-                                     "status": "405"})
+                raise ApiError(
+                    405, {"message": "This branch can't be rebased", "documentation_url": D_MERGE, "status": "405"}
+                )
             new_tip = git.replay(base_tip, commits, committer)
             if new_tip is None:
                 raise not_mergeable
@@ -507,7 +533,8 @@ class ForgeApi:
                 raise not_mergeable
             if method == "merge":
                 title = data.get("commit_title") or (
-                    f"Merge pull request #{pr.number} from {repo.owner.login}/{pr.head_ref}")
+                    f"Merge pull request #{pr.number} from {repo.owner.login}/{pr.head_ref}"
+                )
                 message = data.get("commit_message", pr.title)
                 parents = [base_tip, pr.head_sha]
             else:
@@ -518,11 +545,24 @@ class ForgeApi:
             full_message = f"{title}\n\n{message}".rstrip() + "\n"
             new_tip = git.commit_tree(outcome.tree, parents, full_message, merger, committer)
         if not git.update_ref(f"refs/heads/{pr.base_ref}", new_tip, base_tip):
-            raise ApiError(409, {"message": "Base branch was modified. Review and try the merge again.",
-                                 "documentation_url": D_MERGE, "status": "409"})
+            raise ApiError(
+                409,
+                {
+                    "message": "Base branch was modified. Review and try the merge again.",
+                    "documentation_url": D_MERGE,
+                    "status": "409",
+                },
+            )
         ts = now_iso()
-        self.state.update_pull(pr, state="closed", closed_at=ts, merged_at=ts, merge_commit_sha=new_tip,
-                               merged_by_id=req.user.id, base_sha=base_tip)
+        self.state.update_pull(
+            pr,
+            state="closed",
+            closed_at=ts,
+            merged_at=ts,
+            merge_commit_sha=new_tip,
+            merged_by_id=req.user.id,
+            base_sha=base_tip,
+        )
         self.state.touch_repo_push(repo.id)
         return ApiResponse(200, {"sha": new_tip, "merged": True, "message": "Pull Request successfully merged"})
 
@@ -535,8 +575,10 @@ class ForgeApi:
         repo, git = self._repo(req)
         pr = self._pull(req, repo, git)
         users, teams = self.state.review_requests(repo.id, pr.number)
-        return ApiResponse(200, {"users": [P.user(u, req.urls) for u in users],
-                                 "teams": [P.team(t, repo.owner, req.urls) for t in teams]})
+        return ApiResponse(
+            200,
+            {"users": [P.user(u, req.urls) for u in users], "teams": [P.team(t, repo.owner, req.urls) for t in teams]},
+        )
 
     def request_reviewers(self, req: ApiRequest) -> ApiResponse:
         repo, git = self._repo(req, D_REVIEWERS)
@@ -545,7 +587,7 @@ class ForgeApi:
         logins = data.get("reviewers") or []
         slugs = data.get("team_reviewers") or []
         if not isinstance(logins, list) or not isinstance(slugs, list) or not (logins or slugs):
-            raise ApiError(422, P.error("Invalid request.\n\nNo subschema in \"anyOf\" matched.", 422, D_REVIEWERS))
+            raise ApiError(422, P.error('Invalid request.\n\nNo subschema in "anyOf" matched.', 422, D_REVIEWERS))
         users = [self.state.user_by_login(str(login)) for login in logins]
         teams = [self.state.team_by_slug(repo.owner.id, str(slug)) for slug in slugs]
         if any(u is not None and u.id == pr.user_id for u in users):
@@ -571,13 +613,17 @@ class ForgeApi:
         data = req.body
         items = data.get("labels") if isinstance(data, dict) else data
         if not isinstance(items, list) or not items:
-            raise ApiError(422, P.error("Invalid request.\n\nNo subschema in \"oneOf\" matched.", 422, D_LABELS))
+            raise ApiError(422, P.error('Invalid request.\n\nNo subschema in "oneOf" matched.', 422, D_LABELS))
         names = []
         for item in items:
             name = item.get("name") if isinstance(item, dict) else item
             if not isinstance(name, str) or not name.strip():
-                raise ApiError(422, P.validation_failed(
-                    [{"resource": "Label", "code": "invalid", "field": "name", "value": name}], D_LABELS))
+                raise ApiError(
+                    422,
+                    P.validation_failed(
+                        [{"resource": "Label", "code": "invalid", "field": "name", "value": name}], D_LABELS
+                    ),
+                )
             names.append(name.strip())
         return names
 
@@ -662,8 +708,7 @@ class ForgeApi:
         return ApiResponse(200, P.content_file(repo, entry, git.blob(entry.sha), ref, commit_sha, req.urls))
 
 
-def raw_file(state: ForgeState, git_for: Callable[[Repo], BareRepo], owner: str, name: str,
-             rest: str) -> bytes | None:
+def raw_file(state: ForgeState, git_for: Callable[[Repo], BareRepo], owner: str, name: str, rest: str) -> bytes | None:
     """``/{owner}/{repo}/raw/{ref}/{path}`` as linked from ``raw_url``/``download_url``; None if absent."""
     repo = state.repo_by_name(owner, name)
     if repo is None:

@@ -115,8 +115,12 @@ class LocalForge:
                         default_branch = head
             elif seed is not None and (seed / ".git").exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                subprocess.run(["git", "clone", "--quiet", "--bare", "--no-hardlinks", str(seed), str(path)],
-                               check=True, capture_output=True, env={**os.environ, **ISOLATED_GIT_ENV})
+                subprocess.run(
+                    ["git", "clone", "--quiet", "--bare", "--no-hardlinks", str(seed), str(path)],
+                    check=True,
+                    capture_output=True,
+                    env={**os.environ, **ISOLATED_GIT_ENV},
+                )
                 git = BareRepo(path)
                 git.git("remote", "remove", "origin", check=False)
                 git.git("config", "http.receivepack", "true")
@@ -140,8 +144,7 @@ class LocalForge:
             raise KeyError(f"no repository {full_name!r} on this forge")
         return repo.path
 
-    def add_user(self, login: str, name: str | None = None, email: str | None = None,
-                 token: str | None = None) -> None:
+    def add_user(self, login: str, name: str | None = None, email: str | None = None, token: str | None = None) -> None:
         """Make ``login`` a user (a collaborator of every repository); with ``token`` it can call the API."""
         if not NAME_RE.match(login):
             raise ValueError(f"invalid login: {login!r}")
@@ -189,8 +192,7 @@ class LocalForge:
         self._thread.start()
         return self.base_url
 
-    def serve_forever(self, host: str = "127.0.0.1", port: int = 0,
-                      ready: Callable[[str], None] | None = None) -> None:
+    def serve_forever(self, host: str = "127.0.0.1", port: int = 0, ready: Callable[[str], None] | None = None) -> None:
         """Serve in the calling thread until interrupted (for ``devops-crew forge serve``)."""
         server = self._bind(host, port)
         if ready is not None:
@@ -223,8 +225,9 @@ class LocalForge:
             self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # testing aids ---------------------------------------------------------------------------------------

@@ -170,11 +170,18 @@ class BareRepo:
             }
             subprocess.run(
                 ["git", "add", "--all", "--force", "."],
-                cwd=directory, env={**os.environ, **env}, check=True, capture_output=True,
+                cwd=directory,
+                env={**os.environ, **env},
+                check=True,
+                capture_output=True,
             )
-            tree = subprocess.run(
-                ["git", "write-tree"], cwd=directory, env={**os.environ, **env}, check=True, capture_output=True
-            ).stdout.decode().strip()
+            tree = (
+                subprocess.run(
+                    ["git", "write-tree"], cwd=directory, env={**os.environ, **env}, check=True, capture_output=True
+                )
+                .stdout.decode()
+                .strip()
+            )
         parent = self.resolve(f"refs/heads/{branch}")
         sha = self.commit_tree(tree, [parent] if parent else [], message, ident, ident)
         self.update_ref(f"refs/heads/{branch}", sha, parent or ZERO_SHA)
@@ -240,7 +247,7 @@ class BareRepo:
         return refs
 
     def branches(self) -> list[tuple[str, str]]:
-        return [(name[len("refs/heads/"):], sha) for name, sha, _ in self.list_refs("refs/heads/")]
+        return [(name[len("refs/heads/") :], sha) for name, sha, _ in self.list_refs("refs/heads/")]
 
     def update_ref(self, refname: str, new: str, old: str | None = None) -> bool:
         """Point ``refname`` at ``new`` if it currently is ``old`` (ZERO_SHA: must not exist)."""
@@ -286,15 +293,15 @@ class BareRepo:
                 committer = _parse_ident(value)
         return CommitInfo(sha, tree, tuple(parents), author, committer, message)
 
-    def commit_tree(
-        self, tree: str, parents: list[str], message: str, author: Signature, committer: Signature
-    ) -> str:
+    def commit_tree(self, tree: str, parents: list[str], message: str, author: Signature, committer: Signature) -> str:
         args = ["commit-tree", tree]
         for parent in parents:
             args += ["-p", parent]
         env = {
-            "GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email,
-            "GIT_COMMITTER_NAME": committer.name, "GIT_COMMITTER_EMAIL": committer.email,
+            "GIT_AUTHOR_NAME": author.name,
+            "GIT_AUTHOR_EMAIL": author.email,
+            "GIT_COMMITTER_NAME": committer.name,
+            "GIT_COMMITTER_EMAIL": committer.email,
         }
         if author.date:
             env["GIT_AUTHOR_DATE"] = author.date
@@ -334,9 +341,7 @@ class BareRepo:
         """Files changed from ``base`` to ``head`` (pass the merge base for GitHub's three-dot diff)."""
         raw = self.git("diff", "--raw", "-z", "-M", "--no-abbrev", base, head).stdout.decode(errors="replace")
         numstat = self.git("diff", "--numstat", "-z", "-M", base, head).stdout.decode(errors="replace")
-        patch_text = self.git("diff", "-M", "--no-color", "--no-ext-diff", base, head).stdout.decode(
-            errors="replace"
-        )
+        patch_text = self.git("diff", "-M", "--no-color", "--no-ext-diff", base, head).stdout.decode(errors="replace")
         entries = _parse_raw(raw)
         counts = _parse_numstat(numstat)
         patches = _split_patches(patch_text)
@@ -382,8 +387,9 @@ class BareRepo:
             entry = _parse_ls_tree(record)
             if entry is not None:
                 entries.append(
-                    TreeEntry(entry.mode, entry.type, entry.sha, entry.size, f"{path}/{entry.path}" if path
-                              else entry.path)
+                    TreeEntry(
+                        entry.mode, entry.type, entry.sha, entry.size, f"{path}/{entry.path}" if path else entry.path
+                    )
                 )
         return entries
 
@@ -404,8 +410,9 @@ class BareRepo:
         env = {"GIT_COMMITTER_NAME": committer.name, "GIT_COMMITTER_EMAIL": committer.email}
         try:
             self.git("worktree", "add", "--detach", "--quiet", str(worktree), onto)
-            proc = self.git("cherry-pick", "--allow-empty", "--keep-redundant-commits", *commits,
-                            cwd=worktree, env=env, check=False)
+            proc = self.git(
+                "cherry-pick", "--allow-empty", "--keep-redundant-commits", *commits, cwd=worktree, env=env, check=False
+            )
             if proc.returncode != 0:
                 self.git("cherry-pick", "--abort", cwd=worktree, check=False)
                 return None

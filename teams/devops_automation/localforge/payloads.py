@@ -266,7 +266,11 @@ def commit(repo: Repo, info: CommitInfo, urls: Urls, author: User | None, commit
             "url": f"{api}/git/commits/{info.sha}",
             "comment_count": 0,
             "verification": {
-                "verified": False, "reason": "unsigned", "signature": None, "payload": None, "verified_at": None,
+                "verified": False,
+                "reason": "unsigned",
+                "signature": None,
+                "payload": None,
+                "verified_at": None,
             },
         },
         "url": f"{api}/commits/{info.sha}",
@@ -274,9 +278,7 @@ def commit(repo: Repo, info: CommitInfo, urls: Urls, author: User | None, commit
         "comments_url": f"{api}/commits/{info.sha}/comments",
         "author": user(author, urls) if author else {},
         "committer": user(committer, urls) if committer else {},
-        "parents": [
-            {"sha": p, "url": f"{api}/commits/{p}", "html_url": f"{web}/commit/{p}"} for p in info.parents
-        ],
+        "parents": [{"sha": p, "url": f"{api}/commits/{p}", "html_url": f"{web}/commit/{p}"} for p in info.parents],
     }
 
 
@@ -306,7 +308,7 @@ def branch(repo: Repo, name: str, commit_body: JSON, urls: Urls) -> JSON:
 
 def git_ref(repo: Repo, refname: str, sha: str, object_type: str, urls: Urls) -> JSON:
     api = urls.repo_api(repo)
-    short = refname[len("refs/"):] if refname.startswith("refs/") else refname
+    short = refname[len("refs/") :] if refname.startswith("refs/") else refname
     kind = {"commit": "commits", "tag": "tags", "tree": "trees", "blob": "blobs"}.get(object_type, "commits")
     return {
         "ref": refname,
@@ -344,8 +346,16 @@ def issue_comment(repo: Repo, c: Comment, author: User, association: str, urls: 
         "author_association": association,
         "performed_via_github_app": None,
         "reactions": {
-            "url": f"{comment_url}/reactions", "total_count": 0, "+1": 0, "-1": 0, "laugh": 0,
-            "hooray": 0, "confused": 0, "heart": 0, "rocket": 0, "eyes": 0,
+            "url": f"{comment_url}/reactions",
+            "total_count": 0,
+            "+1": 0,
+            "-1": 0,
+            "laugh": 0,
+            "hooray": 0,
+            "confused": 0,
+            "heart": 0,
+            "rocket": 0,
+            "eyes": 0,
         },
         "pin": None,
         "minimized": None,
@@ -509,7 +519,7 @@ def _content_type(entry: TreeEntry) -> str:
 def content_file(repo: Repo, entry: TreeEntry, data: bytes, ref: str, commit_sha: str, urls: Urls) -> JSON:
     """``content-file``: base64 in lines of 60 characters with a trailing newline, like GitHub."""
     encoded = base64.b64encode(data).decode()
-    wrapped = "".join(encoded[i:i + 60] + "\n" for i in range(0, len(encoded), 60))
+    wrapped = "".join(encoded[i : i + 60] + "\n" for i in range(0, len(encoded), 60))
     return {
         "type": "file",
         "encoding": "base64",

@@ -110,7 +110,7 @@ def paginate(req: ApiRequest, items: Sequence[Any], default_per_page: int = 30) 
     except ValueError as exc:
         raise ApiError(400, error("Invalid page or per_page", 400)) from exc
     last = max(1, -(-len(items) // per_page))
-    chunk = list(items[(page - 1) * per_page: page * per_page])
+    chunk = list(items[(page - 1) * per_page : page * per_page])
 
     def link(target: int) -> str:
         query = [(k, v) for k, values in req.query.items() if k != "page" for v in values]

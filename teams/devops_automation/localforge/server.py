@@ -96,8 +96,12 @@ class RateLimiter:
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             self._roll()
-            return {"limit": self.limit, "remaining": max(0, self.limit - self._used), "reset": self._reset,
-                    "used": self._used}
+            return {
+                "limit": self.limit,
+                "remaining": max(0, self.limit - self._used),
+                "reset": self._reset,
+                "used": self._used,
+            }
 
     def headers(self) -> dict[str, str]:
         snap = self.snapshot()
@@ -165,7 +169,7 @@ class ForgeApp:
         urls = Urls(f"http://{headers.get('host') or default_host}", API_PREFIX)
         route_info: dict[str, Any] = {"route": None, "in_spec": False, "params": {}}
         is_api = raw_path == API_PREFIX or raw_path.startswith(API_PREFIX + "/")
-        path = (raw_path[len(API_PREFIX):] or "/") if is_api else raw_path
+        path = (raw_path[len(API_PREFIX) :] or "/") if is_api else raw_path
         try:
             response = self._dispatch(method, path, query, headers, body, urls, is_api, route_info)
         except Exception:  # a bug must still answer like GitHub's 500, and be visible in the log
@@ -174,12 +178,19 @@ class ForgeApp:
         self.request_log.append((method, path, response.status))
         if self.observers:
             exchange = Exchange(
-                method=method, path=path, query=query, route=route_info["route"],
-                route_in_spec=route_info["in_spec"], path_params=route_info["params"],
+                method=method,
+                path=path,
+                query=query,
+                route=route_info["route"],
+                route_in_spec=route_info["in_spec"],
+                path_params=route_info["params"],
                 request_headers={k: ("<redacted>" if k == "authorization" else v) for k, v in headers.items()},
-                request_body=body, status=response.status,
-                response_headers=dict(response.headers), response_body=response.body,
-                seconds=time.perf_counter() - started, api=is_api,
+                request_body=body,
+                status=response.status,
+                response_headers=dict(response.headers),
+                response_body=response.body,
+                seconds=time.perf_counter() - started,
+                api=is_api,
             )
             for observer in list(self.observers):
                 try:
@@ -206,8 +217,15 @@ class ForgeApp:
         return RawResponse(status, out, data)
 
     def _dispatch(
-        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, urls: Urls,
-        is_api: bool, route_info: dict[str, Any],
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        urls: Urls,
+        is_api: bool,
+        route_info: dict[str, Any],
     ) -> RawResponse:
         fault = self.faults.take(method, path)
         if fault is not None:
@@ -231,8 +249,7 @@ class ForgeApp:
             parsed = json.loads(body) if body.strip() else None
         except (ValueError, UnicodeDecodeError):
             return self._json(400, error("Problems parsing JSON", 400))
-        request = ApiRequest(method, path, params, parse_qs(query, keep_blank_values=True), parsed, user, urls,
-                             headers)
+        request = ApiRequest(method, path, params, parse_qs(query, keep_blank_values=True), parsed, user, urls, headers)
         try:
             with self.state.transaction():
                 response: ApiResponse = route.handler(request)
@@ -271,7 +288,8 @@ class ForgeApp:
             user = self._user_for(self._token(headers))
             if user is None:
                 return RawResponse(
-                    401, {"WWW-Authenticate": 'Basic realm="LocalForge"', "Content-Type": "text/plain"},
+                    401,
+                    {"WWW-Authenticate": 'Basic realm="LocalForge"', "Content-Type": "text/plain"},
                     b"Authentication required to push.\n",
                 )
             remote_user = user.login

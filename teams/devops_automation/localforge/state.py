@@ -239,9 +239,7 @@ class ForgeState:
             return None
         return User(row["id"], row["login"], row["type"], row["name"], row["email"], row["created_at"])
 
-    def ensure_user(
-        self, login: str, type_: str = "User", name: str | None = None, email: str | None = None
-    ) -> User:
+    def ensure_user(self, login: str, type_: str = "User", name: str | None = None, email: str | None = None) -> User:
         existing = self.user_by_login(login)
         if existing is not None:
             if (name and name != existing.name) or (email and email != existing.email):
@@ -389,17 +387,14 @@ class ForgeState:
             self._db.execute(
                 "INSERT INTO pulls (repo_id, number, user_id, title, body, draft, head_ref, head_sha,"
                 " base_ref, base_sha, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (repo_id, number, user_id, title, body, int(draft), head_ref, head_sha, base_ref, base_sha,
-                 ts, ts),
+                (repo_id, number, user_id, title, body, int(draft), head_ref, head_sha, base_ref, base_sha, ts, ts),
             )
         except sqlite3.IntegrityError as exc:  # the partial unique index: a second open PR for head+base
             raise DuplicateOpenPull(head_ref) from exc
         return self.pull(repo_id, number)  # type: ignore[return-value]
 
     def pull(self, repo_id: int, number: int) -> Pull | None:
-        row = self._db.execute(
-            "SELECT * FROM pulls WHERE repo_id = ? AND number = ?", (repo_id, number)
-        ).fetchone()
+        row = self._db.execute("SELECT * FROM pulls WHERE repo_id = ? AND number = ?", (repo_id, number)).fetchone()
         return self._pull(row)
 
     def open_pull_for(self, repo_id: int, head_ref: str, base_ref: str) -> Pull | None:
@@ -418,8 +413,19 @@ class ForgeState:
         return int(row.fetchone()[0])
 
     _PULL_COLUMNS = frozenset(
-        {"title", "body", "state", "head_sha", "base_ref", "base_sha", "closed_at", "merged_at",
-         "merge_commit_sha", "merged_by_id", "updated_at"}
+        {
+            "title",
+            "body",
+            "state",
+            "head_sha",
+            "base_ref",
+            "base_sha",
+            "closed_at",
+            "merged_at",
+            "merge_commit_sha",
+            "merged_by_id",
+            "updated_at",
+        }
     )
 
     def update_pull(self, pull: Pull, **fields: object) -> Pull:
@@ -449,9 +455,7 @@ class ForgeState:
         row = self._db.execute("SELECT * FROM labels WHERE repo_id = ? AND name = ?", (repo_id, name)).fetchone()
         if row is None:
             self._db.execute("INSERT INTO labels (repo_id, name) VALUES (?, ?)", (repo_id, name))
-            row = self._db.execute(
-                "SELECT * FROM labels WHERE repo_id = ? AND name = ?", (repo_id, name)
-            ).fetchone()
+            row = self._db.execute("SELECT * FROM labels WHERE repo_id = ? AND name = ?", (repo_id, name)).fetchone()
         return self._label(row)  # type: ignore[return-value]
 
     def issue_labels(self, repo_id: int, number: int) -> list[Label]:
@@ -483,15 +487,19 @@ class ForgeState:
 
     def _comment(self, row: sqlite3.Row) -> Comment:
         return Comment(
-            row["id"], row["repo_id"], row["number"], row["user_id"], row["body"], row["created_at"],
+            row["id"],
+            row["repo_id"],
+            row["number"],
+            row["user_id"],
+            row["body"],
+            row["created_at"],
             row["updated_at"],
         )
 
     def insert_comment(self, repo_id: int, number: int, user_id: int, body: str) -> Comment:
         ts = now_iso()
         cur = self._db.execute(
-            "INSERT INTO comments (repo_id, number, user_id, body, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO comments (repo_id, number, user_id, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
             (repo_id, number, user_id, body, ts, ts),
         )
         row = self._db.execute("SELECT * FROM comments WHERE id = ?", (cur.lastrowid,)).fetchone()
@@ -522,8 +530,7 @@ class ForgeState:
 
     def review_requests(self, repo_id: int, number: int) -> tuple[list[User], list[Team]]:
         rows = self._db.execute(
-            "SELECT kind, reviewer_id FROM review_requests WHERE repo_id = ? AND number = ?"
-            " ORDER BY rowid",
+            "SELECT kind, reviewer_id FROM review_requests WHERE repo_id = ? AND number = ? ORDER BY rowid",
             (repo_id, number),
         ).fetchall()
         users = [u for u in (self.user_by_id(r[1]) for r in rows if r[0] == "user") if u is not None]

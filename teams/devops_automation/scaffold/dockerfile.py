@@ -51,10 +51,23 @@ class HadolintRun:
         env = {"PATH": os.environ.get("PATH", ""), "HOME": self._home.name, "XDG_CONFIG_HOME": self._home.name}
         try:
             self._proc = subprocess.Popen(
-                [binary, "--config", str(config), "--format", "json", "--no-color", "--disable-ignore-pragma",
-                 "--failure-threshold", "style", str(dockerfile.resolve())],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                cwd=self._home.name, env=env,
+                [
+                    binary,
+                    "--config",
+                    str(config),
+                    "--format",
+                    "json",
+                    "--no-color",
+                    "--disable-ignore-pragma",
+                    "--failure-threshold",
+                    "style",
+                    str(dockerfile.resolve()),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self._home.name,
+                env=env,
             )
         except OSError as exc:
             self._errors.append(f"hadolint: {label}: cannot run {binary}: {exc}")

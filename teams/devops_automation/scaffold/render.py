@@ -50,8 +50,16 @@ def expected_files(spec: TeamSpec) -> list[str]:
     files = [
         f"{team}/{name}"
         for name in (
-            "Dockerfile", "README.md", "__init__.py", "agents/__init__.py", "config/agents.yaml",
-            "config/tasks.yaml", "crew.py", "requirements.txt", "server.py", "team.yaml",
+            "Dockerfile",
+            "README.md",
+            "__init__.py",
+            "agents/__init__.py",
+            "config/agents.yaml",
+            "config/tasks.yaml",
+            "crew.py",
+            "requirements.txt",
+            "server.py",
+            "team.yaml",
             "tests/test_team.py",
         )
     ]
@@ -94,9 +102,7 @@ def build_context(spec: TeamSpec, gap: CapabilityGap, owner: str) -> dict[str, A
     }
 
 
-def render_team(
-    spec: TeamSpec, gap: CapabilityGap, dest: Path, owner: str = "platform-team"
-) -> RenderedTeam:
+def render_team(spec: TeamSpec, gap: CapabilityGap, dest: Path, owner: str = "platform-team") -> RenderedTeam:
     """Render ``spec`` into ``dest/<name>/`` (which must not exist yet) and list what was written."""
     from cookiecutter.exceptions import CookiecutterException
     from cookiecutter.main import cookiecutter

@@ -65,9 +65,18 @@ def pytest_args(tests_dir: Path) -> list[str]:
     """The pytest command line for one team: isolated from any surrounding project's config."""
     team_dir = tests_dir.parent
     return [
-        str(tests_dir), "-q", "-p", "no:cacheprovider", "--import-mode=importlib",
-        f"--rootdir={team_dir}", f"--confcutdir={team_dir}", "-c", os.devnull, "--color=no",
-        "-W", "ignore::DeprecationWarning",
+        str(tests_dir),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--import-mode=importlib",
+        f"--rootdir={team_dir}",
+        f"--confcutdir={team_dir}",
+        "-c",
+        os.devnull,
+        "--color=no",
+        "-W",
+        "ignore::DeprecationWarning",
     ]
 
 

@@ -58,9 +58,7 @@ def validate_render(
     try:
         for name, check in IN_PROCESS_CHECKS.items():
             errors += _timed(name, lambda check=check: check(root, spec), timings)
-        errors += _timed(
-            "kubernetes_schema", lambda: check_kubernetes_schema(root, spec, kubernetes_version), timings
-        )
+        errors += _timed("kubernetes_schema", lambda: check_kubernetes_schema(root, spec, kubernetes_version), timings)
         errors += _timed(
             "dockerfile_policy", lambda: check_dockerfile_policy(dockerfile, f"{team}/Dockerfile"), timings
         )
