@@ -29,8 +29,14 @@ def app(settings: Settings) -> App:
     built.close()
 
 
-def bare(settings: Settings) -> Path:
-    return Path(settings.effective_target_url)
+def bare(app: App) -> Path:
+    """The target repository's bare repo inside the embedded forge."""
+    assert app.connection.local is not None
+    return app.connection.local.repo_path(app.settings.target_repo)
+
+
+def pull_count(app: App) -> int:
+    return app.forge.repo.get_pulls(state="all").totalCount
 
 
 def test_a_new_gap_becomes_a_branch_and_a_pull_request(app: App, settings: Settings) -> None:
@@ -39,18 +45,21 @@ def test_a_new_gap_becomes_a_branch_and_a_pull_request(app: App, settings: Setti
     assert request.state is RequestState.published, request.error
     assert request.spec is not None and request.spec.name == "d3_js_data_visualization"
     assert request.branch and request.branch.startswith("auto/team-d3_js_data_visualization-")
-    branches = remote_branches(bare(settings))
+    branches = remote_branches(bare(app))
     assert set(branches) == {"main", request.branch}
-    paths = changed_paths(bare(settings), request.branch)
+    paths = changed_paths(bare(app), request.branch)
     assert paths == sorted(request.files) and paths
     assert all(p.startswith(("teams/d3_js_data_visualization/", "k8s/teams/d3_js_data_visualization/")) for p in paths)
-    commit = Repo(bare(settings)).commit(request.branch)
+    commit = Repo(bare(app)).commit(request.branch)
     assert commit.author.name == settings.bot_name
     assert "gap-d3" in commit.message and request.id in commit.message
-    pr = app.forge.find_pull_request(request.branch)
-    assert pr is not None and pr.number == request.pr_number
-    body = Path(pr.url.removeprefix("file://")).read_text()
-    assert "8 tasks need interactive d3.js charts" in body and request.id in body
+    ref = app.forge.find_pull_request(request.branch)
+    assert ref is not None and ref.number == request.pr_number
+    pr = app.forge.get_pull(ref.number)
+    assert "8 tasks need interactive d3.js charts" in pr.body and request.id in pr.body
+    assert pr.head.ref == request.branch and pr.base.ref == "main" and pr.state == "open"
+    assert {label.name for label in pr.labels} == {"automated", "new-team", "needs-review", "risk:low"}
+    assert [t.slug for t in pr.get_review_requests()[1]] == ["platform-team"]
     actions = [(r.action, r.phase) for r in app.store.iter_audit(request.id)]
     for action in ("repo.write_files", "git.commit", "git.push", "forge.open_pull_request"):
         assert (action, "initiated") in actions and (action, "succeeded") in actions
@@ -60,16 +69,16 @@ def test_a_covered_gap_reuses_the_existing_team_and_creates_nothing(app: App, se
     request = app.pipeline.submit(COVERED_GAP).request
     assert request.state is RequestState.reuse_existing
     assert request.matched_team == "customer_support"
-    assert set(remote_branches(bare(settings))) == {"main"}
-    assert app.store.count_pull_requests(settings.target_repo) == 0
+    assert set(remote_branches(bare(app))) == {"main"}
+    assert pull_count(app) == 0
 
 
 def test_submitting_the_same_gap_twice_makes_one_branch_and_one_pr(app: App, settings: Settings) -> None:
     first = app.pipeline.submit(NEW_TEAM_GAP)
     second = app.pipeline.submit(NEW_TEAM_GAP.model_copy())
     assert second.duplicate and second.request.id == first.request.id
-    assert len(remote_branches(bare(settings))) == 2
-    assert app.store.count_pull_requests(settings.target_repo) == 1
+    assert len(remote_branches(bare(app))) == 2
+    assert pull_count(app) == 1
 
 
 def test_a_reserved_name_is_refused_and_nothing_is_written(app: App, settings: Settings) -> None:
@@ -77,7 +86,7 @@ def test_a_reserved_name_is_refused_and_nothing_is_written(app: App, settings: S
     request = app.pipeline.submit(gap).request
     assert request.state is RequestState.refused
     assert request.decision is not None and request.decision.rule == "reserved-name"
-    assert set(remote_branches(bare(settings))) == {"main"}
+    assert set(remote_branches(bare(app))) == {"main"}
     with pytest.raises(Exception, match="only lifts the rate limit"):
         app.pipeline.approve(request.id, by="alice", override=True)
 
@@ -87,7 +96,7 @@ def test_rate_limit_holds_across_restarts_and_a_human_can_override(tmp_path: Pat
     first = build_app(settings)
     assert first.pipeline.submit(new_gap(1)).request.state is RequestState.published
     first.close()
-    again = build_app(make_settings(tmp_path / "home", rate_limit_per_day=1))  # a new process, same store
+    again = build_app(make_settings(tmp_path / "home", rate_limit_per_day=1))  # restarted: same store
     refused = again.pipeline.submit(new_gap(2)).request
     assert refused.state is RequestState.refused and refused.decision.rule == "rate-limit"
     assert "--override" in refused.decision.remedy
@@ -117,7 +126,7 @@ def test_cost_ceiling_waits_for_a_human(tmp_path: Path) -> None:
     other = app.pipeline.submit(new_gap(2)).request
     rejected = app.pipeline.reject(other.id, by="bob", reason="too expensive")
     assert rejected.state is RequestState.rejected
-    assert len(remote_branches(Path(app.settings.effective_target_url))) == 2  # main + the approved one
+    assert len(remote_branches(bare(app))) == 2  # main + the approved one
     app.close()
 
 
@@ -127,7 +136,7 @@ def test_an_invalid_render_never_reaches_git(tmp_path: Path) -> None:
     request = app.pipeline.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.failed and "validation" in (request.error or "")
     assert request.resume_state is RequestState.approved_by_policy
-    assert set(remote_branches(Path(app.settings.effective_target_url))) == {"main"}
+    assert set(remote_branches(bare(app))) == {"main"}
     assert not [r for r in app.store.iter_audit() if r.action in {"git.push", "git.commit"}]
     app.close()
 
@@ -138,19 +147,19 @@ def test_a_dirty_checkout_is_cleaned_before_writing(app: App, settings: Settings
     (settings.checkout_dir / "README.md").write_text("edited by someone")
     request = app.pipeline.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.published
-    assert "stray.txt" not in changed_paths(bare(settings), request.branch)
-    assert "README.md" not in changed_paths(bare(settings), request.branch)
+    assert "stray.txt" not in changed_paths(bare(app), request.branch)
+    assert "README.md" not in changed_paths(bare(app), request.branch)
 
 
 def test_a_missing_target_repo_fails_with_a_clear_error(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "home", target_repo_url=str(tmp_path / "nowhere.git"))
-    app = build_app(settings)
-    request = app.pipeline.submit(NEW_TEAM_GAP).request
-    assert request.state is RequestState.failed
-    assert request.error.startswith("target repository not found at")
-    with pytest.raises(TargetRepoError):
-        app.target.team_files()
-    app.close()
+    from devops_automation.forge.github import ForgeError
+    from devops_automation.localforge import LocalForge
+
+    with LocalForge(tmp_path / "gh", token="t0ken-for-tests") as github:
+        settings = make_settings(tmp_path / "home", github_api_url=github.base_url, github_token="t0ken-for-tests",
+                                 target_repo="acme/missing")
+        with pytest.raises(ForgeError, match="target repository acme/missing not found"):
+            build_app(settings)
 
 
 def test_the_store_can_be_postgresql(tmp_path: Path, pg_url: str) -> None:
@@ -165,19 +174,16 @@ CRASH_SCRIPT = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from devops_automation.app import build_app
-    from devops_automation.forge.store_forge import StoreForge
+    from devops_automation.forge.github import GitHubForge
     from devops_automation.settings import Settings
     from tests.helpers import NEW_TEAM_GAP
 
-    class DyingForge(StoreForge):
-        def open_pull_request(self, **kwargs):
-            os.kill(os.getpid(), signal.SIGKILL)  # the process dies after the push, before the PR
+    def die(self, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)  # the process dies after the push, before the PR
 
+    GitHubForge.open_pull_request = die
     settings = Settings(_env_file=None, home=Path(sys.argv[1]), cooldown_seconds=0)
-    from devops_automation.store import open_store
-    store = open_store(settings.effective_database_url)
-    app = build_app(settings, forge=DyingForge(store, settings.target_repo, settings.home / "pulls"))
-    app.pipeline.submit(NEW_TEAM_GAP)
+    build_app(settings).pipeline.submit(NEW_TEAM_GAP)
     """
 )
 
@@ -189,16 +195,15 @@ def test_killed_between_push_and_pr_the_rerun_finishes_with_one_branch_and_one_p
         [sys.executable, "-c", CRASH_SCRIPT, str(home)], cwd=root, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == -9, proc.stderr
-    settings = make_settings(home)
-    app = build_app(settings)
+    app = build_app(make_settings(home))
     stuck = app.store.get_request_by_gap("gap-d3")
     assert stuck is not None and stuck.state is RequestState.scaffolded and stuck.commit_sha
-    pushed = remote_branches(bare(settings))
+    pushed = remote_branches(bare(app))
     assert stuck.branch in pushed
     finished = app.pipeline.submit(NEW_TEAM_GAP).request
     assert finished.state is RequestState.published
-    assert remote_branches(bare(settings)) == pushed  # same branch, same commit, nothing new
-    assert app.store.count_pull_requests(settings.target_repo) == 1
+    assert remote_branches(bare(app)) == pushed  # same branch, same commit, nothing new
+    assert pull_count(app) == 1
     app.close()
 
 
@@ -247,7 +252,7 @@ def test_a_revision_may_not_rename_the_approved_team(tmp_path: Path) -> None:
     app.pipeline.reviser = CountingReviser(rename="github_takeover")
     request = app.pipeline.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.failed and "may not rename" in (request.error or "")
-    assert set(remote_branches(Path(app.settings.effective_target_url))) == {"main"}
+    assert set(remote_branches(bare(app))) == {"main"}
     app.close()
 
 
@@ -260,7 +265,8 @@ def test_a_pr_writer_supplies_title_and_summary_inside_the_fixed_body(app: App) 
 
     app.pipeline.pr_writer = Writer()
     request = app.pipeline.submit(NEW_TEAM_GAP).request
-    body = Path(request.pr_url.removeprefix("file://")).read_text()
-    assert body.startswith("# Add d3 team")
+    pr = app.forge.get_pull(request.pr_number)
+    body = pr.body
+    assert pr.title == "Add d3 team"
     assert "````text\n```\\n</details><script>x</script>\n````" in body  # fenced: cannot escape
     assert "Tracking id: `" + request.id in body and "LLM use so far: 1 calls" in body

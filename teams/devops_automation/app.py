@@ -1,4 +1,4 @@
-"""Wiring: builds the store, auditor, target repo, forge, drafter and pipeline from one Settings.
+"""Wiring: builds the store, auditor, forge connection, target repo, drafter and pipeline from one Settings.
 
 Every entry point (CLI, and later A2A, Discord, the dashboard) goes through :func:`build_app`, so they
 all share the same policy and the same audit trail.
@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 from .audit import Auditor
 from .drafting.base import Drafter
-from .forge.base import Forge
+from .forge.connection import ForgeConnection, embedded_token, open_forge
+from .forge.github import BroadTokenError, GitHubForge
 from .pipeline import Pipeline, Progress
 from .quiet import silence_crewai
 from .settings import Settings
 from .store import Store, open_store
-from .target import TargetRepo, bootstrap_embedded
+from .target import TargetRepo
 
 
 class ConfigurationError(RuntimeError):
@@ -27,12 +28,17 @@ class App:
     settings: Settings
     store: Store
     auditor: Auditor
+    connection: ForgeConnection
     target: TargetRepo
-    forge: Forge
     drafter: Drafter
     pipeline: Pipeline
 
+    @property
+    def forge(self) -> GitHubForge:
+        return self.connection.forge
+
     def close(self) -> None:
+        self.connection.close()
         self.store.close()
 
 
@@ -47,25 +53,31 @@ def make_drafter(settings: Settings) -> Drafter:
     return OfflineDrafter()
 
 
-def make_forge(settings: Settings, store: Store) -> Forge:
-    from .forge.store_forge import StoreForge
-
-    return StoreForge(store, settings.target_repo, settings.home / "pulls")
-
-
-def build_app(
-    settings: Settings, progress: Progress | None = None, *, drafter: Drafter | None = None, forge: Forge | None = None
-) -> App:
+def build_app(settings: Settings, progress: Progress | None = None, *, drafter: Drafter | None = None) -> App:
     silence_crewai()
     settings.home.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.effective_database_url)
-    auditor = Auditor(store, settings.secret_values())
-    if settings.embedded_target:
-        bootstrap_embedded(settings, auditor)
-    target = TargetRepo(settings, auditor)
-    forge = forge or make_forge(settings, store)
-    drafter = drafter or make_drafter(settings)
+    secrets = settings.secret_values()
+    if settings.github_token is None:
+        secrets.append(embedded_token(settings))
+    auditor = Auditor(store, secrets)
+    connection = open_forge(settings, auditor)
+    try:
+        if not connection.embedded and not settings.allow_broad_token:
+            connection.forge.check_token_scope(settings.base_branch)
+        target = TargetRepo(settings, auditor, connection.git_url, connection.git_token)
+        drafter = drafter or make_drafter(settings)
+    except (BroadTokenError, ConfigurationError):
+        connection.close()
+        store.close()
+        raise
     pipeline = Pipeline(
-        settings=settings, store=store, auditor=auditor, target=target, forge=forge, drafter=drafter, progress=progress
+        settings=settings,
+        store=store,
+        auditor=auditor,
+        target=target,
+        forge=connection.forge,
+        drafter=drafter,
+        progress=progress,
     )
-    return App(settings, store, auditor, target, forge, drafter, pipeline)
+    return App(settings, store, auditor, connection, target, drafter, pipeline)

@@ -52,8 +52,7 @@ def run_demo(args: argparse.Namespace, app: Any, emit: Callable[[argparse.Namesp
     finally:
         app.close()
     lines = [
-        f"devops-crew demo: target {app.settings.effective_target_url}, forge: {app.forge.label}, "
-        f"drafter: {app.drafter.label}",
+        f"devops-crew demo: target {app.target.url}, forge: {app.forge.label}, drafter: {app.drafter.label}",
     ]
     for gap, submission in results:
         again = " (already handled in an earlier run)" if submission.duplicate else ""
@@ -61,7 +60,7 @@ def run_demo(args: argparse.Namespace, app: Any, emit: Callable[[argparse.Namesp
     failed = [s for _, s in results if s.request.state.value == "failed"]
     payload = {
         "schema": SCHEMA_VERSION,
-        "target": app.settings.effective_target_url,
+        "target": app.target.url,
         "forge": app.forge.label,
         "drafter": app.drafter.label,
         "requests": [request_summary(s.request, duplicate=s.duplicate) for _, s in results],

@@ -286,6 +286,7 @@ class PullRequestRef(BaseModel):
     url: str
     branch: str
     created: bool = True
+    warnings: list[str] = Field(default_factory=list)
 
 
 class LLMUsage(BaseModel):

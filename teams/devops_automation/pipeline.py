@@ -12,10 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from github import GithubException
+from requests import RequestException
+
 from . import policy, pr_text
 from .audit import Auditor
 from .drafting.base import DraftContext, Drafter, PRWriter, SpecReviser
-from .forge.base import Forge
+from .forge.github import ForgeError, GitHubForge
 from .models import (
     CapabilityGap,
     Outcome,
@@ -33,6 +36,8 @@ from .target import TargetRepo, TargetRepoError
 Progress = Callable[[str, str], None]
 
 RATE_RULES = {"rate-limit", "cooldown"}
+# What ends a step as `failed` (resumable) instead of crashing the process.
+FAILURES = (TargetRepoError, ForgeError, GithubException, RequestException, PolicyViolation, OSError, ValueError)
 MAX_REVISIONS = 2
 
 
@@ -66,7 +71,7 @@ class Pipeline:
         store: Store,
         auditor: Auditor,
         target: TargetRepo,
-        forge: Forge,
+        forge: GitHubForge,
         drafter: Drafter,
         progress: Progress | None = None,
         reviser: SpecReviser | None = None,
@@ -114,7 +119,7 @@ class Pipeline:
             before = request.state
             try:
                 request = steps[request.state](request)
-            except (TargetRepoError, PolicyViolation, OSError, ValueError) as exc:
+            except FAILURES as exc:
                 return self._fail(request, before, exc)
             if request.state in (RequestState.refused, RequestState.awaiting_approval):
                 break  # a human or time has to act before the request can go on
@@ -324,7 +329,14 @@ class Pipeline:
         self.progress(request.id, f"opening the pull request on the {self.forge.label}")
         with self.auditor.action("forge.open_pull_request", branch, request_id=request.id) as call:
             pr = self.forge.find_pull_request(branch)
-            if pr is None:
+            if pr is not None:  # opened before a crash: make sure labels and reviewers are there too
+                found = self.forge.get_pull(pr.number)
+                pr.warnings = self.forge.decorate(
+                    found,
+                    pr_text.labels(request.decision),
+                    self.forge.reviewers(request.files, self.settings.base_branch),
+                )
+            else:
                 text = self._pr_text(request)
                 pr = self.forge.open_pull_request(
                     head=branch,
@@ -334,8 +346,10 @@ class Pipeline:
                         request, spec, request.files, request.drafter or self.drafter.label, summary=text.summary
                     ),
                     labels=pr_text.labels(request.decision),
+                    draft=request.decision is not None and request.decision.risk_level is policy.RiskLevel.high,
+                    changed_paths=request.files,
                 )
-            call.result.update(number=pr.number, url=pr.url, created=pr.created)
+            call.result.update(number=pr.number, url=pr.url, created=pr.created, warnings=pr.warnings)
         request.pr_number, request.pr_url = pr.number, pr.url
         return self.store.save_request(request, RequestState.published)
 

@@ -26,13 +26,18 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".devops-crew"), validation_alias=_env("DEVOPS_CREW_HOME"))
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
 
-    # The repository new teams are proposed to. Empty URL = the embedded bare repo under `home`.
+    # The repository new teams are proposed to, as owner/name on the forge; the git URL defaults to the
+    # forge's clone URL.
     target_repo: str = Field(DEFAULT_TARGET_REPO, validation_alias=_env("TARGET_REPO"))
     target_repo_url: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_TARGET_REPO_URL"))
     base_branch: str = Field("main", validation_alias=_env("DEVOPS_CREW_BASE_BRANCH"))
 
     github_api_url: str | None = Field(None, validation_alias=_env("GITHUB_API_URL"))
     github_token: SecretStr | None = Field(None, validation_alias=_env("GITHUB_TOKEN"))
+    allow_broad_token: bool = Field(False, validation_alias=_env("DEVOPS_CREW_ALLOW_BROAD_TOKEN"))
+    retry_max_wait_seconds: float = Field(60.0, ge=0, validation_alias=_env("DEVOPS_CREW_RETRY_MAX_WAIT"))
+    forge_port: int = Field(0, ge=0, le=65535, validation_alias=_env("DEVOPS_CREW_FORGE_PORT"))
+    auto_merge_low_risk: bool = Field(False, validation_alias=_env("DEVOPS_CREW_AUTO_MERGE"))
 
     llm: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_LLM"))
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
@@ -59,15 +64,6 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'state.db'}"
-
-    @property
-    def embedded_target(self) -> bool:
-        """True when the target repository is the local bare repo this program manages."""
-        return self.target_repo_url is None
-
-    @property
-    def effective_target_url(self) -> str:
-        return self.target_repo_url or str(self.home / "target.git")
 
     @property
     def checkout_dir(self) -> Path:

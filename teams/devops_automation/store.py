@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from . import tables
 from .models import CapabilityGap, RequestState, TeamCreationRequest, check_transition
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 GENESIS_HASH = "0" * 64
 
 
@@ -246,45 +246,3 @@ class Store:
     def release_slot(self, request_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(tables.rate_ledger.delete().where(tables.rate_ledger.c.request_id == request_id))
-
-    # -- store-backed pull requests (the embedded forge of the core issue) -------------------
-    def find_pull_request(self, repo: str, head: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(tables.pull_requests).where(
-                    tables.pull_requests.c.repo == repo, tables.pull_requests.c.head == head
-                )
-            ).first()
-        return row._asdict() if row else None
-
-    def create_pull_request(
-        self, *, repo: str, head: str, base: str, title: str, body: str, labels: list[str]
-    ) -> tuple[dict[str, Any], bool]:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(tables.pull_requests).values(
-                        repo=repo,
-                        head=head,
-                        base=base,
-                        title=title,
-                        body=body,
-                        state="open",
-                        labels=labels,
-                        created_at=datetime.now(UTC),
-                        merged=False,
-                    )
-                )
-        except IntegrityError:
-            existing = self.find_pull_request(repo, head)
-            assert existing is not None
-            return existing, False
-        created = self.find_pull_request(repo, head)
-        assert created is not None
-        return created, True
-
-    def count_pull_requests(self, repo: str) -> int:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(func.count()).select_from(tables.pull_requests).where(tables.pull_requests.c.repo == repo)
-            ).scalar_one()

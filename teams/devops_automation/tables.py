@@ -7,7 +7,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
-    Float,
     Integer,
     MetaData,
     String,
@@ -52,21 +51,4 @@ rate_ledger = Table(
     Column("consumed_at", DateTime(timezone=True), nullable=False, index=True),
     Column("overridden", Boolean, nullable=False, default=False),
     UniqueConstraint("request_id", name="uq_rate_ledger_request"),
-)
-
-pull_requests = Table(
-    "pull_requests",
-    metadata,
-    Column("number", Integer, primary_key=True, autoincrement=True),
-    Column("repo", String(140), nullable=False),
-    Column("head", String(255), nullable=False),
-    Column("base", String(255), nullable=False),
-    Column("title", Text, nullable=False),
-    Column("body", Text, nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("labels", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("merged", Boolean, nullable=False, default=False),
-    Column("cost_usd", Float, nullable=True),
-    UniqueConstraint("repo", "head", name="uq_pull_requests_head"),
 )

@@ -1,4 +1,4 @@
-"""The target repository: the embedded bare repo's bootstrap and every git action on our checkout.
+"""The target repository: every git action on our working clone of it.
 
 All git work happens in one working clone under the state directory, serialised by a file lock so
 several processes can share it. Each clone, fetch, file write, commit and push is audited, and the
@@ -7,8 +7,8 @@ policy is checked again right here, next to the write, whatever the caller alrea
 
 from __future__ import annotations
 
+import base64
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,33 +27,15 @@ class TargetRepoError(RuntimeError):
     pass
 
 
-def bootstrap_embedded(settings: Settings, auditor: Auditor) -> bool:
-    """Create the embedded bare target repo, seeded with example teams, unless it exists."""
-    bare = Path(settings.effective_target_url)
-    if (bare / "HEAD").exists():
-        return False
-    with auditor.action("git.init_target", str(bare), seed=str(SEED_DIR)) as call:
-        bare.parent.mkdir(parents=True, exist_ok=True)
-        Repo.init(bare, bare=True, initial_branch=settings.base_branch)
-        with tempfile.TemporaryDirectory(prefix="devops-crew-seed-") as tmp:
-            work = Repo.init(tmp, initial_branch=settings.base_branch)
-            shutil.copytree(SEED_DIR, tmp, dirs_exist_ok=True)
-            work.git.add(A=True)
-            bot = Actor(settings.bot_name, settings.bot_email)
-            commit = work.index.commit("Seed the teams monorepo with example teams", author=bot, committer=bot)
-            work.create_remote("origin", str(bare)).push(f"refs/heads/{settings.base_branch}").raise_if_error()
-            call.result["commit"] = commit.hexsha
-    return True
-
-
 class TargetRepo:
     """Our working clone of the target repository."""
 
-    def __init__(self, settings: Settings, auditor: Auditor) -> None:
+    def __init__(self, settings: Settings, auditor: Auditor, url: str, token: str | None = None) -> None:
         self.settings = settings
         self.auditor = auditor
         self.path = settings.checkout_dir
-        self.url = settings.effective_target_url
+        self.url = url
+        self.git_env = git_auth_env(token)
         self._lock = FileLock(str(settings.home / "checkout.lock"), timeout=120)
         self.bot = Actor(settings.bot_name, settings.bot_email)
 
@@ -68,21 +50,23 @@ class TargetRepo:
 
     def _sync(self) -> Repo:
         if not (self.path / ".git").exists():
-            if "://" not in self.url and not (Path(self.url) / "HEAD").exists() and not Path(self.url, ".git").exists():
-                raise TargetRepoError(
-                    f"target repository not found at {self.url}: run `devops-crew demo` to create the embedded "
-                    "one, or set DEVOPS_CREW_TARGET_REPO_URL"
-                )
+            if "://" not in self.url and ":" not in self.url and not Path(self.url).exists():
+                raise TargetRepoError(f"target repository not found at {self.url}")
             if self.path.exists():
                 shutil.rmtree(self.path)
             with self.auditor.action("git.clone", self.url):
                 try:
-                    return Repo.clone_from(self.url, self.path)
+                    repo = Repo.clone_from(self.url, self.path, env=self.git_env)
                 except GitCommandError as exc:
                     raise TargetRepoError(
                         f"cannot clone the target repository {self.url}: {exc.stderr.strip()}"
                     ) from exc
+            repo.git.update_environment(**self.git_env)
+            return repo
         repo = Repo(self.path)
+        repo.git.update_environment(**self.git_env)
+        if repo.remotes.origin.url != self.url:  # the embedded forge may listen on a new port
+            repo.remotes.origin.set_url(self.url)
         with self.auditor.action("git.fetch", self.url):
             try:
                 repo.remotes.origin.fetch(prune=True)
@@ -180,6 +164,20 @@ class TargetRepo:
             commit = repo.index.commit(message, author=self.bot, committer=self.bot)
             call.result["commit"] = commit.hexsha
         return commit.hexsha
+
+
+def git_auth_env(token: str | None) -> dict[str, str]:
+    """Git's environment for HTTP auth: the token travels in a header set through the environment,
+    never in a URL or a command line, so no error message or audit row can carry it."""
+    env = {"GIT_TERMINAL_PROMPT": "0"}
+    if token:
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0="http.extraHeader",
+            GIT_CONFIG_VALUE_0=f"Authorization: Basic {basic}",
+        )
+    return env
 
 
 def _tree_has(tree: object, path: str) -> bool:
