@@ -156,8 +156,12 @@ def test_a_missing_target_repo_fails_with_a_clear_error(tmp_path: Path) -> None:
     from devops_automation.localforge import LocalForge
 
     with LocalForge(tmp_path / "gh", token="t0ken-for-tests") as github:
-        settings = make_settings(tmp_path / "home", github_api_url=github.base_url, github_token="t0ken-for-tests",
-                                 target_repo="acme/missing")
+        settings = make_settings(
+            tmp_path / "home",
+            github_api_url=github.base_url,
+            github_token="t0ken-for-tests",
+            target_repo="acme/missing",
+        )
         with pytest.raises(ForgeError, match="target repository acme/missing not found"):
             build_app(settings)
 

@@ -39,6 +39,7 @@ RATE_RULES = {"rate-limit", "cooldown"}
 # What ends a step as `failed` (resumable) instead of crashing the process.
 FAILURES = (TargetRepoError, ForgeError, GithubException, RequestException, PolicyViolation, OSError, ValueError)
 MAX_REVISIONS = 2
+OVERRIDABLE_BEFORE_GATE = {RequestState.received, RequestState.analysed, RequestState.drafted}
 
 
 class RenderInvalid(ValueError):
@@ -101,7 +102,12 @@ class Pipeline:
         return request
 
     def run(self, request_id: str) -> TeamCreationRequest:
-        request = self.get(request_id)
+        """Drive the request as far as it can go now. Another process driving the same request
+        makes this one wait, then continue from whatever state that one left."""
+        with self.store.request_lock(request_id):
+            return self._run(self.get(request_id))
+
+    def _run(self, request: TeamCreationRequest) -> TeamCreationRequest:
         steps: dict[RequestState, Callable[[TeamCreationRequest], TeamCreationRequest]] = {
             RequestState.received: self._analyse,
             RequestState.analysed: self._draft,
@@ -146,34 +152,39 @@ class Pipeline:
 
     def approve(self, request_id: str, *, by: str, override: bool = False) -> TeamCreationRequest:
         """A human's approval: the cost ceiling, or (``override``) the rate limit and cooldown."""
-        request = self.get(request_id)
-        if override:
-            if not (
-                request.state is RequestState.refused and request.decision and request.decision.rule in RATE_RULES
-            ) and request.state not in (RequestState.received, RequestState.analysed, RequestState.drafted):
-                raise ActionRefused(
-                    f"{request.id} is {request.state.value}"
-                    + (f" by rule {request.decision.rule}" if request.decision and request.decision.rule else "")
-                    + "; an override only lifts the rate limit and cooldown"
+        with self.store.request_lock(request_id):
+            request = self.get(request_id)
+            if override:
+                rate_limited = (
+                    request.state is RequestState.refused
+                    and request.decision is not None
+                    and request.decision.rule in RATE_RULES
                 )
-            request.override_approved_by = by
-        else:
-            if request.state is not RequestState.awaiting_approval:
-                raise ActionRefused(f"{request.id} is {request.state.value}, not awaiting approval")
-            request.cost_approved_by = by
-        self.auditor.event("policy.human_approval", request.id, request_id=request.id, by=by, override=override)
-        self.store.save_request(request)
+                if not rate_limited and request.state not in OVERRIDABLE_BEFORE_GATE:
+                    rule = f" by rule {request.decision.rule}" if request.decision and request.decision.rule else ""
+                    raise ActionRefused(
+                        f"{request.id} is {request.state.value}{rule}; "
+                        "an override only lifts the rate limit and cooldown"
+                    )
+                request.override_approved_by = by
+            else:
+                if request.state is not RequestState.awaiting_approval:
+                    raise ActionRefused(f"{request.id} is {request.state.value}, not awaiting approval")
+                request.cost_approved_by = by
+            self.auditor.event("policy.human_approval", request.id, request_id=request.id, by=by, override=override)
+            self.store.save_request(request)
         return self.run(request.id)
 
     def reject(self, request_id: str, *, by: str, reason: str = "") -> TeamCreationRequest:
-        request = self.get(request_id)
-        if request.state not in (RequestState.awaiting_approval, RequestState.refused):
-            raise ActionRefused(
-                f"{request.id} is {request.state.value}; only waiting or refused requests can be rejected"
-            )
-        self.auditor.event("policy.human_rejection", request.id, request_id=request.id, by=by, reason=reason)
-        request.error = f"rejected by {by}" + (f": {reason}" if reason else "")
-        return self.store.save_request(request, RequestState.rejected)
+        with self.store.request_lock(request_id):
+            request = self.get(request_id)
+            if request.state not in (RequestState.awaiting_approval, RequestState.refused):
+                raise ActionRefused(
+                    f"{request.id} is {request.state.value}; only waiting or refused requests can be rejected"
+                )
+            self.auditor.event("policy.human_rejection", request.id, request_id=request.id, by=by, reason=reason)
+            request.error = f"rejected by {by}" + (f": {reason}" if reason else "")
+            return self.store.save_request(request, RequestState.rejected)
 
     # -- steps --------------------------------------------------------------------------------
     def _registry(self) -> Registry:

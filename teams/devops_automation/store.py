@@ -6,8 +6,10 @@ owned by Alembic; :func:`open_store` brings any database to the newest revision 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +90,29 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._lock_dir = Path(database).parent / "locks" if database else None
+
+    @contextmanager
+    def request_lock(self, request_id: str, timeout: float = 600) -> Iterator[None]:
+        """Only one process at a time drives a given request: a PostgreSQL advisory lock, or a file
+        lock beside the SQLite database. Held across the whole run, released on exit or crash."""
+        if self.dialect == "postgresql":
+            key = int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:8], "big", signed=True)
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+            return
+        from filelock import FileLock
+
+        assert self._lock_dir is not None
+        self._lock_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self._lock_dir / f"{request_id}.lock"), timeout=timeout):
+            yield
 
     @property
     def dialect(self) -> str:

@@ -1,0 +1,154 @@
+"""GitHub mode: the same PyGithub client against a GitHub-shaped server on 127.0.0.1 (the local forge
+run as a stand-in for github.com), with faults injected at the HTTP boundary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devops_automation.app import App, build_app
+from devops_automation.forge.codeowners import reviewers_for
+from devops_automation.forge.github import BroadTokenError
+from devops_automation.localforge import LocalForge
+from devops_automation.models import RequestState
+from devops_automation.target import SEED_DIR
+
+from .conftest import make_settings
+from .helpers import NEW_TEAM_GAP
+
+TOKEN = "ghp_" + "A1b2C3d4" * 5  # shaped like a real GitHub token
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def github(tmp_path: Path) -> Iterator[LocalForge]:
+    with LocalForge(tmp_path / "github", token=TOKEN, owner_login="crew-bot") as forge:
+        forge.create_repo("acme/teams", seed_from=SEED_DIR)
+        yield forge
+
+
+def github_app(tmp_path: Path, github: LocalForge, **overrides: object) -> App:
+    values: dict[str, object] = {
+        "github_api_url": github.base_url,
+        "github_token": TOKEN,
+        "target_repo": "acme/teams",
+        "allow_broad_token": True,
+        "retry_max_wait_seconds": 2,
+    }
+    values.update(overrides)
+    return build_app(make_settings(tmp_path / "home", **values))
+
+
+def posts(github: LocalForge, path_fragment: str) -> int:
+    return sum(1 for method, path, _ in github.request_log if method == "POST" and path_fragment in path)
+
+
+def test_github_mode_publishes_and_the_token_never_leaks(tmp_path: Path, github: LocalForge) -> None:
+    app = github_app(tmp_path, github)
+    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    assert request.state is RequestState.published, request.error
+    pr = app.forge.get_pull(request.pr_number)
+    assert pr.head.ref == request.branch and pr.html_url.startswith(github.web_url)
+    assert "GitHub (" in app.forge.label
+    rows = "\n".join(r.target + r.detail for r in app.store.iter_audit())
+    assert TOKEN not in rows
+    git_config = (app.settings.checkout_dir / ".git" / "config").read_text()
+    assert TOKEN not in git_config and "x-access-token" not in git_config
+    app.close()
+
+
+def test_transient_failures_are_retried_with_backoff(tmp_path: Path, github: LocalForge) -> None:
+    github.inject_fault("POST", r"/repos/acme/teams/pulls$", 502, times=2)
+    github.inject_fault(
+        "POST",
+        r"/issues/\d+/labels",
+        403,
+        times=1,
+        retry_after=1,
+        body={"message": "You have exceeded a secondary rate limit."},
+    )
+    app = github_app(tmp_path, github)
+    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    assert request.state is RequestState.published, request.error
+    assert posts(github, "/repos/acme/teams/pulls") == 3  # two 502s, then the PR
+    assert posts(github, "/labels") == 2  # the rate-limited call, then the retry after Retry-After
+    assert app.forge.repo.get_pulls(state="all").totalCount == 1
+    app.close()
+
+
+def test_a_4xx_that_will_not_change_is_not_retried(tmp_path: Path, github: LocalForge) -> None:
+    github.inject_fault("POST", r"/repos/acme/teams/pulls$", 404, times=1)
+    app = github_app(tmp_path, github)
+    failed = app.pipeline.submit(NEW_TEAM_GAP).request
+    assert failed.state is RequestState.failed and "404" in (failed.error or "")
+    assert posts(github, "/repos/acme/teams/pulls") == 1
+    finished = app.pipeline.run(failed.id)  # the fault is gone: resuming finishes the request
+    assert finished.state is RequestState.published
+    assert app.forge.repo.get_pulls(state="all").totalCount == 1
+    app.close()
+
+
+def test_a_token_that_administers_the_repo_is_refused(tmp_path: Path, github: LocalForge) -> None:
+    with pytest.raises(BroadTokenError, match="administer acme/teams"):
+        github_app(tmp_path, github, allow_broad_token=False)
+    github_app(tmp_path, github, allow_broad_token=True).close()
+
+
+RACE_SCRIPT = """
+import json, sys
+from devops_automation.cli import main
+sys.exit(main(["request", "racing gap for kotlin apps", "--skill", "kotlin", "--name", "kotlin_apps",
+               "--gap-id", "race-1", "--json", "-q"]))
+"""
+
+
+def test_two_processes_racing_on_one_gap_make_one_pr(tmp_path: Path, github: LocalForge) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEVOPS_CREW_", "GITHUB_"))}
+    env.update(
+        DEVOPS_CREW_HOME=str(tmp_path / "home"),
+        GITHUB_API_URL=github.base_url,
+        GITHUB_TOKEN=TOKEN,
+        TARGET_REPO="acme/teams",
+        DEVOPS_CREW_ALLOW_BROAD_TOKEN="true",
+        DEVOPS_CREW_COOLDOWN_SECONDS="0",
+    )
+    root = Path(__file__).resolve().parents[1]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE_SCRIPT],
+            env=env,
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    summaries = [json.loads(out)["request"] for out, _ in outputs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    assert summaries[0]["id"] == summaries[1]["id"]
+    assert summaries[0]["pull_request"] == summaries[1]["pull_request"]
+    assert sum(1 for s in summaries if s["duplicate"]) == 1
+    assert posts(github, "/repos/acme/teams/pulls") == 1
+
+
+def test_codeowners_last_matching_rule_wins() -> None:
+    text = """
+    # comment
+    *            @acme/everyone
+    /teams/      @acme/platform-team @alice
+    /teams/payments/ @bob
+    /k8s/        @acme/sre @other-org/ignored
+    """
+    reviewers = reviewers_for(text, ["teams/new_team/team.yaml", "k8s/teams/new_team/deployment.yaml"], "acme")
+    assert reviewers.users == ["alice"]
+    assert reviewers.teams == ["platform-team", "sre"]
+    assert reviewers_for(text, ["teams/payments/x.py"], "acme").users == ["bob"]
