@@ -14,7 +14,6 @@ from git import Repo
 from devops_automation.app import App, build_app
 from devops_automation.models import CapabilityGap, RequestState
 from devops_automation.settings import Settings
-from devops_automation.target import TargetRepoError
 
 from .conftest import make_settings
 from .helpers import COVERED_GAP, NEW_TEAM_GAP, changed_paths, new_gap, remote_branches
