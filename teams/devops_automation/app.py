@@ -12,6 +12,7 @@ from .audit import Auditor
 from .drafting.base import Drafter
 from .forge.connection import ForgeConnection, embedded_token, open_forge
 from .forge.github import BroadTokenError, GitHubForge
+from .lifecycle import Lifecycle
 from .pipeline import Pipeline, Progress
 from .quiet import silence_crewai
 from .settings import Settings
@@ -36,6 +37,17 @@ class App:
     @property
     def forge(self) -> GitHubForge:
         return self.connection.forge
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return Lifecycle(
+            settings=self.settings,
+            store=self.store,
+            auditor=self.auditor,
+            forge=self.forge,
+            target=self.target,
+            progress=self.pipeline.progress,
+        )
 
     def close(self) -> None:
         self.connection.close()

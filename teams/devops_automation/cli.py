@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +36,8 @@ def _app(args: argparse.Namespace) -> Any:
     from .app import build_app
     from .settings import Settings
 
-    return build_app(Settings(), _progress_printer(args.quiet))
+    overrides = {"allow_broad_token": True} if getattr(args, "allow_broad_token", False) else {}
+    return build_app(Settings(**overrides), _progress_printer(args.quiet))
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
@@ -184,6 +187,60 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_track(args: argparse.Namespace) -> int:
+    app = _app(args)
+    try:
+        results = app.lifecycle.track()
+    finally:
+        app.close()
+    lines = [f"{r.request_id}: #{r.pr_number} {r.before} -> {r.after} {r.note}".rstrip() for r in results]
+    _emit(
+        args,
+        {"schema": 1, "tracked": [r.model_dump() for r in results]},
+        "\n".join(lines) or "no published requests to track",
+    )
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from .report import SCHEMA_VERSION, request_summary
+
+    app = _app(args)
+    try:
+        request = app.lifecycle.rollback(args.id, by=_human(args))
+    finally:
+        app.close()
+    _emit(
+        args,
+        {"schema": SCHEMA_VERSION, "request": request_summary(request)},
+        f"{request.id}: revert pull request #{request.rollback_pr_number} on {request.rollback_branch}\n"
+        f"    {request.rollback_pr_url}",
+    )
+    return EXIT_OK
+
+
+def cmd_forge_serve(args: argparse.Namespace) -> int:
+    from .forge.connection import serve_local_forge
+    from .settings import Settings
+
+    settings = Settings()
+    if settings.github_token is not None:
+        raise CliError("GITHUB_TOKEN is set, so devops-crew talks to GitHub; the local forge is for the embedded mode")
+    settings.home.mkdir(parents=True, exist_ok=True)
+
+    def ready(api_url: str) -> None:
+        print(f"local forge serving {settings.target_repo} at {api_url.removesuffix('/api/v3')}", flush=True)
+        print(f"  API base URL: {api_url}  (token in {settings.home / 'forge' / 'token'})", flush=True)
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # a service manager's stop cleans up like Ctrl-C
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_local_forge(settings, args.port, ready)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -199,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output (README: JSON output)")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    common.add_argument(
+        "--allow-broad-token",
+        action="store_true",
+        help="run even if the GitHub token can administer the repo or push to its base branch",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", parents=[common], help="run three sample gaps on the embedded defaults")
@@ -245,6 +307,19 @@ def build_parser() -> argparse.ArgumentParser:
     reject.add_argument("--reason")
     reject.add_argument("--by", metavar="NAME")
     reject.set_defaults(func=cmd_reject)
+    track = sub.add_parser("track", parents=[common], help="refresh published requests from their pull requests")
+    track.set_defaults(func=cmd_track)
+
+    rollback = sub.add_parser("rollback", parents=[common], help="open a revert pull request for a merged team")
+    rollback.add_argument("id")
+    rollback.add_argument("--by", metavar="NAME")
+    rollback.set_defaults(func=cmd_rollback)
+
+    forge = sub.add_parser("forge", help="the embedded local forge")
+    forge_sub = forge.add_subparsers(dest="forge_command", required=True, metavar="COMMAND")
+    serve = forge_sub.add_parser("serve", help="serve the embedded forge until interrupted")
+    serve.add_argument("--port", type=int, default=3131, help="port on 127.0.0.1 (default 3131; 0 picks one)")
+    serve.set_defaults(func=cmd_forge_serve)
     return parser
 
 
@@ -273,12 +348,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pydantic import ValidationError
 
         from .app import ConfigurationError
+        from .forge.github import ForgeError
         from .pipeline import ActionRefused, RequestNotFound
         from .target import TargetRepoError
 
         if isinstance(exc, ValidationError):
             print(f"devops-crew: error: {_validation_message(exc)}", file=sys.stderr)
             return EXIT_USAGE
+        if isinstance(exc, ForgeError):
+            print(f"devops-crew: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         if isinstance(exc, RequestNotFound | ActionRefused | ConfigurationError | TargetRepoError):
             print(f"devops-crew: error: {exc}", file=sys.stderr)
             return EXIT_USAGE if not isinstance(exc, TargetRepoError) else EXIT_FAILED

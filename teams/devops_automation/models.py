@@ -332,6 +332,10 @@ class TeamCreationRequest(BaseModel):
     pr_url: str | None = None
     error: str | None = None
     resume_state: RequestState | None = None
+    merge_commit_sha: str | None = None
+    rollback_branch: str | None = None
+    rollback_pr_number: int | None = None
+    rollback_pr_url: str | None = None
     llm_usage: LLMUsage = Field(default_factory=LLMUsage)
     revisions: int = 0
     override_approved_by: str | None = None

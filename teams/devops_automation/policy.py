@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 from .models import Outcome, PolicyDecision, RiskLevel, TeamSpec
 
 BRANCH_PREFIX = "auto/"
-BRANCH_PATTERN = re.compile(r"^auto/team-([a-z][a-z0-9_]{1,38}[a-z0-9])-(\d{8}T\d{6}Z)$")
+BRANCH_PATTERN = re.compile(r"^auto/(?:revert-)?team-([a-z][a-z0-9_]{1,38}[a-z0-9])-(\d{8}T\d{6}Z)$")
 PROTECTED_BRANCHES = frozenset({"main", "master", "trunk", "develop", "production", "release"})
 RESERVED_NAMES = frozenset(
     {
@@ -121,15 +121,16 @@ def check_paths(paths: Iterable[str], team_name: str) -> list[str]:
     return [str(check_path(p, team_name)) for p in paths]
 
 
-def branch_name(team_name: str, now: datetime | None = None) -> str:
+def branch_name(team_name: str, now: datetime | None = None, *, revert: bool = False) -> str:
+    """``auto/team-<name>-<UTC timestamp>``, or ``auto/revert-team-…`` for a rollback."""
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    branch = f"{BRANCH_PREFIX}team-{team_name}-{stamp}"
+    branch = f"{BRANCH_PREFIX}{'revert-' if revert else ''}team-{team_name}-{stamp}"
     check_branch(branch)
     return branch
 
 
 def check_branch(branch: str) -> str:
-    """Refuse every ref but ``auto/team-<name>-<UTC timestamp>``."""
+    """Refuse every ref but ``auto/team-<name>-<UTC timestamp>`` (or its ``auto/revert-team-`` twin)."""
     bare = branch.removeprefix("refs/heads/")
     if bare in PROTECTED_BRANCHES or not bare.startswith(BRANCH_PREFIX):
         raise PolicyViolation("branch", f"refusing to push {branch[:80]!r}: only auto/ branches may be pushed")

@@ -8,6 +8,8 @@ never phones home, whatever the environment says.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 OFFLINE_ENV = {
     "CREWAI_DISABLE_TELEMETRY": "true",
@@ -20,3 +22,31 @@ OFFLINE_ENV = {
 
 def silence_crewai() -> None:
     os.environ.update(OFFLINE_ENV)
+
+
+def isolate_crewai(state_dir: Path) -> Path:
+    """Keep what CrewAI writes on disk inside ``state_dir/crewai`` instead of the user's home.
+
+    CrewAI keeps task outputs (and any memory) under ``CREWAI_STORAGE_DIR``, which is used as a
+    directory name below the platform data dir: an absolute path replaces that dir entirely. On import
+    it also creates a credentials key under ``~/.local/share/crewai`` and a settings folder under
+    ``~/.config/crewai``: when CrewAI is not imported yet, it is imported here with ``HOME`` pointing
+    into the state directory for the length of the import. Returns the directory used.
+    """
+    silence_crewai()
+    root = Path(state_dir) / "crewai"
+    storage, home = root / "storage", root / "home"
+    storage.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["CREWAI_STORAGE_DIR"] = str(storage)
+    if "crewai" not in sys.modules:
+        real_home = os.environ.get("HOME")
+        os.environ["HOME"] = str(home)
+        try:
+            import crewai  # noqa: F401
+        finally:
+            if real_home is None:
+                os.environ.pop("HOME", None)
+            else:
+                os.environ["HOME"] = real_home
+    return root

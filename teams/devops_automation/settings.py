@@ -13,6 +13,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TARGET_REPO = "local/teams"
 
+# USD per million (prompt, completion) tokens, list prices of the provider. A request's LLM cost is
+# estimated from this table (README: "LLM drafting"); DEVOPS_CREW_LLM_PRICES adds or overrides entries.
+DEFAULT_LLM_PRICES: dict[str, tuple[float, float]] = {
+    "openai/gpt-4o-mini": (0.15, 0.60),
+    "openai/gpt-4o": (2.50, 10.00),
+    "openai/gpt-4.1": (2.00, 8.00),
+    "openai/gpt-4.1-mini": (0.40, 1.60),
+    "openai/gpt-4.1-nano": (0.10, 0.40),
+}
+# Used for a model missing from the table: deliberately pessimistic, so an estimate errs high.
+UNKNOWN_LLM_PRICE = (5.00, 15.00)
+
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
@@ -42,6 +54,12 @@ class Settings(BaseSettings):
     llm: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_LLM"))
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    llm_timeout_seconds: float = Field(60.0, gt=0, validation_alias=_env("DEVOPS_CREW_LLM_TIMEOUT_SECONDS"))
+    llm_max_retries: int = Field(1, ge=0, le=10, validation_alias=_env("DEVOPS_CREW_LLM_MAX_RETRIES"))
+    llm_temperature: float = Field(0.0, ge=0, le=2, validation_alias=_env("DEVOPS_CREW_LLM_TEMPERATURE"))
+    llm_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, validation_alias=_env("DEVOPS_CREW_LLM_PRICES")
+    )
 
     # Policy knobs.
     rate_limit_per_day: int = Field(5, ge=0, validation_alias=_env("DEVOPS_CREW_RATE_LIMIT"))
@@ -60,6 +78,18 @@ class Settings(BaseSettings):
     def _absolute_home(self) -> Settings:
         self.home = self.home.expanduser().resolve()
         return self
+
+    @model_validator(mode="after")
+    def _price_table(self) -> Settings:
+        self.llm_prices = {**DEFAULT_LLM_PRICES, **self.llm_prices}
+        return self
+
+    def llm_price(self, model: str) -> tuple[float, float]:
+        """USD per million (prompt, completion) tokens for ``model`` (``openai/`` prefix optional)."""
+        for key in (model, f"openai/{model}", model.removeprefix("openai/")):
+            if key in self.llm_prices:
+                return self.llm_prices[key]
+        return UNKNOWN_LLM_PRICE
 
     @property
     def effective_database_url(self) -> str:

@@ -122,16 +122,41 @@ class TargetRepo:
                 commit_sha = self._commit(repo, request_id, team_name, branch, rendered_root, files, message)
             else:
                 commit_sha = repo.heads[branch].commit.hexsha
-            with self.auditor.action(
-                "git.push", f"{self.url} {branch}", request_id=request_id, commit=commit_sha
-            ) as call:
-                refspec = f"refs/heads/{branch}:refs/heads/{branch}"
-                try:
-                    repo.remotes.origin.push(refspec).raise_if_error()
-                except GitCommandError as exc:
-                    raise TargetRepoError(f"push of {branch} failed: {exc.stderr.strip()}") from exc
-                call.result["pushed"] = branch
+            self._push(repo, branch, request_id, commit_sha)
             return commit_sha
+
+    def publish_revert(self, *, request_id: str, team_name: str, branch: str, merge_sha: str, message: str) -> str:
+        """Push a branch that reverts the merged team (a new commit, never a force-push)."""
+        check_branch(branch)
+        with self.locked() as repo:
+            pushed = self.remote_branch_commit(repo, branch)
+            if pushed and request_id in repo.commit(pushed).message:
+                return pushed
+            repo.git.checkout("--force", "-B", branch, self.base_ref)
+            repo.git.clean("-fdx")
+            merge = repo.commit(merge_sha)
+            with self.auditor.action("git.revert", f"{merge_sha} on {branch}", request_id=request_id) as call:
+                args = ["--no-commit"] + (["-m", "1"] if len(merge.parents) > 1 else []) + [merge_sha]
+                try:
+                    repo.git.revert(*args)
+                except GitCommandError as exc:
+                    repo.git.revert("--abort")
+                    raise TargetRepoError(f"cannot revert {merge_sha}: {exc.stderr.strip()}") from exc
+                staged = [d.a_path or d.b_path for d in repo.index.diff(self.base_ref)]
+                check_paths(staged, team_name)
+                commit = repo.index.commit(message, author=self.bot, committer=self.bot)
+                call.result.update(commit=commit.hexsha, files=len(staged))
+            self._push(repo, branch, request_id, commit.hexsha)
+            return commit.hexsha
+
+    def _push(self, repo: Repo, branch: str, request_id: str, commit_sha: str) -> None:
+        """Push one auto/ branch (checked again here), audited; never forced."""
+        check_branch(branch)
+        with self.auditor.action("git.push", f"{self.url} {branch}", request_id=request_id, commit=commit_sha):
+            try:
+                repo.remotes.origin.push(f"refs/heads/{branch}:refs/heads/{branch}").raise_if_error()
+            except GitCommandError as exc:
+                raise TargetRepoError(f"push of {branch} failed: {exc.stderr.strip()}") from exc
 
     def _commit(
         self,

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,13 +60,12 @@ def _running_endpoint(settings: Settings, token: str) -> str | None:
         return None
 
 
-def start_local_forge(settings: Settings, token: str, auditor: Auditor | None, port: int = 0) -> LocalForge:
-    """Start the embedded forge and make sure the target repository exists, seeded with example teams."""
+def local_forge(settings: Settings, token: str, auditor: Auditor | None) -> LocalForge:
+    """The embedded forge (not yet serving), with the target repository seeded with example teams."""
     from ..localforge import LocalForge
     from ..target import SEED_DIR
 
     forge = LocalForge(forge_dir(settings), token=token)
-    forge.start(port=port)
     owner = settings.target_repo.split("/", 1)[0]
     try:
         forge.repo_path(settings.target_repo)
@@ -77,6 +77,22 @@ def start_local_forge(settings: Settings, token: str, auditor: Auditor | None, p
                 forge.create_repo(settings.target_repo, settings.base_branch, seed_from=SEED_DIR)
     forge.add_team(owner, REVIEW_TEAM)
     return forge
+
+
+def serve_local_forge(settings: Settings, port: int, ready: Callable[[str], None]) -> None:
+    """`devops-crew forge serve`: serve in the foreground and advertise the URL to other processes."""
+    token = embedded_token(settings)
+    forge = local_forge(settings, token, None)
+
+    def advertise(api_url: str) -> None:
+        endpoint_file(settings).write_text(json.dumps({"api_url": api_url, "pid": os.getpid()}))
+        ready(api_url)
+
+    try:
+        forge.serve_forever(port=port, ready=advertise)
+    finally:
+        endpoint_file(settings).unlink(missing_ok=True)
+        forge.close()
 
 
 @dataclass
@@ -114,8 +130,8 @@ def open_forge(settings: Settings, auditor: Auditor | None = None) -> ForgeConne
     api_url = _running_endpoint(settings, token)
     local = None
     if api_url is None:
-        local = start_local_forge(settings, token, auditor, port=settings.forge_port)
-        api_url = local.base_url
+        local = local_forge(settings, token, auditor)
+        api_url = local.start(port=settings.forge_port)
     forge = GitHubForge(
         api_url,
         token,

@@ -149,6 +149,10 @@ class GitHubForge:
     def get_pull(self, number: int) -> PullRequest:
         return self.call(lambda: self.repo.get_pull(number))
 
+    def combined_status(self, sha: str) -> str:
+        """GitHub's combined commit status for ``sha``: success, pending, failure or error."""
+        return self.call(lambda: self.repo.get_commit(sha).get_combined_status().state)
+
     def find_pull(self, head: str) -> PullRequest | None:
         pulls = self.call(lambda: list(self.repo.get_pulls(state="all", head=f"{self.owner}:{head}")))
         return pulls[0] if pulls else None

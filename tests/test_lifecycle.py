@@ -1,0 +1,75 @@
+"""After the pull request: tracking merges and closes, the registry seeing merged teams, rollback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from git import Repo
+
+from devops_automation.app import App, build_app
+from devops_automation.models import CapabilityGap, RequestState
+from devops_automation.pipeline import ActionRefused
+from devops_automation.settings import Settings
+
+from .helpers import changed_paths, new_gap
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def app(settings: Settings) -> App:
+    built = build_app(settings)
+    yield built
+    built.close()
+
+
+def bare(app: App) -> Path:
+    assert app.connection.local is not None
+    return app.connection.local.repo_path(app.settings.target_repo)
+
+
+def test_track_follows_merged_and_closed_pull_requests(app: App) -> None:
+    merged = app.pipeline.submit(new_gap(1)).request
+    closed = app.pipeline.submit(new_gap(2)).request
+    untouched = app.pipeline.submit(new_gap(3)).request
+    app.forge.get_pull(merged.pr_number).merge(merge_method="merge")  # a human merges one...
+    app.forge.get_pull(closed.pr_number).edit(state="closed")  # ...and closes another
+    results = {r.request_id: r for r in app.lifecycle.track()}
+    assert results[merged.id].after == "merged" and results[closed.id].after == "rejected"
+    assert results[untouched.id].after == "published"
+    stored = app.store.get_request(merged.id)
+    assert stored.state is RequestState.merged and stored.merge_commit_sha
+    assert app.store.get_request(closed.id).error == f"pull request #{closed.pr_number} was closed without merging"
+    assert app.lifecycle.track() and all(r.request_id == untouched.id for r in app.lifecycle.track())
+
+
+def test_the_registry_sees_a_merged_team(app: App) -> None:
+    first = app.pipeline.submit(new_gap(1)).request
+    app.forge.get_pull(first.pr_number).merge(merge_method="merge")
+    app.lifecycle.track()
+    again = app.pipeline.submit(
+        CapabilityGap(description="We need native kotlin and swift apps built", required_skills=["kotlin", "swift"])
+    ).request
+    assert again.state is RequestState.reuse_existing and again.matched_team == "mobile_team_1"
+
+
+def test_rollback_opens_a_revert_pr_and_never_rewrites_main(app: App) -> None:
+    request = app.pipeline.submit(new_gap(1)).request
+    with pytest.raises(ActionRefused, match="only merged teams"):
+        app.lifecycle.rollback(request.id, by="carol")
+    app.forge.get_pull(request.pr_number).merge(merge_method="merge")
+    app.lifecycle.track()
+    main_before = Repo(bare(app)).commit("main").hexsha
+    rolled = app.lifecycle.rollback(request.id, by="carol")
+    assert rolled.rollback_branch.startswith("auto/revert-team-mobile_team_1-")
+    assert Repo(bare(app)).commit("main").hexsha == main_before  # nothing forced onto main
+    revert = app.forge.get_pull(rolled.rollback_pr_number)
+    assert revert.title == "Revert team mobile_team_1" and "rollback" in {label.name for label in revert.labels}
+    removed = changed_paths(bare(app), rolled.rollback_branch)
+    assert removed and all(p.startswith(("teams/mobile_team_1/", "k8s/teams/mobile_team_1/")) for p in removed)
+    tree = Repo(bare(app)).commit(rolled.rollback_branch).tree
+    assert "mobile_team_1" not in [t.name for t in (tree / "teams").trees]
+    again = app.lifecycle.rollback(request.id, by="carol")  # idempotent: same branch, same PR
+    assert again.rollback_pr_number == rolled.rollback_pr_number
+    assert app.forge.repo.get_pulls(state="all").totalCount == 2
