@@ -113,3 +113,13 @@ def test_audit_verify_fails_after_tampering(tmp_path: Path) -> None:
     result = run(home, "audit", "--verify", "--json")
     assert result.returncode == 1
     assert any("edited" in p for p in json.loads(result.stdout)["problems"])
+
+
+def test_an_unreachable_forge_is_one_line_after_retries(tmp_path: Path) -> None:
+    result = run(tmp_path / "home", "request", "needs kotlin apps", GITHUB_API_URL="http://127.0.0.1:9/api/v3",
+                 GITHUB_TOKEN="ghp_unreachable0000000000000000", TARGET_REPO="acme/teams",
+                 DEVOPS_CREW_RETRY_MAX_WAIT="0.05")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("devops-crew: error: the forge failed:")
+    assert "ghp_unreachable" not in result.stderr

@@ -348,6 +348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pydantic import ValidationError
 
         from .app import ConfigurationError
+        from github import GithubException
+        from requests import RequestException
+
         from .forge.github import ForgeError
         from .pipeline import ActionRefused, RequestNotFound
         from .target import TargetRepoError
@@ -355,8 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, ValidationError):
             print(f"devops-crew: error: {_validation_message(exc)}", file=sys.stderr)
             return EXIT_USAGE
-        if isinstance(exc, ForgeError):
-            print(f"devops-crew: error: {exc}", file=sys.stderr)
+        if isinstance(exc, ForgeError | GithubException | RequestException):
+            print(f"devops-crew: error: the forge failed: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
             return EXIT_FAILED
         if isinstance(exc, RequestNotFound | ActionRefused | ConfigurationError | TargetRepoError):
             print(f"devops-crew: error: {exc}", file=sys.stderr)
