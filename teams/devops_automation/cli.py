@@ -345,12 +345,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"devops-crew: error: {exc}", file=sys.stderr)
         return exc.code
     except Exception as exc:
-        from pydantic import ValidationError
-
-        from .app import ConfigurationError
         from github import GithubException
+        from pydantic import ValidationError
         from requests import RequestException
 
+        from .app import ConfigurationError
         from .forge.github import ForgeError
         from .pipeline import ActionRefused, RequestNotFound
         from .target import TargetRepoError
