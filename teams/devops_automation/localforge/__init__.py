@@ -6,10 +6,15 @@
 - :mod:`.server`: HTTP parsing, authentication, rate-limit headers, dispatch, observers;
 - :mod:`.routing`: routes, request/response values, errors, pagination;
 - :mod:`.api`: the REST endpoints and the GitHub behaviours they keep;
-- :mod:`.payloads`: JSON bodies in GitHub's shapes, every URL built from the forge's own base;
+- :mod:`.ci_api`: the endpoints for commit statuses, check runs and branch protection (mixed into the API);
+- :mod:`.rules`: GitHub's rules: combined status, required checks, permissions, protected-branch updates;
+- :mod:`.payloads` and :mod:`.ci_payloads`: JSON bodies in GitHub's shapes, every URL built from the
+  forge's own base;
 - :mod:`.state`: the forge's own SQLite database (GitHub's side of the world, not the app's store);
+- :mod:`.ci`: its companion tables for statuses, check runs, branch protections and forge admins;
 - :mod:`.gitrepo`: refs, commits, diffs and server-side merges in bare repositories;
 - :mod:`.githttp`: git's smart HTTP (clone, fetch, push) through ``git http-backend``;
+- :mod:`.pushhook`: git's ``proc-receive`` hook that makes smart-HTTP pushes respect protected branches;
 - :mod:`.faults`: injected failures (502, 403 secondary rate limit with ``Retry-After``, 429, ...).
 """
 

@@ -10,7 +10,14 @@ GitHub behaviours kept on purpose, because client code must cope with them:
 - an open pull request whose head has reached its base by a push is marked merged;
 - ``GET /pulls?head=branch`` without the ``owner:`` prefix ignores the filter (GitHub's well-known trap);
 - at most one open pull request per head and base (422 "A pull request already exists for owner:branch.");
-- adding a label that does not exist creates it; reviewers must be collaborators and not the author.
+- adding a label that does not exist creates it; reviewers must be collaborators and not the author;
+- ``permissions`` in repository bodies are the token's user's: admin for the repository's owner and the
+  forge's admins, push/triage/pull for every other user (a collaborator);
+- a protected branch refuses ``PATCH``/``DELETE git/refs`` as git refuses a push (422 with GitHub's words,
+  see :mod:`.rules`), and a pull request into it merges only once its required checks have passed on the
+  head (405 ``Required status check "ci" is expected.``), unless an admin may bypass the protection.
+
+Statuses, check runs and protection endpoints live in :mod:`.ci_api`, mixed into :class:`ForgeApi`.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import payloads as P
+from . import rules
+from .ci import CiStore
+from .ci_api import CiEndpoints
 from .gitrepo import ZERO_SHA, BareRepo, Signature
 from .routing import ApiError, ApiRequest, ApiResponse, Router, not_found, paginate
 from .state import DuplicateOpenPull, ForgeState, Pull, Repo, User, now_iso
@@ -55,7 +65,7 @@ def _missing(resource: str, name: str) -> dict[str, Any]:
     return {"resource": resource, "code": "missing_field", "field": name}
 
 
-class ForgeApi:
+class ForgeApi(CiEndpoints):
     """Endpoint handlers bound to one forge's state and repositories."""
 
     def __init__(
@@ -63,14 +73,17 @@ class ForgeApi:
         state: ForgeState,
         git_for: Callable[[Repo], BareRepo],
         rate_snapshot: Callable[[], dict[str, int]],
+        ci: CiStore | None = None,
     ) -> None:
         self.state = state
+        self.ci = ci if ci is not None else CiStore(state)
         self.git_for = git_for
         self.rate_snapshot = rate_snapshot
         self.router = Router()
         self._register()
 
     def _register(self) -> None:
+        self._register_ci(self.router)  # first: its paths extend {ref+} and {branch+} below
         r = self.router.add
         r("GET", "/user", self.get_authenticated_user)
         r("GET", "/users/{username}", self.get_user)
@@ -151,12 +164,31 @@ class ForgeApi:
             pr = self.state.update_pull(pr, **changes)
         return pr
 
+    def _merge_blocker(self, repo: Repo, pr: Pull, who: User) -> str | None:
+        """Why ``who`` may not merge ``pr`` yet: its base's required checks, unless ``who`` may bypass them."""
+        protection = self.ci.protection(repo.id, pr.base_ref)
+        if protection is None or rules.may_bypass(protection, self.is_admin(repo, who)):
+            return None
+        return self.checks_message(repo, protection, pr.head_sha)
+
+    def _checks_state(self, repo: Repo, pr: Pull, who: User) -> str:
+        """``blocked`` by unmet required checks, ``unstable`` with other statuses not green, else ``clean``."""
+        if self._merge_blocker(repo, pr, who):
+            return "blocked"
+        latest = rules.latest_per_context(self.ci.statuses(repo.id, pr.head_sha))
+        return "unstable" if latest and rules.combined_state(latest) != "success" else "clean"
+
     def _association(self, repo: Repo, who: User) -> str:
         return "OWNER" if who.id == repo.owner.id else "COLLABORATOR"
 
     def _repo_body(self, repo: Repo, git: BareRepo, req: ApiRequest, full: bool = False) -> dict[str, Any]:
         return P.repository(
-            repo, req.urls, open_issues=self.state.count_open_pulls(repo.id), size=git.size_kib(), full=full
+            repo,
+            req.urls,
+            open_issues=self.state.count_open_pulls(repo.id),
+            size=git.size_kib(),
+            permissions=rules.permissions(self.is_admin(repo, req.user)),
+            full=full,
         )
 
     def _pull_body(
@@ -184,6 +216,8 @@ class ForgeApi:
             if pr.merged_at is None:
                 mergeable = git.merge_tree(pr.base_sha, pr.head_sha).clean
                 mergeable_state = "draft" if pr.draft else ("clean" if mergeable else "dirty")
+                if mergeable_state == "clean":
+                    mergeable_state = self._checks_state(repo, pr, req.user)
         facts = P.PullFacts(
             author=author,
             merged_by=self.state.user_by_id(pr.merged_by_id) if pr.merged_by_id else None,
@@ -227,12 +261,13 @@ class ForgeApi:
 
     def list_branches(self, req: ApiRequest) -> ApiResponse:
         repo, git = self._repo(req, "https://docs.github.com/rest/branches/branches#list-branches")
-        if req.arg("protected") == "true":
-            branches: list[tuple[str, str]] = []
-        else:
-            branches = sorted(git.branches())
+        protected = self.ci.protections(repo.id)
+        branches = sorted(git.branches())
+        wanted = req.arg("protected")
+        if wanted in ("true", "false"):
+            branches = [(n, s) for n, s in branches if (n in protected) == (wanted == "true")]
         page, headers = paginate(req, branches)
-        return ApiResponse(200, [P.short_branch(repo, n, s, req.urls) for n, s in page], headers)
+        return ApiResponse(200, [P.short_branch(repo, n, s, req.urls, n in protected) for n, s in page], headers)
 
     def _commit_body(self, repo: Repo, git: BareRepo, sha: str, req: ApiRequest) -> dict[str, Any]:
         info = git.commit(sha)
@@ -246,7 +281,10 @@ class ForgeApi:
         sha = git.resolve(f"refs/heads/{name}")
         if sha is None:
             raise not_found(D_BRANCH, "Branch not found")
-        return ApiResponse(200, P.branch(repo, name, self._commit_body(repo, git, sha, req), req.urls))
+        body = P.branch(
+            repo, name, self._commit_body(repo, git, sha, req), req.urls, self.protection_summary(repo, name)
+        )
+        return ApiResponse(200, body)
 
     def get_commit(self, req: ApiRequest) -> ApiResponse:
         doc = "https://docs.github.com/rest/commits/commits#get-a-commit"
@@ -298,6 +336,10 @@ class ForgeApi:
             raise ApiError(422, P.error(f"{refname} is not a valid ref name.", 422, D_CREATE_REF))
         if not re.fullmatch(r"[0-9a-f]{40}", sha) or git.object_type(sha) is None:
             raise ApiError(422, P.error("Object does not exist", 422, D_CREATE_REF))
+        if git.resolve(refname) is None:  # a protection may name a branch that does not exist yet
+            refused = self.ref_update_violations(repo, git, req.user, refname, ZERO_SHA, sha)
+            if refused:
+                raise ApiError(422, P.error(refused[0], 422, D_CREATE_REF))
         if git.resolve(refname) is not None or not git.update_ref(refname, sha, ZERO_SHA):
             raise ApiError(422, P.error("Reference already exists", 422, D_CREATE_REF))
         self.state.touch_repo_push(repo.id)
@@ -316,6 +358,9 @@ class ForgeApi:
             raise ApiError(422, P.error("Object does not exist", 422, D_UPDATE_REF))
         if not data.get("force") and not git.is_ancestor(current, sha):
             raise ApiError(422, P.error("Update is not a fast forward", 422, D_UPDATE_REF))
+        refused = self.ref_update_violations(repo, git, req.user, refname, current, sha)
+        if refused:
+            raise ApiError(422, P.error(refused[0], 422, D_UPDATE_REF))
         if not git.update_ref(refname, sha, current):
             raise ApiError(409, P.error("Reference cannot be updated", 409, D_UPDATE_REF))
         self.state.touch_repo_push(repo.id)
@@ -327,6 +372,9 @@ class ForgeApi:
         current = git.resolve(refname)
         if current is None:
             raise ApiError(422, P.error("Reference does not exist", 422, D_DELETE_REF))
+        refused = self.ref_update_violations(repo, git, req.user, refname, current, ZERO_SHA)
+        if refused:
+            raise ApiError(422, P.error(refused[0], 422, D_DELETE_REF))
         if refname == f"refs/heads/{repo.default_branch}":
             raise ApiError(422, P.error("Cannot delete the default branch", 422, D_DELETE_REF))
         if not git.delete_ref(refname, current):
@@ -516,6 +564,9 @@ class ForgeApi:
         base_tip = git.resolve(f"refs/heads/{pr.base_ref}")
         if base_tip is None:
             raise not_mergeable
+        blocker = self._merge_blocker(repo, pr, req.user)
+        if blocker:
+            raise ApiError(405, {"message": blocker, "documentation_url": D_MERGE, "status": "405"})
         merger = Signature(req.user.name or req.user.login, self._email(req.user), "")
         committer = Signature(*FORGE_COMMITTER, "")
         commits = git.commits_between(base_tip, pr.head_sha)

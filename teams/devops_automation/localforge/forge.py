@@ -12,6 +12,17 @@ PyGithub talks to it as to a GitHub Enterprise Server::
 Push with git to ``forge.repo_path(full_name)`` (file transport) or to ``forge.clone_url(full_name)``
 (smart HTTP, token as the password). State survives a restart on the same ``data_dir``; tokens do not
 (they are secrets and are only held in memory).
+
+Access and CI, for tests that play the other side of GitHub::
+
+    forge.add_user("alice", token="alice-token")           # a collaborator: push, no admin
+    forge.protect_branch("acme/teams", "main", ["ci"])      # PRs only; merges wait for "ci"
+    forge.set_status("acme/teams", "feature", "success")    # CI reports on the branch's head
+
+The forge's ``owner_login`` (and any ``add_user(..., admin=True)``) administers every repository; a
+repository's owner administers it. Admins may bypass a protection unless ``enforce_admins=True``, as on
+GitHub. Protection holds for the REST API and for pushes over smart HTTP; a push by file transport to
+:meth:`repo_path` is a push onto the server's disk and is not checked.
 """
 
 from __future__ import annotations
@@ -26,10 +37,12 @@ from types import TracebackType
 from typing import Any
 
 from .api import ForgeApi
+from .ci import CHECK_CONCLUSIONS, CHECK_STATUSES, STATUS_STATES, CiStore
 from .faults import FaultInjector
+from .githttp import install_push_hook
 from .gitrepo import ISOLATED_GIT_ENV, BareRepo, Signature
 from .server import API_PREFIX, Exchange, ForgeApp, ForgeHTTPServer, RateLimiter
-from .state import ForgeState, Repo
+from .state import ForgeState, Repo, now_iso
 
 NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 REPO_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -53,11 +66,21 @@ class LocalForge:
         self._tokens: dict[str, str] = {token: owner_login}
         self._git_cache: dict[Path, BareRepo] = {}
         self._git_lock = threading.Lock()
+        self.ci = CiStore(self.state)
         with self.state.transaction():
-            self.state.ensure_user(owner_login, email=f"{owner_login}@users.noreply.localforge.invalid")
+            owner = self.state.ensure_user(owner_login, email=f"{owner_login}@users.noreply.localforge.invalid")
+            self.ci.set_forge_admin(owner.id, True)
         self.rate = RateLimiter(rate_limit)
-        self.api = ForgeApi(self.state, self._git_for, self.rate.snapshot)
-        self.app = ForgeApp(self.api, self.state, self._tokens, self.faults, self.rate, self._git_path)
+        self.api = ForgeApi(self.state, self._git_for, self.rate.snapshot, self.ci)
+        self.app = ForgeApp(
+            self.api,
+            self.state,
+            self._tokens,
+            self.faults,
+            self.rate,
+            self._git_path,
+            hooks_dir=install_push_hook(self.data_dir / "hooks"),
+        )
         self._server: ForgeHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -144,12 +167,23 @@ class LocalForge:
             raise KeyError(f"no repository {full_name!r} on this forge")
         return repo.path
 
-    def add_user(self, login: str, name: str | None = None, email: str | None = None, token: str | None = None) -> None:
-        """Make ``login`` a user (a collaborator of every repository); with ``token`` it can call the API."""
+    def add_user(
+        self,
+        login: str,
+        name: str | None = None,
+        email: str | None = None,
+        token: str | None = None,
+        admin: bool = False,
+    ) -> None:
+        """Make ``login`` a user: a collaborator of every repository (push, triage, pull), or with ``admin`` an
+        admin of every repository; with ``token`` it can call the API and push over smart HTTP. Each call
+        sets the role again (the forge's ``owner_login`` always stays an admin)."""
         if not NAME_RE.match(login):
             raise ValueError(f"invalid login: {login!r}")
         with self.state.transaction():
-            self.state.ensure_user(login, name=name, email=email)
+            user = self.state.ensure_user(login, name=name, email=email)
+            if user.login.lower() != self.owner_login.lower():  # the forge's owner stays an admin
+                self.ci.set_forge_admin(user.id, admin)
         if token:
             self._tokens[token] = login
 
@@ -158,6 +192,92 @@ class LocalForge:
         with self.state.transaction():
             owner = self.state.user_by_login(org) or self.state.ensure_user(org, "Organization")
             self.state.ensure_team(owner, slug, name, description)
+
+    # CI and branch protection ----------------------------------------------------------------------------
+
+    def _repo_and_commit(self, full_name: str, sha_or_ref: str) -> tuple[Repo, str]:
+        owner, name = self._split(full_name)
+        repo = self.state.repo_by_name(owner, name)
+        if repo is None:
+            raise KeyError(f"no repository {full_name!r} on this forge")
+        sha = self._git_for(repo).resolve_commitish(sha_or_ref)
+        if sha is None:
+            raise ValueError(f"no commit {sha_or_ref!r} in {full_name}")
+        return repo, sha
+
+    def set_status(
+        self,
+        full_name: str,
+        sha_or_ref: str,
+        state: str,
+        context: str = "ci",
+        description: str | None = None,
+        target_url: str | None = None,
+    ) -> str:
+        """Report a commit status as CI would (``error``, ``failure``, ``pending`` or ``success``), credited to
+        the forge's owner; ``sha_or_ref`` may be a sha, a branch or a tag. Returns the commit's sha."""
+        if state not in STATUS_STATES:
+            raise ValueError(f"state must be one of {', '.join(STATUS_STATES)}, not {state!r}")
+        if not context:
+            raise ValueError("a status needs a context")
+        with self.state.transaction():
+            repo, sha = self._repo_and_commit(full_name, sha_or_ref)
+            creator = self.state.user_by_login(self.owner_login)
+            assert creator is not None
+            self.ci.insert_status(repo.id, sha, state, context, description, target_url, creator.id)
+        return sha
+
+    def set_check_run(
+        self,
+        full_name: str,
+        sha_or_ref: str,
+        name: str,
+        conclusion: str | None = "success",
+        status: str | None = None,
+        summary: str | None = None,
+    ) -> int:
+        """Record a check run (from the forge's CI app) on a commit; a ``conclusion`` completes it, without one
+        it is ``in_progress`` unless ``status`` says otherwise. Returns the run's id."""
+        if conclusion is not None and conclusion not in CHECK_CONCLUSIONS:
+            raise ValueError(f"conclusion must be one of {', '.join(CHECK_CONCLUSIONS)}, not {conclusion!r}")
+        status = "completed" if conclusion is not None else (status or "in_progress")
+        if status not in CHECK_STATUSES or (status == "completed" and conclusion is None):
+            raise ValueError(f"invalid check run status {status!r} (a completed run needs a conclusion)")
+        ts = now_iso()
+        with self.state.transaction():
+            repo, sha = self._repo_and_commit(full_name, sha_or_ref)
+            run = self.ci.insert_check_run(
+                repo.id,
+                sha,
+                name,
+                status=status,
+                conclusion=conclusion,
+                started_at=ts,
+                completed_at=ts if status == "completed" else None,
+                summary=summary,
+            )
+        return run.id
+
+    def protect_branch(
+        self, full_name: str, branch: str, required_contexts: list[str] | None = None, *, enforce_admins: bool = False
+    ) -> None:
+        """Protect ``branch``: no deletion or force push by anyone; other changes only through pull requests,
+        which merge once every context of ``required_contexts`` has succeeded on their head (a status or a
+        check run of that name). Admins may bypass all but the first rule unless ``enforce_admins``.
+        Calling it again replaces the rules."""
+        owner, name = self._split(full_name)
+        with self.state.transaction():
+            repo = self.state.repo_by_name(owner, name)
+            if repo is None:
+                raise KeyError(f"no repository {full_name!r} on this forge")
+            self.ci.protect(repo.id, branch, list(required_contexts or []), enforce_admins)
+
+    def unprotect_branch(self, full_name: str, branch: str) -> bool:
+        """Remove ``branch``'s protection; False if it had none."""
+        owner, name = self._split(full_name)
+        with self.state.transaction():
+            repo = self.state.repo_by_name(owner, name)
+            return repo is not None and self.ci.unprotect(repo.id, branch)
 
     # server ---------------------------------------------------------------------------------------------
 

@@ -4,15 +4,24 @@ This is what makes a repository's ``clone_url`` (``http://host:port/owner/repo.g
 ``fetch`` and ``push`` work against it. Fetching is open, as for a public repository on GitHub; pushing
 needs the forge's token as the password of HTTP Basic authentication (any user name, as with GitHub's
 ``x-access-token``), or as a bearer token.
+
+A push to a repository with protected branches runs with :func:`push_guard_env`: git's ``proc-receive``
+hook (:mod:`.pushhook`, installed by :func:`install_push_hook`) sees every branch update and asks the forge
+whether to accept it, so protected branches refuse pushes as on GitHub (needs git 2.31 or later, for
+``GIT_CONFIG_COUNT``).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from .pushhook import URL_ENV
 
 GIT_PATH_RE = re.compile(
     r"^/(?P<owner>[^/]+)/(?P<repo>[^/]+?)\.git(?P<rest>/(?:info/refs|git-upload-pack|git-receive-pack|HEAD"
@@ -31,6 +40,31 @@ def wants_push(rest: str, query: str) -> bool:
     return rest == "/git-receive-pack" or "service=git-receive-pack" in query
 
 
+def install_push_hook(hooks_dir: Path) -> Path:
+    """Write the ``proc-receive`` hook (a shell wrapper running :mod:`.pushhook` with this Python) into
+    ``hooks_dir``, which is used only through :func:`push_guard_env`; returns ``hooks_dir``."""
+    hooks_dir.mkdir(parents=True, exist_ok=True)
+    script = Path(__file__).with_name("pushhook.py")
+    hook = hooks_dir / "proc-receive"
+    content = f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -I {shlex.quote(str(script))}\n"
+    if not hook.exists() or hook.read_text() != content:
+        hook.write_text(content)
+    hook.chmod(0o755)
+    return hooks_dir
+
+
+def push_guard_env(hooks_dir: Path, check_url: str) -> dict[str, str]:
+    """Environment for ``git http-backend`` that routes every branch update through the hook."""
+    return {
+        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_KEY_0": "core.hooksPath",
+        "GIT_CONFIG_VALUE_0": str(hooks_dir),
+        "GIT_CONFIG_KEY_1": "receive.procReceiveRefs",
+        "GIT_CONFIG_VALUE_1": "refs/heads",
+        URL_ENV: check_url,
+    }
+
+
 def run_backend(
     repo_path: Path,
     rest: str,
@@ -40,6 +74,7 @@ def run_backend(
     body: bytes,
     request_headers: dict[str, str],
     remote_user: str | None,
+    extra_env: dict[str, str] | None = None,
 ) -> CgiResult:
     """Run ``git http-backend`` for one request and parse its CGI answer."""
     env = {
@@ -65,6 +100,7 @@ def run_backend(
     protocol = request_headers.get("git-protocol")
     if protocol:
         env["GIT_PROTOCOL"] = protocol
+    env.update(extra_env or {})
     proc = subprocess.run(["git", "http-backend"], input=body, capture_output=True, env=env, check=False)
     head, _, payload = proc.stdout.partition(b"\r\n\r\n")
     if not _ and b"\n\n" in proc.stdout:

@@ -219,10 +219,11 @@ class BareRepo:
         return refs
 
     def resolve_commitish(self, ref: str) -> str | None:
-        """Resolve what GitHub accepts as ``?ref=``: a sha, a branch, a tag or a full ref name."""
+        """Resolve what GitHub accepts as ``?ref=`` or ``{ref}``: a sha, a branch, a tag, ``heads/<branch>``,
+        ``tags/<tag>`` or a full ref name."""
         if SHA_RE.match(ref) and self.object_type(ref) is not None:
             return self.peel_commit(ref)
-        for candidate in (f"refs/heads/{ref}", f"refs/tags/{ref}", ref):
+        for candidate in (f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/{ref}", ref):
             sha = self.resolve(candidate) if candidate.startswith("refs/") else None
             if sha:
                 return self.peel_commit(sha)

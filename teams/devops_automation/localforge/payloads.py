@@ -137,8 +137,11 @@ def team(t: Team, org: User, urls: Urls) -> JSON:
     }
 
 
-def repository(repo: Repo, urls: Urls, *, open_issues: int, size: int, full: bool = False) -> JSON:
-    """``repository`` (as nested in pulls) or, with ``full``, ``full-repository`` for ``GET /repos``."""
+def repository(
+    repo: Repo, urls: Urls, *, open_issues: int, size: int, permissions: dict[str, bool], full: bool = False
+) -> JSON:
+    """``repository`` (as nested in pulls) or, with ``full``, ``full-repository`` for ``GET /repos``;
+    ``permissions`` are the token's user's (see :func:`.rules.permissions`)."""
     api = urls.repo_api(repo)
     web = urls.repo_web(repo)
     body: JSON = {
@@ -215,7 +218,7 @@ def repository(repo: Repo, urls: Urls, *, open_issues: int, size: int, full: boo
         "pushed_at": repo.pushed_at,
         "created_at": repo.created_at,
         "updated_at": repo.updated_at,
-        "permissions": {"admin": True, "maintain": True, "push": True, "triage": True, "pull": True},
+        "permissions": dict(permissions),
         "allow_forking": True,
         "web_commit_signoff_required": False,
         "license": None,
@@ -282,26 +285,26 @@ def commit(repo: Repo, info: CommitInfo, urls: Urls, author: User | None, commit
     }
 
 
-def short_branch(repo: Repo, name: str, sha: str, urls: Urls) -> JSON:
+def short_branch(repo: Repo, name: str, sha: str, urls: Urls, protected: bool = False) -> JSON:
     return {
         "name": name,
         "commit": {"sha": sha, "url": f"{urls.repo_api(repo)}/commits/{sha}"},
-        "protected": False,
+        "protected": protected,
     }
 
 
-def branch(repo: Repo, name: str, commit_body: JSON, urls: Urls) -> JSON:
+def branch(repo: Repo, name: str, commit_body: JSON, urls: Urls, protection: JSON | None = None) -> JSON:
+    """``branch-with-protection``; ``protection`` is :func:`.ci_payloads.protection_summary` when protected."""
     api = urls.repo_api(repo)
     quoted = quote(name, safe="")
     return {
         "name": name,
         "commit": commit_body,
         "_links": {"self": f"{api}/branches/{quoted}", "html": f"{urls.repo_web(repo)}/tree/{name}"},
-        "protected": False,
-        "protection": {
-            "enabled": False,
-            "required_status_checks": {"enforcement_level": "off", "contexts": [], "checks": []},
-        },
+        "protected": protection is not None,
+        "protection": protection
+        if protection is not None
+        else {"enabled": False, "required_status_checks": {"enforcement_level": "off", "contexts": [], "checks": []}},
         "protection_url": f"{api}/branches/{quoted}/protection",
     }
 

@@ -8,6 +8,9 @@ Paths under the API prefix (``/api/v3``, where PyGithub expects a GitHub Enterpr
 handlers; ``/{owner}/{repo}.git/...`` speaks git's smart HTTP; ``/{owner}/{repo}/raw/{ref}/{path}`` serves
 file bytes for ``raw_url``/``download_url``. Every URL in a response is built from the ``Host`` the
 client sent, so it has the scheme, host and port PyGithub insists on.
+
+``POST /_localforge/push-check/{nonce}`` is the forge's own: the ``proc-receive`` hook of a push in
+progress asks it which branch updates to refuse (see :mod:`.githttp`); each nonce is valid for one push.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import threading
 import time
 import uuid
@@ -25,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,6 +43,7 @@ from .state import ForgeState, User
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v3"
+PUSH_CHECK_PREFIX = "/_localforge/push-check/"
 JSON_TYPE = "application/json; charset=utf-8"
 
 
@@ -125,6 +131,7 @@ class ForgeApp:
         faults: FaultInjector,
         rate: RateLimiter,
         git_path_for: Callable[[str, str], Any],
+        hooks_dir: Path | None = None,
     ) -> None:
         self.api = api
         self.state = state
@@ -132,8 +139,11 @@ class ForgeApp:
         self.faults = faults
         self.rate = rate
         self.git_path_for = git_path_for
+        self.hooks_dir = hooks_dir
         self.observers: list[Callable[[Exchange], None]] = []
         self.request_log: deque[tuple[str, str, int]] = deque(maxlen=2000)
+        self._pushes: dict[str, tuple[str, str, str]] = {}  # nonce -> (owner, repo, login) of pushes running
+        self._pushes_lock = threading.Lock()
 
     # authentication -----------------------------------------------------------------------------------
 
@@ -171,7 +181,7 @@ class ForgeApp:
         is_api = raw_path == API_PREFIX or raw_path.startswith(API_PREFIX + "/")
         path = (raw_path[len(API_PREFIX) :] or "/") if is_api else raw_path
         try:
-            response = self._dispatch(method, path, query, headers, body, urls, is_api, route_info)
+            response = self._dispatch(method, path, query, headers, body, urls, is_api, route_info, default_host)
         except Exception:  # a bug must still answer like GitHub's 500, and be visible in the log
             log.exception("localforge: %s %s failed", method, target)
             response = self._json(500, error("Server Error", 500))
@@ -226,13 +236,16 @@ class ForgeApp:
         urls: Urls,
         is_api: bool,
         route_info: dict[str, Any],
+        default_host: str,
     ) -> RawResponse:
+        if method == "POST" and path.startswith(PUSH_CHECK_PREFIX):  # the forge's own hook, never faulted
+            return self._push_check(path[len(PUSH_CHECK_PREFIX) :], body)
         fault = self.faults.take(method, path)
         if fault is not None:
             status, fault_body, fault_headers = fault.response()
             return self._json(status, fault_body, fault_headers)
         if not is_api:
-            return self._web(method, path, query, headers, body)
+            return self._web(method, path, query, headers, body, default_host)
         token = self._token(headers)
         user = self._user_for(token)
         if user is None:  # GitHub's two answers: no credentials at all, or wrong ones
@@ -265,10 +278,12 @@ class ForgeApp:
 
     # non-API paths ---------------------------------------------------------------------------------------
 
-    def _web(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> RawResponse:
+    def _web(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, default_host: str
+    ) -> RawResponse:
         git_match = githttp.GIT_PATH_RE.match(path)
         if git_match:
-            return self._git(method, git_match, query, headers, body)
+            return self._git(method, git_match, query, headers, body, default_host)
         parts = path.strip("/").split("/", 3)
         if method == "GET" and len(parts) == 4 and parts[2] == "raw":
             from urllib.parse import unquote
@@ -279,7 +294,37 @@ class ForgeApp:
                 return RawResponse(200, {"Content-Type": "text/plain; charset=utf-8"}, data)
         return self._json(404, error("Not Found", 404))
 
-    def _git(self, method: str, match: Any, query: str, headers: dict[str, str], body: bytes) -> RawResponse:
+    def _push_check(self, nonce: str, body: bytes) -> RawResponse:
+        with self._pushes_lock:
+            push = self._pushes.get(nonce)
+        if push is None:
+            return self._json(404, error("Not Found", 404))
+        try:
+            commands = [[str(c[0]), str(c[1]), str(c[2])] for c in json.loads(body)["commands"]]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return self._json(400, error("Problems parsing JSON", 400))
+        with self.state.transaction():
+            verdict = self.api.push_check(*push, commands)
+        return self._json(200, {"refs": verdict})
+
+    def _guard_env(self, match: Any, login: str, default_host: str) -> tuple[str | None, dict[str, str]]:
+        """A nonce and the hook's environment when the push goes to a repository with protected branches."""
+        if self.hooks_dir is None or match["rest"] != "/git-receive-pack":
+            return None, {}
+        with self.state.transaction():
+            guarded = self.api.has_protected_branches(match["owner"], match["repo"])
+        if not guarded:
+            return None, {}
+        nonce = secrets.token_urlsafe(24)
+        with self._pushes_lock:
+            self._pushes[nonce] = (match["owner"], match["repo"], login)
+        host, _, port = default_host.rpartition(":")
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host  # noqa: S104 - not a bind address
+        return nonce, githttp.push_guard_env(self.hooks_dir, f"http://{host}:{port}{PUSH_CHECK_PREFIX}{nonce}")
+
+    def _git(
+        self, method: str, match: Any, query: str, headers: dict[str, str], body: bytes, default_host: str
+    ) -> RawResponse:
         repo_path = self.git_path_for(match["owner"], match["repo"])
         if repo_path is None:
             return RawResponse(404, {"Content-Type": "text/plain"}, b"Repository not found.\n")
@@ -293,9 +338,23 @@ class ForgeApp:
                     b"Authentication required to push.\n",
                 )
             remote_user = user.login
-        result = githttp.run_backend(
-            repo_path, match["rest"], method, query, headers.get("content-type", ""), body, headers, remote_user
-        )
+        nonce, extra_env = self._guard_env(match, remote_user, default_host) if remote_user else (None, {})
+        try:
+            result = githttp.run_backend(
+                repo_path,
+                match["rest"],
+                method,
+                query,
+                headers.get("content-type", ""),
+                body,
+                headers,
+                remote_user,
+                extra_env,
+            )
+        finally:
+            if nonce is not None:
+                with self._pushes_lock:
+                    self._pushes.pop(nonce, None)
         return RawResponse(result.status, dict(result.headers), result.body)
 
 

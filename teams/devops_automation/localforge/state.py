@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -231,6 +231,15 @@ class ForgeState:
             self._depth -= 1
             if outer:
                 self._db.execute("COMMIT")
+
+    def add_schema(self, script: str) -> None:
+        """Create a companion store's tables (``CREATE ... IF NOT EXISTS``); call outside any transaction."""
+        with self._lock:
+            self._db.executescript(script)
+
+    def execute(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
+        """One statement for a companion store (see :mod:`.ci`); call it inside :meth:`transaction`."""
+        return self._db.execute(sql, tuple(args))
 
     # users and teams -------------------------------------------------------------------------------
 
