@@ -95,10 +95,19 @@ def test_a_4xx_that_will_not_change_is_not_retried(tmp_path: Path, github: Local
     app.close()
 
 
-def test_a_token_that_administers_the_repo_is_refused(tmp_path: Path, github: LocalForge) -> None:
+def test_token_scope_is_checked_at_start(tmp_path: Path, github: LocalForge) -> None:
     with pytest.raises(BroadTokenError, match="administer acme/teams"):
-        github_app(tmp_path, github, allow_broad_token=False)
+        github_app(tmp_path, github, allow_broad_token=False)  # the owner's token
     github_app(tmp_path, github, allow_broad_token=True).close()
+    collaborator = "ghp_" + "Z9y8X7w6" * 5
+    github.add_user("crew-collaborator", token=collaborator)
+    with pytest.raises(BroadTokenError, match="main is not protected"):
+        github_app(tmp_path, github, allow_broad_token=False, github_token=collaborator)
+    github.protect_branch("acme/teams", "main")
+    app = github_app(tmp_path, github, allow_broad_token=False, github_token=collaborator)
+    request = app.pipeline.submit(NEW_TEAM_GAP).request  # a narrow token still does the whole job
+    assert request.state is RequestState.published, request.error
+    app.close()
 
 
 RACE_SCRIPT = """

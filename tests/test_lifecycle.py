@@ -73,3 +73,27 @@ def test_rollback_opens_a_revert_pr_and_never_rewrites_main(app: App) -> None:
     again = app.lifecycle.rollback(request.id, by="carol")  # idempotent: same branch, same PR
     assert again.rollback_pr_number == rolled.rollback_pr_number
     assert app.forge.repo.get_pulls(state="all").totalCount == 2
+
+
+def test_auto_merge_waits_for_green_checks_and_low_risk(tmp_path: Path) -> None:
+    from .conftest import make_settings
+
+    app = build_app(make_settings(tmp_path / "home", auto_merge_low_risk=True, rate_limit_per_day=1))
+    low = app.pipeline.submit(new_gap(1)).request
+    assert low.decision.risk_level.value == "low"
+    limited = app.pipeline.submit(new_gap(2)).request
+    high = app.pipeline.approve(limited.id, by="dave", override=True)  # an override makes it high risk
+    assert high.state is RequestState.published and app.forge.get_pull(high.pr_number).draft
+    local = app.connection.local
+    assert local is not None
+    notes = {r.request_id: r for r in app.lifecycle.track()}
+    assert notes[low.id].after == "published" and "checks are pending" in notes[low.id].note
+    local.set_status("local/teams", low.branch, "failure")
+    assert "checks are failure" in {r.request_id: r for r in app.lifecycle.track()}[low.id].note
+    local.set_status("local/teams", low.branch, "success")
+    local.set_status("local/teams", high.branch, "success")
+    notes = {r.request_id: r for r in app.lifecycle.track()}
+    assert notes[low.id].after == "merged" and notes[low.id].note.startswith("auto-merged")
+    assert notes[high.id].after == "published"  # high risk is never merged by the crew
+    assert [r.action for r in app.store.iter_audit(low.id)].count("forge.merge_pull_request") == 2
+    app.close()
