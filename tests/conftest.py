@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
-os.environ.setdefault("CREWAI_DISABLE_VERSION_CHECK", "true")
-os.environ.setdefault("OTEL_SDK_DISABLED", "true")
-
+from devops_automation.app import App, build_app
+from devops_automation.quiet import silence_crewai
 from devops_automation.settings import Settings
 from devops_automation.store import Store, open_store
+
+silence_crewai()
 
 PG_ADMIN_URL = os.environ.get("DEVOPS_CREW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 _CONFIG_VARS = ("DEVOPS_CREW_", "DATABASE_URL", "GITHUB_", "OPENAI_", "TARGET_REPO")
@@ -39,6 +38,14 @@ def make_settings(home: Path, **overrides: object) -> Settings:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "home")
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[App]:
+    """The whole application on embedded defaults: its own store, local forge and checkout."""
+    built = build_app(settings)
+    yield built
+    built.close()
 
 
 @pytest.fixture

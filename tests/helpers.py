@@ -6,6 +6,7 @@ from pathlib import Path
 
 from git import Repo
 
+from devops_automation.app import App
 from devops_automation.models import CapabilityGap
 
 NEW_TEAM_GAP = CapabilityGap(
@@ -38,3 +39,13 @@ def remote_branches(bare: Path) -> dict[str, str]:
 def changed_paths(bare: Path, branch: str, base: str = "main") -> list[str]:
     repo = Repo(bare)
     return sorted(repo.git.diff("--name-only", f"{base}...{branch}").splitlines())
+
+
+def bare(app: App) -> Path:
+    """The target repository's bare repo inside the embedded forge."""
+    assert app.connection.local is not None
+    return app.connection.local.repo_path(app.settings.target_repo)
+
+
+def pull_count(app: App) -> int:
+    return app.forge.repo.get_pulls(state="all").totalCount

@@ -10,23 +10,10 @@ from git import Repo
 from devops_automation.app import App, build_app
 from devops_automation.models import CapabilityGap, RequestState
 from devops_automation.pipeline import ActionRefused
-from devops_automation.settings import Settings
 
-from .helpers import changed_paths, new_gap
+from .helpers import bare, changed_paths, new_gap
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def app(settings: Settings) -> App:
-    built = build_app(settings)
-    yield built
-    built.close()
-
-
-def bare(app: App) -> Path:
-    assert app.connection.local is not None
-    return app.connection.local.repo_path(app.settings.target_repo)
 
 
 def test_track_follows_merged_and_closed_pull_requests(app: App) -> None:

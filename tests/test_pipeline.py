@@ -16,26 +16,9 @@ from devops_automation.models import CapabilityGap, RequestState
 from devops_automation.settings import Settings
 
 from .conftest import make_settings
-from .helpers import COVERED_GAP, NEW_TEAM_GAP, changed_paths, new_gap, remote_branches
+from .helpers import COVERED_GAP, NEW_TEAM_GAP, bare, changed_paths, new_gap, pull_count, remote_branches
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def app(settings: Settings) -> App:
-    built = build_app(settings)
-    yield built
-    built.close()
-
-
-def bare(app: App) -> Path:
-    """The target repository's bare repo inside the embedded forge."""
-    assert app.connection.local is not None
-    return app.connection.local.repo_path(app.settings.target_repo)
-
-
-def pull_count(app: App) -> int:
-    return app.forge.repo.get_pulls(state="all").totalCount
 
 
 def test_a_new_gap_becomes_a_branch_and_a_pull_request(app: App, settings: Settings) -> None:
