@@ -97,9 +97,14 @@ def test_unicode_and_shell_metacharacters_are_only_data(tmp_path: Path) -> None:
     summary = json.loads(result.stdout)["request"]
     assert summary["state"] == "published"
     assert not Path("/tmp/pwned").exists()
-    renders = list((home / "renders").rglob("*"))
-    holders = [p for p in renders if p.is_file() and hostile in p.read_text(errors="replace")]
-    assert holders and all(p.suffix in {".yaml", ".md"} for p in holders)
+    from git import Repo
+
+    tree = Repo(home / "forge" / "repos" / "local" / "teams.git").commit(summary["branch"]).tree
+    pushed = [b for b in tree.traverse() if b.type == "blob" and "kotlin_apps" in b.path]
+    holders = [b.path for b in pushed if hostile in b.data_stream.read().decode("utf-8", "replace")]
+    assert len(pushed) > 10 and holders
+    assert all(path.endswith((".yaml", ".md")) for path in holders), holders
+    assert not (home / "renders" / summary["id"]).exists()  # published: the render is not kept
 
 
 @pytest.mark.slow
@@ -116,9 +121,15 @@ def test_audit_verify_fails_after_tampering(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_forge_is_one_line_after_retries(tmp_path: Path) -> None:
-    result = run(tmp_path / "home", "request", "needs kotlin apps", GITHUB_API_URL="http://127.0.0.1:9/api/v3",
-                 GITHUB_TOKEN="ghp_unreachable0000000000000000", TARGET_REPO="acme/teams",
-                 DEVOPS_CREW_RETRY_MAX_WAIT="0.05")
+    result = run(
+        tmp_path / "home",
+        "request",
+        "needs kotlin apps",
+        GITHUB_API_URL="http://127.0.0.1:9/api/v3",
+        GITHUB_TOKEN="ghp_unreachable0000000000000000",
+        TARGET_REPO="acme/teams",
+        DEVOPS_CREW_RETRY_MAX_WAIT="0.05",
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("devops-crew: error: the forge failed:")

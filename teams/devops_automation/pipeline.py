@@ -362,7 +362,9 @@ class Pipeline:
                 )
             call.result.update(number=pr.number, url=pr.url, created=pr.created, warnings=pr.warnings)
         request.pr_number, request.pr_url = pr.number, pr.url
-        return self.store.save_request(request, RequestState.published)
+        request = self.store.save_request(request, RequestState.published)
+        shutil.rmtree(self.render_dir(request), ignore_errors=True)  # the branch holds it now
+        return request
 
     def _pr_text(self, request: TeamCreationRequest) -> PRText:
         spec = request.spec
