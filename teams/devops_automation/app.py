@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .audit import Auditor
-from .drafting.base import Drafter
+from .drafting.base import Drafter, PRWriter, SpecReviser
 from .forge.connection import ForgeConnection, embedded_token, open_forge
 from .forge.github import BroadTokenError, GitHubForge
 from .lifecycle import Lifecycle
@@ -54,15 +54,14 @@ class App:
         self.store.close()
 
 
-def make_drafter(settings: Settings) -> Drafter:
-    if settings.llm:
-        raise ConfigurationError(
-            f"DEVOPS_CREW_LLM={settings.llm} is set, but LLM drafting is not part of this build yet; "
-            "unset it to use the offline drafter"
-        )
-    from .drafting.offline import OfflineDrafter
+def make_crew(settings: Settings, auditor: Auditor, target: TargetRepo) -> tuple[Drafter, SpecReviser, PRWriter]:
+    """The LLM crew's drafter, reviser and PR writer (CrewAI is imported only here)."""
+    from .crew import build_crew_components
 
-    return OfflineDrafter()
+    try:
+        return build_crew_components(settings, auditor, target)
+    except ValueError as exc:  # an unusable DEVOPS_CREW_LLM, or a missing key
+        raise ConfigurationError(str(exc)) from exc
 
 
 def build_app(settings: Settings, progress: Progress | None = None, *, drafter: Drafter | None = None) -> App:
@@ -78,7 +77,14 @@ def build_app(settings: Settings, progress: Progress | None = None, *, drafter: 
         if not connection.embedded and not settings.allow_broad_token:
             connection.forge.check_token_scope(settings.base_branch)
         target = TargetRepo(settings, auditor, connection.git_url, connection.git_token)
-        drafter = drafter or make_drafter(settings)
+        reviser: SpecReviser | None = None
+        pr_writer: PRWriter | None = None
+        if drafter is None and settings.llm:
+            drafter, reviser, pr_writer = make_crew(settings, auditor, target)
+        if drafter is None:
+            from .drafting.offline import OfflineDrafter
+
+            drafter = OfflineDrafter()
     except (BroadTokenError, ConfigurationError):
         connection.close()
         store.close()
@@ -91,5 +97,7 @@ def build_app(settings: Settings, progress: Progress | None = None, *, drafter: 
         forge=connection.forge,
         drafter=drafter,
         progress=progress,
+        reviser=reviser,
+        pr_writer=pr_writer,
     )
     return App(settings, store, auditor, connection, target, drafter, pipeline)

@@ -47,9 +47,15 @@ def request_summary(request: TeamCreationRequest, *, duplicate: bool | None = No
 def describe(request: TeamCreationRequest) -> str:
     """One human line (two when there is a remedy) saying what happened to a request."""
     state = request.state.value
+    usage = request.llm_usage
+    llm = (
+        f"\n    LLM: {usage.calls} calls, {usage.prompt_tokens}+{usage.completion_tokens} tokens, ${usage.cost_usd:.4f}"
+        if usage.calls
+        else ""
+    )
     if request.state.value == "published":
         line = f"{request.id}: pull request #{request.pr_number} for team {request.spec.name if request.spec else '?'}"
-        return line + f" on {request.branch}\n    {request.pr_url}"
+        return line + f" on {request.branch}\n    {request.pr_url}{llm}"
     if request.state.value == "reuse_existing":
         return f"{request.id}: reuse existing team {request.matched_team} (match score {request.match_score})"
     if request.decision and request.state.value in {"refused", "awaiting_approval"}:

@@ -1,0 +1,245 @@
+"""The crew behind the pipeline's seams: a Drafter, a SpecReviser and a PRWriter.
+
+Each builds a :class:`~devops_automation.crew.crew.DevopsCrew` bound to the request (tools, fresh LLM
+adapter), kicks off one small crew, counts what the LLM reported, audits the kickoff, and hands back
+only what passed the same pydantic models as any other input. Anything that goes wrong becomes a
+:class:`CrewError` (a ``ValueError``), which the pipeline records as a failed, resumable step.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from crewai import Crew, CrewOutput
+from crewai.llms.base_llm import BaseLLM
+from pydantic import ValidationError
+
+from ..audit import Auditor, redact
+from ..drafting.base import DraftContext, Drafted
+from ..models import CapabilityGap, Department, LLMUsage, PRText, TeamCreationRequest, TeamSpec
+from ..pr_text import title as default_title
+from ..settings import Settings
+from ..target import TargetRepo
+from ..tools import ToolContext
+from .crew import DevopsCrew
+from .llm import LLMFactory, usage_of
+from .prompts import data_block, gap_data, spec_data, team_summary
+from .specs import finalize_spec
+
+MAX_TAKEN_NAMES = 200
+
+
+class CrewError(ValueError):
+    """A crew kickoff failed or returned nothing usable; the request fails at that step, resumably."""
+
+
+@dataclass
+class CrewRuntime:
+    """What every crew component shares: settings, the audit trail, the target repo and the LLM."""
+
+    settings: Settings
+    auditor: Auditor
+    target: TargetRepo
+    llm_factory: LLMFactory
+    model_name: str
+
+    def request_for(self, gap: CapabilityGap) -> TeamCreationRequest | None:
+        return self.auditor.store.get_request_by_gap(gap.id) if gap.id else None
+
+    def context(self, gap: CapabilityGap, request: TeamCreationRequest | None, **bound: Any) -> ToolContext:
+        return ToolContext(
+            settings=self.settings,
+            auditor=self.auditor,
+            target=self.target,
+            gap=gap,
+            request_id=request.id if request else None,
+            **bound,
+        )
+
+    def kickoff(
+        self, stage: str, build: Callable[[BaseLLM], Crew], inputs: dict[str, str], context: ToolContext
+    ) -> tuple[CrewOutput, LLMUsage]:
+        """Run ``build(llm).kickoff(inputs)`` on a fresh LLM; audit it with the usage it cost."""
+        llm: BaseLLM = self.llm_factory()
+        with self.auditor.action(
+            f"crew.{stage}", f"gap {context.gap.id}", request_id=context.request_id, model=self.model_name
+        ) as call:
+            try:
+                output = build(llm).kickoff(inputs=inputs)
+            except Exception as exc:
+                usage = usage_of(llm, self.settings, self.model_name)
+                call.result.update(usage=_audit_usage(usage))
+                # Some servers echo the key they were sent in their errors: never store it.
+                reason = redact(" ".join(str(exc).split())[:500], self.auditor.secrets) or type(exc).__name__
+                raise CrewError(f"the LLM crew failed at {stage}: {type(exc).__name__}: {reason}") from exc
+            usage = usage_of(llm, self.settings, self.model_name)
+            call.result.update(usage=_audit_usage(usage))
+        return output, usage
+
+
+def _audit_usage(usage: LLMUsage) -> dict[str, Any]:
+    # Keys without "token": the audit log blanks any key that looks like it names a secret.
+    return {
+        "calls": usage.calls,
+        "prompt": usage.prompt_tokens,
+        "completion": usage.completion_tokens,
+        "cost_usd": usage.cost_usd,
+    }
+
+
+def drafting_inputs(runtime: CrewRuntime, gap: CapabilityGap, context: DraftContext) -> dict[str, str]:
+    """Inputs of :meth:`DevopsCrew.drafting_crew`."""
+    taken = sorted(context.existing_teams | context.reserved_names)
+    return {
+        "gap": data_block("gap", gap_data(gap)),
+        "taken_names": ", ".join(taken[:MAX_TAKEN_NAMES]),
+        "departments": ", ".join(d.value for d in Department),
+        "llm_model": runtime.settings.llm or "openai/gpt-4o-mini",
+    }
+
+
+def naive_inputs(runtime: CrewRuntime, gap: CapabilityGap, context: DraftContext | None = None) -> dict[str, str]:
+    """Inputs of the naive :meth:`DevopsCrew.crew`: the team, branch and files are not known up front."""
+    return {
+        **drafting_inputs(runtime, gap, context or DraftContext()),
+        "team": data_block("team", {"note": "the team the architect designed, in the context above"}),
+        "branch": "left out (the tool derives it from the rendered team)",
+        "closest_team": "see the gap analysis above",
+        "files": "as the scaffolder reported",
+    }
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class CrewDrafter:
+    """Drafter: the gap analyst weighs the gap against the registry, the team architect writes the spec."""
+
+    def __init__(self, runtime: CrewRuntime) -> None:
+        self.runtime = runtime
+        self.label = f"LLM crew ({runtime.model_name})"
+
+    def draft(self, gap: CapabilityGap, context: DraftContext) -> Drafted:
+        runtime = self.runtime
+        request = runtime.request_for(gap)
+        tool_context = runtime.context(gap, request)
+        inputs = drafting_inputs(runtime, gap, context)
+        output, usage = runtime.kickoff(
+            "draft", lambda llm: DevopsCrew(llm, tool_context).drafting_crew(), inputs, tool_context
+        )
+        analysis, design = output.tasks_output[0], output.tasks_output[-1]
+        runtime.auditor.event(
+            "crew.gap_analysis", f"gap {gap.id}", request_id=tool_context.request_id, analysis=analysis.raw[:2000]
+        )
+        if not isinstance(design.pydantic, TeamSpec):
+            raise CrewError("the team architect returned no TeamSpec")
+        try:
+            spec = finalize_spec(design.pydantic, gap)
+        except ValidationError as exc:
+            raise CrewError(f"the team architect's spec is invalid: {exc.errors()[0]['msg']}") from exc
+        return Drafted(spec=spec, usage=usage)
+
+
+class CrewReviser:
+    """SpecReviser: the scaffolder fixes a spec whose render failed, checking it with ``scaffold_team``."""
+
+    def __init__(self, runtime: CrewRuntime) -> None:
+        self.runtime = runtime
+
+    def revise(self, gap: CapabilityGap, spec: TeamSpec, errors: list[str]) -> Drafted:
+        runtime = self.runtime
+        request = runtime.request_for(gap)
+        tool_context = runtime.context(gap, request, team_name=spec.name)
+        approved = bool(request and request.cost_approved_by)
+        inputs = {
+            "gap": data_block("gap", gap_data(gap)),
+            "spec": data_block("spec", spec_data(spec)),
+            "errors": data_block("errors", errors[:30]),
+        }
+        output, usage = runtime.kickoff(
+            "revise",
+            lambda llm: DevopsCrew(llm, tool_context, cost_approved=approved).revision_crew(),
+            inputs,
+            tool_context,
+        )
+        answer = _json_object(output.raw) or {}
+        candidate = answer.get("spec") if isinstance(answer.get("spec"), dict) else None
+        if candidate is None and tool_context.last_spec is not None:
+            candidate = tool_context.last_spec.model_dump()
+        if candidate is None:
+            raise CrewError("the scaffolder submitted no revised spec through scaffold_team")
+        try:
+            revised = finalize_spec(candidate, gap)
+        except ValidationError as exc:
+            raise CrewError(f"the scaffolder's spec is invalid: {exc.errors()[0]['msg']}") from exc
+        return Drafted(spec=revised, usage=usage)
+
+
+def clean_title(text: str, spec: TeamSpec) -> str:
+    """One plain line that names the team (a title that does not gets the team's name in front).
+
+    Control characters become spaces; format characters (bidi overrides, zero-width) are dropped."""
+    kept = (" " if unicodedata.category(ch) == "Cc" else "" if unicodedata.category(ch) == "Cf" else ch for ch in text)
+    line = " ".join("".join(kept).split())
+    if spec.name not in line:
+        line = f"Add team {spec.name}: {line}" if line else ""
+    return line[:200]
+
+
+class CrewPRWriter:
+    """PRWriter: the PR author writes title and summary and submits them through ``publish_pull_request``."""
+
+    def __init__(self, runtime: CrewRuntime) -> None:
+        self.runtime = runtime
+
+    def write(self, request: TeamCreationRequest, spec: TeamSpec, files: list[str]) -> tuple[PRText, LLMUsage]:
+        runtime = self.runtime
+        tool_context = runtime.context(
+            request.gap,
+            request,
+            team_name=spec.name,
+            branch=request.branch,
+            files=list(files),
+            # The pipeline renders into <home>/renders/<request id>/ (Pipeline.render_dir).
+            rendered_root=runtime.settings.home / "renders" / request.id / spec.name,
+        )
+        closest = f"{request.matched_team} (match score {request.match_score})" if request.matched_team else "none"
+        inputs = {
+            "gap": data_block("gap", gap_data(request.gap)),
+            "team": data_block("team", team_summary(spec)),
+            "branch": f'"{request.branch}"',
+            "closest_team": closest,
+            "files": str(len(files)),
+        }
+        output, usage = runtime.kickoff(
+            "pull_request", lambda llm: DevopsCrew(llm, tool_context).pull_request_crew(), inputs, tool_context
+        )
+        answer = _json_object(output.raw)
+        if answer is None or not isinstance(answer.get("title"), str):
+            # The model answered without the tool: keep its words as the summary, code writes the title.
+            runtime.auditor.event("crew.pr_author_skipped_tool", spec.name, request_id=request.id)
+            return PRText(title=default_title(spec, request), summary=output.raw[:4000]), usage
+        title = clean_title(answer["title"], spec) or default_title(spec, request)
+        summary = str(answer.get("summary") or "")[:4000]
+        return PRText(title=title, summary=summary), usage
+
+
+__all__ = [
+    "CrewDrafter",
+    "CrewError",
+    "CrewPRWriter",
+    "CrewReviser",
+    "CrewRuntime",
+    "clean_title",
+    "drafting_inputs",
+    "naive_inputs",
+]

@@ -1,0 +1,169 @@
+"""An OpenAI-compatible chat completions server on 127.0.0.1, for the real provider path.
+
+``POST /v1/chat/completions`` answers like OpenAI: ``tool_calls`` when the fake model calls a tool
+(``finish_reason: tool_calls``), JSON content for a ``response_format`` of type ``json_schema``, and
+``usage`` on every reply. Token counts are estimates (four characters a token, over the messages,
+the tool schemas and the response format), the same for every crew the benchmark compares. Every
+request body is kept in :attr:`OpenAIStub.requests`, every answer in :attr:`OpenAIStub.responses`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .fake_model import FakeModel, approx_tokens
+
+API_KEY = "sk-stub-0123456789abcdef0123"
+
+
+class StubError(AssertionError):
+    """A request the real API would reject."""
+
+
+def check_request(body: dict[str, Any]) -> None:
+    """Hold a request to the shape OpenAI accepts for what this project sends."""
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise StubError("model is missing")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise StubError("messages must be a non-empty list")
+    pending: set[str] = set()
+    for message in messages:
+        role = message.get("role")
+        if role not in {"system", "user", "assistant", "tool", "developer"}:
+            raise StubError(f"unknown role {role!r}")
+        if role == "assistant":
+            for call in message.get("tool_calls") or []:
+                if call.get("type") != "function" or not call.get("id"):
+                    raise StubError("an assistant tool call needs an id and type function")
+                json.loads(call["function"]["arguments"])
+                pending.add(call["id"])
+        if role == "tool":
+            if message.get("tool_call_id") not in pending:
+                raise StubError("a tool message must answer an earlier tool call")
+            pending.discard(message["tool_call_id"])
+    for tool in body.get("tools") or []:
+        function = tool.get("function", {})
+        if tool.get("type") != "function" or not function.get("name") or "parameters" not in function:
+            raise StubError(f"malformed tool {tool!r:.200}")
+    response_format = body.get("response_format")
+    if response_format is not None:
+        schema = response_format.get("json_schema", {})
+        if response_format.get("type") != "json_schema" or not schema.get("name") or "schema" not in schema:
+            raise StubError(f"unsupported response_format {response_format!r:.200}")
+        if body.get("tools"):
+            raise StubError("this project never sends tools and a response format together")
+
+
+class OpenAIStub:
+    """Serves a :class:`FakeModel` over HTTP until :meth:`close`. Use as a context manager."""
+
+    def __init__(self, model: FakeModel | None = None, api_key: str = API_KEY) -> None:
+        self.model = model or FakeModel()
+        self.api_key = api_key
+        self.requests: list[dict[str, Any]] = []
+        self.responses: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> OpenAIStub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        check_request(body)
+        tools = [t["function"]["name"] for t in body.get("tools") or []]
+        response_format = body.get("response_format")
+        schema = response_format["json_schema"]["name"] if response_format else None
+        with self._lock:
+            reply = self.model.reply(body["messages"], tools, schema)
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
+        if reply.tool_calls:
+            message["content"] = None
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{uuid.uuid4().hex[:20]}",
+                    "type": "function",
+                    "function": {"name": n, "arguments": json.dumps(a)},
+                }
+                for n, a in reply.tool_calls
+            ]
+        prompt = approx_tokens(
+            json.dumps(body["messages"]) + json.dumps(body.get("tools") or "") + json.dumps(response_format or "")
+        )
+        completion = approx_tokens(reply.content or json.dumps(message.get("tool_calls")))
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "system_fingerprint": "fp_stub",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": "tool_calls" if reply.tool_calls else "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    self._send(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
+                    return
+                sent = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if sent != stub.api_key:  # echoing the key, as some compatible servers do
+                    message = f"Incorrect API key provided: {sent}"
+                    self._send(401, {"error": {"message": message, "type": "invalid_request_error"}})
+                    return
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with stub._lock:
+                    stub.requests.append(body)
+                try:
+                    payload = stub.completion(body)
+                except Exception as exc:  # a bad request: answer 400 like the API, and remember it
+                    with stub._lock:
+                        stub.errors.append(f"{type(exc).__name__}: {exc}")
+                    self._send(400, {"error": {"message": str(exc), "type": "invalid_request_error"}})
+                    return
+                with stub._lock:
+                    stub.responses.append(payload)
+                self._send(200, payload)
+
+        return Handler
