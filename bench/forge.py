@@ -52,10 +52,21 @@ def main() -> None:
                     (render / rel).write_text(f"{rel}\n")
                 branch = branch_name(name)
                 start = time.perf_counter()
-                target.publish_branch(request_id=f"req-bench{i}", team_name=name, branch=branch,
-                                      rendered_root=render, files=files, message=f"bench {i} req-bench{i}")
-                pr = forge.open_pull_request(head=branch, base="main", title=f"bench {i}", body="bench",
-                                             labels=["automated", "new-team", "needs-review", "risk:low"])
+                target.publish_branch(
+                    request_id=f"req-bench{i}",
+                    team_name=name,
+                    branch=branch,
+                    rendered_root=render,
+                    files=files,
+                    message=f"bench {i} req-bench{i}",
+                )
+                pr = forge.open_pull_request(
+                    head=branch,
+                    base="main",
+                    title=f"bench {i}",
+                    body="bench",
+                    labels=["automated", "new-team", "needs-review", "risk:low"],
+                )
                 publish.append(time.perf_counter() - start)
                 start = time.perf_counter()
                 forge.get_pull(pr.number)
@@ -63,8 +74,10 @@ def main() -> None:
             forge.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"forge: branch + push 15 files + PR + labels: median {statistics.median(publish) * 1000:.0f} ms "
-          f"over {args.runs} runs (target < 300 ms)")
+    print(
+        f"forge: branch + push 15 files + PR + labels: median {statistics.median(publish) * 1000:.0f} ms "
+        f"over {args.runs} runs (target < 300 ms)"
+    )
     print(f"forge: PyGithub get_pull round trip: median {statistics.median(get_pull) * 1000:.1f} ms (target < 20 ms)")
 
 

@@ -56,25 +56,25 @@ def gaps(n: int) -> list:
     ]
 
 
-def run_optimized(stub_url: str, api_key: str, todo: list) -> list[tuple[str, str, object]]:
-    from devops_automation.app import build_app
-    from devops_automation.crew import build_crew_components
-    from devops_automation.drafting.offline import OfflineDrafter
+def bench_settings(prefix: str, stub_url: str, api_key: str):
     from devops_automation.settings import Settings
 
-    settings = Settings(
+    return Settings(
         _env_file=None,
-        home=Path(tempfile.mkdtemp(prefix="devops-crew-bench-llm-")),
+        home=Path(tempfile.mkdtemp(prefix=prefix)),
         llm="openai/gpt-4o-mini",
         openai_api_key=api_key,
         openai_base_url=stub_url,
         rate_limit_per_day=1000,
         cooldown_seconds=0,
     )
-    app = build_app(settings, drafter=OfflineDrafter())
+
+
+def run_optimized(stub_url: str, api_key: str, todo: list) -> list[tuple[str, str, object]]:
+    from devops_automation.app import build_app
+
+    app = build_app(bench_settings("devops-crew-bench-llm-", stub_url, api_key))  # app.py wires the crew
     try:
-        drafter, reviser, pr_writer = build_crew_components(settings, app.auditor, app.target)
-        app.pipeline.drafter, app.pipeline.reviser, app.pipeline.pr_writer = drafter, reviser, pr_writer
         rows = []
         for gap in todo:
             request = app.pipeline.submit(gap).request
@@ -90,15 +90,8 @@ def run_naive(stub_url: str, api_key: str, todo: list) -> list[tuple[str, str, o
     from devops_automation.crew.components import naive_inputs
     from devops_automation.crew.crew import DevopsCrew
     from devops_automation.drafting.offline import OfflineDrafter
-    from devops_automation.settings import Settings
 
-    settings = Settings(
-        _env_file=None,
-        home=Path(tempfile.mkdtemp(prefix="devops-crew-bench-naive-")),
-        llm="openai/gpt-4o-mini",
-        openai_api_key=api_key,
-        openai_base_url=stub_url,
-    )
+    settings = bench_settings("devops-crew-bench-naive-", stub_url, api_key)
     app = build_app(settings, drafter=OfflineDrafter())
     try:
         runtime = build_crew_components(settings, app.auditor, app.target).drafter.runtime  # type: ignore[attr-defined]
