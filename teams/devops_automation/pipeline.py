@@ -21,6 +21,7 @@ from .drafting.base import DraftContext, Drafter, PRWriter, SpecReviser
 from .forge.github import ForgeError, GitHubForge
 from .models import (
     CapabilityGap,
+    LLMUsage,
     Outcome,
     PolicyDecision,
     PRText,
@@ -378,6 +379,9 @@ class Pipeline:
 
     def _fail(self, request: TeamCreationRequest, step: RequestState, exc: Exception) -> TeamCreationRequest:
         request.error = str(exc).splitlines()[0][:2000] if str(exc) else type(exc).__name__
+        spent = getattr(exc, "usage", None)  # a failed LLM step still cost tokens
+        if isinstance(spent, LLMUsage):
+            request.llm_usage = request.llm_usage + spent
         request.resume_state = step
         self.progress(request.id, f"failed at {step.value}: {request.error}")
         self.auditor.event("request.failed", step.value, request_id=request.id, error=request.error)

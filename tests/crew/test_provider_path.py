@@ -185,3 +185,5 @@ def test_an_invalid_structured_reply_fails_the_draft_and_is_still_counted(tmp_pa
     assert "TeamSpec is invalid" in request.error and "unknown department" in request.error
     assert len(stub.requests) == 2 and failed[0]["usage"]["calls"] == 2
     assert failed[0]["usage"]["prompt"] == sum(r["usage"]["prompt_tokens"] for r in stub.responses)
+    assert request.llm_usage.calls == 2  # the failed step's calls count on the request too
+    assert request.llm_usage.prompt_tokens == failed[0]["usage"]["prompt"]

@@ -34,7 +34,12 @@ MAX_TAKEN_NAMES = 200
 
 
 class CrewError(ValueError):
-    """A crew kickoff failed or returned nothing usable; the request fails at that step, resumably."""
+    """A crew kickoff failed or returned nothing usable; the request fails at that step, resumably.
+    ``usage`` is what the failed step cost: the pipeline adds it to the request all the same."""
+
+    def __init__(self, message: str, usage: LLMUsage | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage or LLMUsage()
 
 
 @dataclass
@@ -75,7 +80,7 @@ class CrewRuntime:
                 call.result.update(usage=_audit_usage(usage))
                 # Some servers echo the key they were sent in their errors: never store it.
                 reason = redact(" ".join(str(exc).split())[:500], self.auditor.secrets) or type(exc).__name__
-                raise CrewError(f"the LLM crew failed at {stage}: {type(exc).__name__}: {reason}") from exc
+                raise CrewError(f"the LLM crew failed at {stage}: {type(exc).__name__}: {reason}", usage) from exc
             usage = usage_of(llm, self.settings, self.model_name)
             call.result.update(usage=_audit_usage(usage))
         return output, usage
@@ -141,11 +146,11 @@ class CrewDrafter:
             "crew.gap_analysis", f"gap {gap.id}", request_id=tool_context.request_id, analysis=analysis.raw[:2000]
         )
         if not isinstance(design.pydantic, TeamSpec):
-            raise CrewError("the team architect returned no TeamSpec")
+            raise CrewError("the team architect returned no TeamSpec", usage)
         try:
             spec = finalize_spec(design.pydantic, gap)
         except ValidationError as exc:
-            raise CrewError(f"the team architect's spec is invalid: {exc.errors()[0]['msg']}") from exc
+            raise CrewError(f"the team architect's spec is invalid: {exc.errors()[0]['msg']}", usage) from exc
         return Drafted(spec=spec, usage=usage)
 
 
@@ -176,11 +181,11 @@ class CrewReviser:
         if candidate is None and tool_context.last_spec is not None:
             candidate = tool_context.last_spec.model_dump()
         if candidate is None:
-            raise CrewError("the scaffolder submitted no revised spec through scaffold_team")
+            raise CrewError("the scaffolder submitted no revised spec through scaffold_team", usage)
         try:
             revised = finalize_spec(candidate, gap)
         except ValidationError as exc:
-            raise CrewError(f"the scaffolder's spec is invalid: {exc.errors()[0]['msg']}") from exc
+            raise CrewError(f"the scaffolder's spec is invalid: {exc.errors()[0]['msg']}", usage) from exc
         return Drafted(spec=revised, usage=usage)
 
 
