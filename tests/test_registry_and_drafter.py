@@ -94,6 +94,18 @@ def test_proposed_name_is_passed_on_for_the_policy_to_judge() -> None:
 
 
 def test_cost_formula_matches_the_documented_numbers() -> None:
-    # 0.25 core and 0.5 GiB for 730 h, plus 2 agents x 40 runs x 30 days x 1500 tokens at $0.30/M
-    expected = round(730 * (0.25 * 0.0316 + 0.5 * 0.0042) + 2 * 40 * 30 * 1500 / 1e6 * 0.30, 2)
+    # 0.25 core and 0.5 GiB for 730 h, plus 2 agents x 40 runs x 30 days x (1200 prompt tokens at $0.15/M
+    # + 300 completion tokens at $0.60/M)
+    expected = round(730 * (0.25 * 0.0316 + 0.5 * 0.0042) + 2 * 40 * 30 * (1200 * 0.15 + 300 * 0.60) / 1e6, 2)
     assert monthly_cost(Resources(cpu_millicores=250, memory_mib=512), 2, "openai/gpt-4o-mini") == expected
+
+
+def test_one_price_table_for_team_estimates_and_request_costs() -> None:
+    from devops_automation.settings import Settings
+
+    settings = Settings(_env_file=None, llm_prices={"openai/house-model": (1.0, 2.0)})
+    assert settings.llm_price("house-model") == (1.0, 2.0)
+    assert settings.llm_price("openai/gpt-4o-mini") == (0.15, 0.60)
+    cheap = monthly_cost(Resources(), 3, "openai/house-model", settings.llm_prices)
+    unknown = monthly_cost(Resources(), 3, "openai/not-in-any-table", settings.llm_prices)
+    assert unknown > cheap  # an unknown model is priced pessimistically

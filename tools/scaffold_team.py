@@ -55,7 +55,7 @@ class ScaffoldTeamTool(BaseTool):
         with ctx.auditor.action(
             "tool.scaffold_team", f"teams/{name}/", request_id=ctx.request_id, approved_name=ctx.team_name
         ) as call:
-            checked = finalize_spec(spec, ctx.gap)
+            checked = finalize_spec(spec, ctx.gap, ctx.settings.llm_prices)
             if ctx.team_name is not None and checked.name != ctx.team_name:
                 raise PolicyViolation("team-name", f"the approved team is {ctx.team_name!r}; it may not be renamed")
             policy.check_team_name(checked.name, Registry.from_yaml_files(ctx.target.team_files()).names())

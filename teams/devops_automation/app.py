@@ -84,7 +84,7 @@ def build_app(settings: Settings, progress: Progress | None = None, *, drafter: 
         if drafter is None:
             from .drafting.offline import OfflineDrafter
 
-            drafter = OfflineDrafter()
+            drafter = OfflineDrafter(prices=settings.llm_prices)
     except (BroadTokenError, ConfigurationError):
         connection.close()
         store.close()

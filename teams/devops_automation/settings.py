@@ -11,19 +11,9 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_TARGET_REPO = "local/teams"
+from .drafting.cost import DEFAULT_LLM_PRICES, price_for
 
-# USD per million (prompt, completion) tokens, list prices of the provider. A request's LLM cost is
-# estimated from this table (README: "LLM drafting"); DEVOPS_CREW_LLM_PRICES adds or overrides entries.
-DEFAULT_LLM_PRICES: dict[str, tuple[float, float]] = {
-    "openai/gpt-4o-mini": (0.15, 0.60),
-    "openai/gpt-4o": (2.50, 10.00),
-    "openai/gpt-4.1": (2.00, 8.00),
-    "openai/gpt-4.1-mini": (0.40, 1.60),
-    "openai/gpt-4.1-nano": (0.10, 0.40),
-}
-# Used for a model missing from the table: deliberately pessimistic, so an estimate errs high.
-UNKNOWN_LLM_PRICE = (5.00, 15.00)
+DEFAULT_TARGET_REPO = "local/teams"
 
 
 def _env(*names: str) -> AliasChoices:
@@ -86,10 +76,7 @@ class Settings(BaseSettings):
 
     def llm_price(self, model: str) -> tuple[float, float]:
         """USD per million (prompt, completion) tokens for ``model`` (``openai/`` prefix optional)."""
-        for key in (model, f"openai/{model}", model.removeprefix("openai/")):
-            if key in self.llm_prices:
-                return self.llm_prices[key]
-        return UNKNOWN_LLM_PRICE
+        return price_for(model, self.llm_prices)
 
     @property
     def effective_database_url(self) -> str:

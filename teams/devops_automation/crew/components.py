@@ -148,7 +148,7 @@ class CrewDrafter:
         if not isinstance(design.pydantic, TeamSpec):
             raise CrewError("the team architect returned no TeamSpec", usage)
         try:
-            spec = finalize_spec(design.pydantic, gap)
+            spec = finalize_spec(design.pydantic, gap, runtime.settings.llm_prices)
         except ValidationError as exc:
             raise CrewError(f"the team architect's spec is invalid: {exc.errors()[0]['msg']}", usage) from exc
         return Drafted(spec=spec, usage=usage)
@@ -183,7 +183,7 @@ class CrewReviser:
         if candidate is None:
             raise CrewError("the scaffolder submitted no revised spec through scaffold_team", usage)
         try:
-            revised = finalize_spec(candidate, gap)
+            revised = finalize_spec(candidate, gap, runtime.settings.llm_prices)
         except ValidationError as exc:
             raise CrewError(f"the scaffolder's spec is invalid: {exc.errors()[0]['msg']}", usage) from exc
         return Drafted(spec=revised, usage=usage)

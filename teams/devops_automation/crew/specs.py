@@ -8,15 +8,19 @@ is validated again by the same :class:`~devops_automation.models.TeamSpec` as an
 
 from __future__ import annotations
 
-from ..drafting.cost import monthly_cost
+from collections.abc import Mapping
+
+from ..drafting.cost import DEFAULT_LLM_PRICES, monthly_cost
 from ..models import CapabilityGap, TeamSpec
 
 
-def finalize_spec(spec: TeamSpec | dict, gap: CapabilityGap) -> TeamSpec:
+def finalize_spec(
+    spec: TeamSpec | dict, gap: CapabilityGap, prices: Mapping[str, tuple[float, float]] = DEFAULT_LLM_PRICES
+) -> TeamSpec:
     """``spec`` validated, with the gap's proposed name and the formula's monthly cost."""
     checked = spec if isinstance(spec, TeamSpec) else TeamSpec.model_validate(spec)
     data = checked.model_dump()
     if gap.proposed_name:
         data["name"] = gap.proposed_name
-    data["monthly_cost_usd"] = monthly_cost(checked.resources, len(checked.agents), checked.llm_model)
+    data["monthly_cost_usd"] = monthly_cost(checked.resources, len(checked.agents), checked.llm_model, prices)
     return TeamSpec.model_validate(data)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 
 from ..models import MAX_AGENTS, AgentSpec, CapabilityGap, Department, Resources, TaskSpec, TeamSpec
 from ..registry import words
 from .base import DraftContext, Drafted
-from .cost import monthly_cost
+from .cost import DEFAULT_LLM_PRICES, monthly_cost
 
 DEFAULT_MODEL = "openai/gpt-4o-mini"
 
@@ -83,8 +84,9 @@ class OfflineDrafter:
 
     label = "offline drafter (no LLM configured)"
 
-    def __init__(self, llm_model: str = DEFAULT_MODEL) -> None:
+    def __init__(self, llm_model: str = DEFAULT_MODEL, prices: Mapping[str, tuple[float, float]] | None = None) -> None:
         self.llm_model = llm_model
+        self.prices = prices or DEFAULT_LLM_PRICES
 
     def draft(self, gap: CapabilityGap, context: DraftContext) -> Drafted:
         return Drafted(spec=self.build(gap, context))
@@ -147,7 +149,7 @@ class OfflineDrafter:
             tasks=tasks,
             llm_model=self.llm_model,
             resources=resources,
-            monthly_cost_usd=monthly_cost(resources, len(agents), self.llm_model),
+            monthly_cost_usd=monthly_cost(resources, len(agents), self.llm_model, self.prices),
         )
 
 
