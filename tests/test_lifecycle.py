@@ -84,3 +84,45 @@ def test_auto_merge_waits_for_green_checks_and_low_risk(tmp_path: Path) -> None:
     assert notes[high.id].after == "published"  # high risk is never merged by the crew
     assert [r.action for r in app.store.iter_audit(low.id)].count("forge.merge_pull_request") == 2
     app.close()
+
+
+def _push_to(bare_path: Path, branch: str, files: dict[str, str], tmp: Path, symlinks: dict[str, str] | None = None):
+    """Someone else pushes a commit to ``branch`` of the target repo (straight to the bare repo)."""
+    work = Repo.clone_from(bare_path, tmp, branch=branch)
+    for rel, text in files.items():
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / rel).write_text(text)
+    for rel, target in (symlinks or {}).items():
+        (tmp / rel).symlink_to(target)
+    work.git.add(A=True)
+    work.git.commit("-m", "someone else's change", "--author", "Mallory <m@example.com>")
+    work.git.push("origin", branch)
+
+
+def test_auto_merge_refuses_a_branch_someone_else_changed(tmp_path: Path) -> None:
+    from .conftest import make_settings
+
+    app = build_app(make_settings(tmp_path / "home", auto_merge_low_risk=True))
+    request = app.pipeline.submit(new_gap(1)).request
+    _push_to(
+        bare(app),
+        request.branch,
+        {".github/workflows/evil.yml": "on: push\n", "CODEOWNERS": "* @mallory\n"},
+        tmp_path / "mallory",
+    )
+    app.connection.local.set_status("local/teams", request.branch, "success")
+    note = {r.request_id: r for r in app.lifecycle.track()}[request.id]
+    assert note.after == "published" and note.note.startswith("auto-merge refused: the branch moved")
+    main_files = [b.path for b in Repo(bare(app)).commit("main").tree.traverse()]
+    assert ".github/workflows/evil.yml" not in main_files
+    app.close()
+
+
+def test_a_symlink_on_the_base_branch_cannot_carry_writes_outside(app: App, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    _push_to(bare(app), "main", {}, tmp_path / "mallory", symlinks={"k8s": str(outside)})
+    request = app.pipeline.submit(new_gap(1)).request
+    assert request.state is RequestState.failed and "symbolic link" in (request.error or "")
+    assert list(outside.rglob("*")) == []
+    assert request.branch not in [h.name for h in Repo(bare(app)).heads]

@@ -65,7 +65,7 @@ def make_crew(settings: Settings, auditor: Auditor, target: TargetRepo) -> tuple
 
 
 def build_app(settings: Settings, progress: Progress | None = None, *, drafter: Drafter | None = None) -> App:
-    silence_crewai()
+    silence_crewai(settings.home)
     settings.home.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.effective_database_url)
     secrets = settings.secret_values()

@@ -3,6 +3,8 @@ and roll a merged team back through a revert pull request (never a force-push)."
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from . import policy
@@ -56,7 +58,11 @@ class Lifecycle:
         )
         if not pr.merged and pr.state == "open" and self._may_auto_merge(request):
             status = self.forge.combined_status(pr.head.sha)
-            if status != "success":
+            tampered = self._tampered(request, pr)
+            if tampered:
+                result.note = f"auto-merge refused: {tampered}; a human must review"
+                self.auditor.event("policy.auto_merge_refused", f"#{pr.number}", request_id=request.id, reason=tampered)
+            elif status != "success":
                 result.note = f"auto-merge waits: checks are {status}"
             else:
                 with self.auditor.action(
@@ -77,6 +83,20 @@ class Lifecycle:
         result.after = request.state.value
         self.progress(request.id, f"#{pr.number}: {result.before} -> {result.after} {result.note}".rstrip())
         return result
+
+    def _tampered(self, request: TeamCreationRequest, pr: Any) -> str | None:
+        """Why the pull request is no longer exactly what the crew pushed, if it is not."""
+        if pr.head.sha != request.commit_sha:
+            return f"the branch moved to {pr.head.sha[:10]} after the crew pushed {str(request.commit_sha)[:10]}"
+        changed = [f.filename for f in self.forge.call(lambda: list(pr.get_files()))]
+        assert request.spec is not None
+        try:
+            policy.check_paths(changed, request.spec.name)
+        except policy.PolicyViolation as violation:
+            return violation.message
+        if sorted(changed) != sorted(request.files):
+            return "the pull request changes other files than the crew rendered"
+        return None
 
     def _may_auto_merge(self, request: TeamCreationRequest) -> bool:
         return (

@@ -20,8 +20,11 @@ OFFLINE_ENV = {
 }
 
 
-def silence_crewai() -> None:
+def silence_crewai(state_dir: Path | None = None) -> None:
+    """Switch CrewAI's network features off; with ``state_dir``, keep its storage there too."""
     os.environ.update(OFFLINE_ENV)
+    if state_dir is not None:
+        os.environ["CREWAI_STORAGE_DIR"] = str(Path(state_dir) / "crewai" / "storage")
 
 
 def isolate_crewai(state_dir: Path) -> Path:

@@ -7,6 +7,7 @@ One :class:`Settings` object is built at each entry point and passed down; nothi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,7 +24,22 @@ def _env(*names: str) -> AliasChoices:
 class Settings(BaseSettings):
     """Configuration of one devops-crew process."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # Only the documented variable names are read: no field name (`home`, `llm`, ...) may match an
+    # unrelated variable such as HOME or LLM.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        """Keyword arguments may use field names (``home=...``); they are mapped to the variable names."""
+        aliases = {
+            name: field.validation_alias.choices[0]
+            for name, field in type(self).model_fields.items()
+            if isinstance(field.validation_alias, AliasChoices)
+        }
+        known = set(aliases) | set(aliases.values())
+        unknown = [k for k in values if k not in known and not k.startswith("_")]
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        super().__init__(**{aliases.get(k, k): v for k, v in values.items()})
 
     home: Path = Field(Path(".devops-crew"), validation_alias=_env("DEVOPS_CREW_HOME"))
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))

@@ -149,6 +149,18 @@ class TargetRepo:
             self._push(repo, branch, request_id, commit.hexsha)
             return commit.hexsha
 
+    def _safe_destination(self, rel: str) -> Path:
+        """``rel`` inside the checkout, refusing any symbolic link on the way: the base branch could
+        carry a link (``k8s -> /elsewhere``) that would carry a write out of the repository."""
+        current = self.path
+        for part in Path(rel).parts:
+            current = current / part
+            if current.is_symlink():
+                raise PolicyViolation(
+                    "path-allow-list", f"{current.relative_to(self.path)} is a symbolic link in the target repository"
+                )
+        return current
+
     def _push(self, repo: Repo, branch: str, request_id: str, commit_sha: str) -> None:
         """Push one auto/ branch (checked again here), audited; never forced."""
         check_branch(branch)
@@ -178,7 +190,7 @@ class TargetRepo:
                 source = rendered_root / rel
                 if source.is_symlink() or not source.is_file():
                     raise PolicyViolation("path-allow-list", f"rendered path {rel!r} is not a regular file")
-                dest = self.path / rel
+                dest = self._safe_destination(rel)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, dest)
             call.result["written"] = len(files)
