@@ -101,7 +101,8 @@ def test_unicode_and_shell_metacharacters_are_only_data(tmp_path: Path) -> None:
 
     tree = Repo(home / "forge" / "repos" / "local" / "teams.git").commit(summary["branch"]).tree
     pushed = [b for b in tree.traverse() if b.type == "blob" and "kotlin_apps" in b.path]
-    holders = [b.path for b in pushed if hostile in b.data_stream.read().decode("utf-8", "replace")]
+    as_data = hostile.replace("{", "(").replace("}", ")")  # braces would be CrewAI placeholders
+    holders = [b.path for b in pushed if as_data in b.data_stream.read().decode("utf-8", "replace")]
     assert len(pushed) > 10 and holders
     assert all(path.endswith((".yaml", ".md")) for path in holders), holders
     assert not (home / "renders" / summary["id"]).exists()  # published: the render is not kept
@@ -134,3 +135,37 @@ def test_an_unreachable_forge_is_one_line_after_retries(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("devops-crew: error: the forge failed:")
     assert "ghp_unreachable" not in result.stderr
+
+
+def test_read_only_commands_need_no_forge(tmp_path: Path) -> None:
+    unreachable = {"GITHUB_API_URL": "http://127.0.0.1:9/api/v3", "GITHUB_TOKEN": "ghp_x" * 8, "TARGET_REPO": "a/b"}
+    assert run(tmp_path / "home", "status", **unreachable).returncode == 0
+    assert run(tmp_path / "home", "audit", "--verify", **unreachable).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["forge", "serve", "--port", "99999"], "is not a TCP port"),
+        (["status", "--limit", "-1"], "must be at least 1"),
+        (["resume"], "either a request ID or --pending"),
+    ],
+)
+def test_bad_arguments_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run(tmp_path / "home", *args)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_forge_serve_on_a_busy_port_is_one_line_and_leaves_the_other_server_alone(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        home = tmp_path / "home"
+        (home / "forge").mkdir(parents=True)
+        (home / "forge" / "endpoint.json").write_text(json.dumps({"api_url": "http://127.0.0.1:1/api/v3", "pid": 1}))
+        result = run(home, "forge", "serve", "--port", str(port))
+    assert result.returncode == 1 and "cannot serve on 127.0.0.1" in result.stderr and "Traceback" not in result.stderr
+    assert (home / "forge" / "endpoint.json").exists()  # another server's advertisement is not ours to remove

@@ -126,3 +126,13 @@ def test_a_symlink_on_the_base_branch_cannot_carry_writes_outside(app: App, tmp_
     assert request.state is RequestState.failed and "symbolic link" in (request.error or "")
     assert list(outside.rglob("*")) == []
     assert request.branch not in [h.name for h in Repo(bare(app)).heads]
+
+
+def test_one_untrackable_pull_request_does_not_stop_the_others(app: App) -> None:
+    good = app.pipeline.submit(new_gap(1)).request
+    lost = app.pipeline.submit(new_gap(2)).request
+    app.forge.get_pull(good.pr_number).merge(merge_method="merge")
+    app.connection.local.inject_fault("GET", rf"/pulls/{lost.pr_number}$", 404, times=5)
+    results = {r.request_id: r for r in app.lifecycle.track()}
+    assert results[good.id].after == "merged"
+    assert results[lost.id].after == "published" and results[lost.id].note.startswith("could not be tracked")

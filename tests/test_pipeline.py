@@ -256,3 +256,46 @@ def test_a_pr_writer_supplies_title_and_summary_inside_the_fixed_body(app: App) 
     assert pr.title == "Add d3 team"
     assert "````text\n```\\n</details><script>x</script>\n````" in body  # fenced: cannot escape
     assert "Tracking id: `" + request.id in body and "LLM use so far: 1 calls" in body
+
+
+def test_two_open_requests_may_not_propose_the_same_team(app: App) -> None:
+    first = app.pipeline.submit(
+        CapabilityGap(description="refund desk one", required_skills=["refunds"], proposed_name="refund_desk")
+    ).request
+    second = app.pipeline.submit(
+        CapabilityGap(description="another refund desk", required_skills=["disputes"], proposed_name="refund_desk")
+    ).request
+    assert first.state is RequestState.published
+    assert second.state is RequestState.refused and second.decision.rule == "existing-team"
+    assert first.id in second.decision.message and pull_count(app) == 1
+
+
+def test_a_failed_request_can_be_rejected_and_gives_its_slot_back(tmp_path: Path) -> None:
+    app = build_app(make_settings(tmp_path / "home", kubernetes_version="1.99", rate_limit_per_day=1))
+    failed = app.pipeline.submit(new_gap(1)).request
+    assert failed.state is RequestState.failed and len(app.store.ledger()) == 1
+    rejected = app.pipeline.reject(failed.id, by="erin", reason="template broken")
+    assert rejected.state is RequestState.rejected and app.store.ledger() == []
+    assert app.pipeline.pending() == []
+    app.close()
+
+
+def test_long_skills_never_collide_as_task_names(app: App) -> None:
+    gap = CapabilityGap(
+        description="consensus work",
+        required_skills=[
+            "distributed consensus protocol engineering a",
+            "distributed consensus protocol engineering b",
+        ],
+    )
+    request = app.pipeline.submit(gap).request
+    assert request.state is RequestState.published, request.error
+    assert len({t.name for t in request.spec.tasks}) == len(request.spec.tasks) == 3
+
+
+def test_markdown_in_untrusted_cells_cannot_form_links_or_mentions(app: App) -> None:
+    gap = NEW_TEAM_GAP.model_copy(update={"requesting_team": "[Approve](https://evil.example/x) @acme/admins"})
+    request = app.pipeline.submit(gap).request
+    body = app.forge.get_pull(request.pr_number).body
+    assert "[Approve](" not in body and " @acme" not in body
+    assert r"\[Approve\]\(https\:\/\/evil\.example\/x\) \@acme\/admins" in body

@@ -40,6 +40,16 @@ def _app(args: argparse.Namespace) -> Any:
     return build_app(Settings(**overrides), _progress_printer(args.quiet))
 
 
+def _store() -> Any:
+    """The state store alone, for read-only commands: they work without a forge or GitHub."""
+    from .settings import Settings
+    from .store import open_store
+
+    settings = Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return open_store(settings.effective_database_url)
+
+
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
     if args.json:
         print(json.dumps(payload, indent=2, sort_keys=True))
@@ -84,17 +94,20 @@ def cmd_request(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .pipeline import RequestNotFound
     from .report import SCHEMA_VERSION, describe, request_summary
 
-    app = _app(args)
+    store = _store()
     try:
         if args.id:
-            request = app.pipeline.get(args.id)
+            request = store.get_request(args.id)
+            if request is None:
+                raise RequestNotFound(f"no request {args.id!r}; `devops-crew status` lists them")
             _emit(args, {"schema": SCHEMA_VERSION, "request": request_summary(request)}, describe(request))
             return EXIT_OK
-        requests = app.store.list_requests(limit=args.limit)
+        requests = store.list_requests(limit=args.limit)
     finally:
-        app.close()
+        store.close()
     lines = [describe(r) for r in requests] or ["no requests yet; try `devops-crew demo`"]
     _emit(args, {"schema": SCHEMA_VERSION, "requests": [request_summary(r) for r in requests]}, "\n".join(lines))
     return EXIT_OK
@@ -104,7 +117,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from .report import SCHEMA_VERSION, describe, request_summary
 
     if bool(args.id) == bool(args.pending):
-        raise CliError("give a request ID or --pending, not both")
+        raise CliError("give either a request ID or --pending")
     app = _app(args)
     try:
         if args.id:
@@ -152,11 +165,11 @@ def cmd_reject(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import verify_chain
 
-    app = _app(args)
+    store = _store()
     try:
-        rows = list(app.store.iter_audit())
+        rows = list(store.iter_audit())
     finally:
-        app.close()
+        store.close()
     if args.verify:
         problems = verify_chain(rows)
         _emit(
@@ -236,8 +249,11 @@ def cmd_forge_serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)  # a service manager's stop cleans up like Ctrl-C
-    with contextlib.suppress(KeyboardInterrupt):
-        serve_local_forge(settings, args.port, ready)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            serve_local_forge(settings, args.port, ready)
+    except OSError as exc:
+        raise CliError(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}", EXIT_FAILED) from exc
     return EXIT_OK
 
 
@@ -245,6 +261,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(args, _app(args), _emit)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (0-65535)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", parents=[common], help="show one request or the latest ones")
     status.add_argument("id", nargs="?")
-    status.add_argument("--limit", type=int, default=20)
+    status.add_argument("--limit", type=_positive, default=20)
     status.set_defaults(func=cmd_status)
 
     resume = sub.add_parser("resume", parents=[common], help="run a request again from its last good step")
@@ -293,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", parents=[common], help="show the audit log, or --verify its hash chain")
     audit.add_argument("--verify", action="store_true")
     audit.add_argument("--request", metavar="ID")
-    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--limit", type=_positive, default=50)
     audit.set_defaults(func=cmd_audit)
 
     approve = sub.add_parser("approve", parents=[common], help="a human approves a waiting or rate-limited request")
@@ -318,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     forge = sub.add_parser("forge", help="the embedded local forge")
     forge_sub = forge.add_subparsers(dest="forge_command", required=True, metavar="COMMAND")
     serve = forge_sub.add_parser("serve", help="serve the embedded forge until interrupted")
-    serve.add_argument("--port", type=int, default=3131, help="port on 127.0.0.1 (default 3131; 0 picks one)")
+    serve.add_argument("--port", type=_port, default=3131, help="port on 127.0.0.1 (default 3131; 0 picks one)")
     serve.set_defaults(func=cmd_forge_serve)
     return parser
 
@@ -352,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .app import ConfigurationError
         from .forge.github import ForgeError
         from .pipeline import ActionRefused, RequestNotFound
+        from .policy import PolicyViolation
         from .target import TargetRepoError
 
         if isinstance(exc, ValidationError):
@@ -360,6 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, ForgeError | GithubException | RequestException):
             print(f"devops-crew: error: the forge failed: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
             return EXIT_FAILED
+        if isinstance(exc, PolicyViolation):
+            print(f"devops-crew: error: refused by policy: {exc}", file=sys.stderr)
+            return EXIT_WAITING
         if isinstance(exc, RequestNotFound | ActionRefused | ConfigurationError | TargetRepoError):
             print(f"devops-crew: error: {exc}", file=sys.stderr)
             return EXIT_USAGE if not isinstance(exc, TargetRepoError) else EXIT_FAILED

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from github import GithubException
 from pydantic import BaseModel
+from requests import RequestException
 
 from . import policy
 from .audit import Auditor
-from .forge.github import GitHubForge
+from .forge.github import ForgeError, GitHubForge
 from .models import RequestState, RiskLevel, TeamCreationRequest
 from .pipeline import ActionRefused, Progress, RequestNotFound
 from .settings import Settings
@@ -47,7 +49,20 @@ class Lifecycle:
             with self.store.request_lock(request.id):
                 fresh = self.store.get_request(request.id)
                 if fresh is not None and fresh.state is RequestState.published and fresh.pr_number:
-                    results.append(self._track_one(fresh))
+                    try:
+                        results.append(self._track_one(fresh))
+                    except (GithubException, RequestException, ForgeError) as exc:  # one PR must not stop the rest
+                        note = f"could not be tracked: {' '.join(str(exc).split())[:300]}"
+                        self.progress(fresh.id, note)
+                        results.append(
+                            TrackResult(
+                                request_id=fresh.id,
+                                pr_number=fresh.pr_number,
+                                before=fresh.state.value,
+                                after=fresh.state.value,
+                                note=note,
+                            )
+                        )
         return results
 
     def _track_one(self, request: TeamCreationRequest) -> TrackResult:

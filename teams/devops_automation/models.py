@@ -71,6 +71,12 @@ def _no_control_chars(value: str) -> str:
 Text = Annotated[str, AfterValidator(_no_control_chars)]
 
 
+def without_placeholders(text: str) -> str:
+    """``text`` with ``{`` and ``}`` turned into parentheses: in a CrewAI agent or task, ``{word}`` is a
+    placeholder filled (or failed) at kickoff, so untrusted text must not carry one into a team."""
+    return text.replace("{", "(").replace("}", ")")
+
+
 class CapabilityGap(BaseModel):
     """Something no team in the fleet can do yet. All of it is untrusted text."""
 
@@ -213,14 +219,11 @@ class RequestState(StrEnum):
     scaffolded = "scaffolded"
     published = "published"
     merged = "merged"
-    closed = "closed"
     rejected = "rejected"
     failed = "failed"
 
 
-TERMINAL_STATES = frozenset(
-    {RequestState.reuse_existing, RequestState.merged, RequestState.closed, RequestState.rejected}
-)
+TERMINAL_STATES = frozenset({RequestState.reuse_existing, RequestState.merged, RequestState.rejected})
 
 # Which state may follow which. `failed` and `refused` are resumable: running the request again
 # retries from the last good step, so they lead back into the path.
@@ -238,7 +241,7 @@ TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     ),
     RequestState.approved_by_policy: frozenset({RequestState.scaffolded}),
     RequestState.scaffolded: frozenset({RequestState.published}),
-    RequestState.published: frozenset({RequestState.merged, RequestState.closed, RequestState.rejected}),
+    RequestState.published: frozenset({RequestState.merged, RequestState.rejected}),
     RequestState.failed: frozenset(set(RequestState) - {RequestState.failed}),
 }
 for _state in RequestState:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from github import GithubException
+from pydantic import ValidationError
 from requests import RequestException
 
 from . import policy, pr_text
@@ -30,6 +31,7 @@ from .models import (
 )
 from .policy import PolicyViolation
 from .registry import Registry
+from .scaffold.render import RenderError
 from .settings import Settings
 from .store import Store
 from .target import TargetRepo, TargetRepoError
@@ -38,8 +40,24 @@ Progress = Callable[[str, str], None]
 
 RATE_RULES = {"rate-limit", "cooldown"}
 # What ends a step as `failed` (resumable) instead of crashing the process.
-FAILURES = (TargetRepoError, ForgeError, GithubException, RequestException, PolicyViolation, OSError, ValueError)
+FAILURES = (
+    TargetRepoError,
+    ForgeError,
+    GithubException,
+    RequestException,
+    PolicyViolation,
+    OSError,
+    ValueError,
+    RenderError,
+)
 MAX_REVISIONS = 2
+REJECTABLE = {RequestState.awaiting_approval, RequestState.refused, RequestState.failed}
+IN_FLIGHT = {
+    RequestState.awaiting_approval,
+    RequestState.approved_by_policy,
+    RequestState.scaffolded,
+    RequestState.published,
+}
 OVERRIDABLE_BEFORE_GATE = {RequestState.received, RequestState.analysed, RequestState.drafted}
 
 
@@ -63,6 +81,15 @@ class ActionRefused(RuntimeError):
 class Submission:
     request: TeamCreationRequest
     duplicate: bool
+
+
+def describe_error(exc: Exception) -> str:
+    """One line that says what went wrong, naming the fields of a validation error."""
+    if isinstance(exc, ValidationError):
+        fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:5])
+        return f"invalid {exc.title}: {fields}"[:2000]
+    text = " ".join(str(exc).split())
+    return text[:2000] if text else type(exc).__name__
 
 
 class Pipeline:
@@ -179,12 +206,13 @@ class Pipeline:
     def reject(self, request_id: str, *, by: str, reason: str = "") -> TeamCreationRequest:
         with self.store.request_lock(request_id):
             request = self.get(request_id)
-            if request.state not in (RequestState.awaiting_approval, RequestState.refused):
+            if request.state not in REJECTABLE:
                 raise ActionRefused(
-                    f"{request.id} is {request.state.value}; only waiting or refused requests can be rejected"
+                    f"{request.id} is {request.state.value}; only waiting, refused or failed requests can be rejected"
                 )
             self.auditor.event("policy.human_rejection", request.id, request_id=request.id, by=by, reason=reason)
             request.error = f"rejected by {by}" + (f": {reason}" if reason else "")
+            self.store.release_slot(request.id)  # nothing was published: the slot goes back
             return self.store.save_request(request, RequestState.rejected)
 
     # -- steps --------------------------------------------------------------------------------
@@ -216,6 +244,7 @@ class Pipeline:
         self.progress(request.id, f"policy gate for team {spec.name}")
         try:
             policy.check_team_name(spec.name, self._registry().names())
+            self._check_not_in_flight(request)
         except PolicyViolation as violation:
             return self._refuse(request, violation.decision())
         waiting = policy.cost_decision(spec, self.settings.monthly_cost_ceiling_usd, request.cost_approved_by)
@@ -224,6 +253,17 @@ class Pipeline:
             self.auditor.event("policy.needs_approval", spec.name, request_id=request.id, rule=waiting.rule)
             return self.store.save_request(request, RequestState.awaiting_approval)
         return self._approve_gate(request)
+
+    def _check_not_in_flight(self, request: TeamCreationRequest) -> None:
+        """Two open requests may not propose the same new team folder."""
+        assert request.spec is not None
+        for other in self.store.list_requests(limit=10_000, states=IN_FLIGHT):
+            if other.id != request.id and other.spec is not None and other.spec.name == request.spec.name:
+                raise PolicyViolation(
+                    "existing-team",
+                    f"request {other.id} already proposes teams/{request.spec.name}/ ({other.state.value})",
+                    "Wait until its pull request is merged or closed, or propose another name.",
+                )
 
     def _approve_gate(self, request: TeamCreationRequest) -> TeamCreationRequest:
         """Take a rate-limit slot (or the human override) and fix the branch name."""
@@ -378,7 +418,7 @@ class Pipeline:
         return text
 
     def _fail(self, request: TeamCreationRequest, step: RequestState, exc: Exception) -> TeamCreationRequest:
-        request.error = str(exc).splitlines()[0][:2000] if str(exc) else type(exc).__name__
+        request.error = describe_error(exc)
         spent = getattr(exc, "usage", None)  # a failed LLM step still cost tokens
         if isinstance(spent, LLMUsage):
             request.llm_usage = request.llm_usage + spent

@@ -17,7 +17,10 @@ def fenced(text: str) -> str:
 
 
 def _cell(text: str) -> str:
-    return re.sub(r"[|\r\n<>`]", " ", text)[:120]
+    """Untrusted text for a table cell: one line, every ASCII punctuation mark backslash-escaped
+    (CommonMark), so no link, image, mention, emphasis, HTML or column break can form."""
+    flat = " ".join(text.split())[:120]
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", flat)
 
 
 def title(spec: TeamSpec, request: TeamCreationRequest) -> str:

@@ -143,7 +143,11 @@ class TargetRepo:
                     repo.git.revert("--abort")
                     raise TargetRepoError(f"cannot revert {merge_sha}: {exc.stderr.strip()}") from exc
                 staged = [d.a_path or d.b_path for d in repo.index.diff(self.base_ref)]
-                check_paths(staged, team_name)
+                try:
+                    check_paths(staged, team_name)
+                except PolicyViolation:
+                    repo.git.reset("--hard", self.base_ref)  # leave no half-done revert behind
+                    raise
                 commit = repo.index.commit(message, author=self.bot, committer=self.bot)
                 call.result.update(commit=commit.hexsha, files=len(staged))
             self._push(repo, branch, request_id, commit.hexsha)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..drafting.cost import DEFAULT_LLM_PRICES, monthly_cost
-from ..models import CapabilityGap, TeamSpec
+from ..models import CapabilityGap, TeamSpec, without_placeholders
 
 
 def finalize_spec(
@@ -20,6 +20,11 @@ def finalize_spec(
     """``spec`` validated, with the gap's proposed name and the formula's monthly cost."""
     checked = spec if isinstance(spec, TeamSpec) else TeamSpec.model_validate(spec)
     data = checked.model_dump()
+    for item in [*data["agents"], *data["tasks"]]:
+        for key in ("goal", "backstory", "description", "expected_output"):
+            if key in item:
+                item[key] = without_placeholders(item[key])
+    data["description"] = without_placeholders(data["description"])
     if gap.proposed_name:
         data["name"] = gap.proposed_name
     data["monthly_cost_usd"] = monthly_cost(checked.resources, len(checked.agents), checked.llm_model, prices)

@@ -12,7 +12,16 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-from ..models import MAX_AGENTS, AgentSpec, CapabilityGap, Department, Resources, TaskSpec, TeamSpec
+from ..models import (
+    MAX_AGENTS,
+    AgentSpec,
+    CapabilityGap,
+    Department,
+    Resources,
+    TaskSpec,
+    TeamSpec,
+    without_placeholders,
+)
 from ..registry import words
 from .base import DraftContext, Drafted
 from .cost import DEFAULT_LLM_PRICES, monthly_cost
@@ -75,7 +84,7 @@ def propose_name(gap: CapabilityGap, taken: set[str]) -> str:
 
 
 def _excerpt(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
+    flat = " ".join(without_placeholders(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -118,9 +127,10 @@ class OfflineDrafter:
             skills=["planning", "review"],
             is_manager=True,
         )
+        task_names: set[str] = {"review_and_report"}
         tasks = [
             TaskSpec(
-                name=slugify(f"deliver_{agent.role}", max_len=40),
+                name=unique_slug(slugify(f"deliver_{agent.role}", max_len=40), task_names),
                 description=f"Handle the part of the incoming work that needs {', '.join(agent.skills) or 'the team'}.",
                 expected_output="The finished work item and a short note of what was done.",
                 agent=agent.role,
@@ -153,13 +163,15 @@ class OfflineDrafter:
         )
 
 
+def unique_slug(slug: str, seen: set[str]) -> str:
+    """``slug``, or ``slug`` cut and numbered (``_2``, ``_3`` ...) until no earlier one has it."""
+    candidate, counter = slug, 2
+    while candidate in seen:
+        candidate, counter = f"{slug[:36]}_{counter}", counter + 1
+    seen.add(candidate)
+    return candidate
+
+
 def _unique_roles(agents: list[AgentSpec]) -> list[AgentSpec]:
     seen: set[str] = {"lead"}
-    unique = []
-    for agent in agents:
-        role, counter = agent.role, 2
-        while role in seen:
-            role, counter = f"{agent.role[:36]}_{counter}", counter + 1
-        seen.add(role)
-        unique.append(agent.model_copy(update={"role": role}))
-    return unique
+    return [agent.model_copy(update={"role": unique_slug(agent.role, seen)}) for agent in agents]

@@ -91,8 +91,17 @@ def serve_local_forge(settings: Settings, port: int, ready: Callable[[str], None
     try:
         forge.serve_forever(port=port, ready=advertise)
     finally:
-        endpoint_file(settings).unlink(missing_ok=True)
+        _withdraw(settings)
         forge.close()
+
+
+def _withdraw(settings: Settings) -> None:
+    """Remove the endpoint file, but only if this process wrote it (not another running server's)."""
+    try:
+        if json.loads(endpoint_file(settings).read_text()).get("pid") == os.getpid():
+            endpoint_file(settings).unlink()
+    except (OSError, ValueError):
+        pass
 
 
 @dataclass
