@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from requests import RequestException
 
 from . import policy, pr_text
-from .audit import Auditor
+from .audit import Auditor, redact
 from .drafting.base import DraftContext, Drafter, PRWriter, SpecReviser
 from .forge.github import ForgeError, GitHubForge
 from .models import (
@@ -356,10 +356,15 @@ class Pipeline:
         request.llm_usage = request.llm_usage + revised.usage
         if revised.spec.name != spec.name:
             raise PolicyViolation("team-name", f"a revision may not rename the approved team {spec.name!r}")
-        if policy.cost_decision(revised.spec, self.settings.monthly_cost_ceiling_usd, request.cost_approved_by):
+        ceiling = self.settings.monthly_cost_ceiling_usd
+        if policy.cost_decision(revised.spec, ceiling, request.cost_approved_by):
             raise PolicyViolation("cost-ceiling", "the revised team costs more than the ceiling allows")
+        if request.cost_approved_by and revised.spec.monthly_cost_usd > max(spec.monthly_cost_usd, ceiling):
+            raise PolicyViolation("cost-ceiling", "the revised team costs more than the human approved")
         self.auditor.event("spec.revised", spec.name, request_id=request.id, errors=errors[:10])
         request.spec = revised.spec
+        if request.decision is not None and request.override_approved_by is None:  # labels, draft, auto-merge
+            request.decision.risk_level = policy.risk_level(revised.spec, ceiling)
         self.store.save_request(request)
 
     def _publish(self, request: TeamCreationRequest) -> TeamCreationRequest:
@@ -418,7 +423,7 @@ class Pipeline:
         return text
 
     def _fail(self, request: TeamCreationRequest, step: RequestState, exc: Exception) -> TeamCreationRequest:
-        request.error = describe_error(exc)
+        request.error = redact(describe_error(exc), self.auditor.secrets)
         spent = getattr(exc, "usage", None)  # a failed LLM step still cost tokens
         if isinstance(spent, LLMUsage):
             request.llm_usage = request.llm_usage + spent

@@ -80,6 +80,10 @@ def pytest_args(tests_dir: Path) -> list[str]:
     ]
 
 
+SECRET_NAMES = frozenset({"GITHUB_TOKEN", "OPENAI_API_KEY", "DATABASE_URL", "OPENAI_BASE_URL"})
+SECRET_SUFFIXES = ("_TOKEN", "_API_KEY", "_PASSWORD", "_SECRET")
+
+
 def _child(tests_dir: str, conn: Connection) -> None:
     """Forkserver child: run pytest on ``tests_dir`` with fd 1/2 captured, send ``(exit code, output)``."""
     sys.dont_write_bytecode = True  # nothing may be written into the rendered tree
@@ -87,6 +91,9 @@ def _child(tests_dir: str, conn: Connection) -> None:
     # collections pytest forces at exit, which would otherwise take ~0.3 s.
     gc.freeze()
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    # A generated team's tests are code we just wrote from untrusted input: they get no credentials.
+    for name in [n for n in os.environ if n.endswith(SECRET_SUFFIXES) or n in SECRET_NAMES]:
+        del os.environ[name]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryDirectory(prefix="team-tests-") as data:
         os.environ["XDG_DATA_HOME"] = data  # crewai keeps a task-output database under it
         os.dup2(out.fileno(), 1)
