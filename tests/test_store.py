@@ -111,3 +111,42 @@ def test_timestamps_come_back_timezone_aware(store: Store) -> None:
     loaded = store.get_request(request.id)
     assert loaded is not None and loaded.created_at.tzinfo is not None
     assert abs((loaded.created_at - datetime.now(UTC)).total_seconds()) < 60
+
+
+def test_one_new_team_name_per_open_request_even_when_racing(store: Store) -> None:
+    from devops_automation.models import RequestState
+    from devops_automation.store import NameTaken
+
+    ids = [store.create_request(CapabilityGap(description=f"racing team {i}"))[0].id for i in range(4)]
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def worker(request_id: str) -> None:
+        barrier.wait()
+        try:
+            store.consume_slot(request_id, "refund_desk", overridden=False)
+            outcomes.append("claimed")
+        except NameTaken:
+            outcomes.append("taken")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["claimed", "taken", "taken", "taken"]
+    winner = next(i for i in ids if i in {r for r in _ledger_ids(store)})
+    request = store.get_request(winner)
+    request.error = "gave up"
+    store.save_request(store.save_request(request, RequestState.analysed), RequestState.failed)
+    store.release_slot(winner)  # what a human's reject does
+    store.consume_slot(next(i for i in ids if i != winner), "refund_desk", overridden=False)
+
+
+def _ledger_ids(store: Store) -> list[str]:
+    from devops_automation import tables
+
+    with store.engine.connect() as conn:
+        return [
+            r[0] for r in conn.execute(tables.rate_ledger.select().with_only_columns(tables.rate_ledger.c.request_id))
+        ]

@@ -33,7 +33,7 @@ from .policy import PolicyViolation
 from .registry import Registry
 from .scaffold.render import RenderError
 from .settings import Settings
-from .store import Store
+from .store import NameTaken, Store
 from .target import TargetRepo, TargetRepoError
 
 Progress = Callable[[str, str], None]
@@ -255,15 +255,20 @@ class Pipeline:
         return self._approve_gate(request)
 
     def _check_not_in_flight(self, request: TeamCreationRequest) -> None:
-        """Two open requests may not propose the same new team folder."""
+        """Two open requests may not propose the same new team folder (checked again, atomically,
+        when the rate-limit slot is taken)."""
         assert request.spec is not None
         for other in self.store.list_requests(limit=10_000, states=IN_FLIGHT):
             if other.id != request.id and other.spec is not None and other.spec.name == request.spec.name:
-                raise PolicyViolation(
-                    "existing-team",
-                    f"request {other.id} already proposes teams/{request.spec.name}/ ({other.state.value})",
-                    "Wait until its pull request is merged or closed, or propose another name.",
-                )
+                raise self._name_in_flight(other.id, request.spec.name, other.state.value)
+
+    @staticmethod
+    def _name_in_flight(holder: str, name: str, state: str) -> PolicyViolation:
+        return PolicyViolation(
+            "existing-team",
+            f"request {holder} already proposes teams/{name}/ ({state})",
+            "Wait until its pull request is merged or closed, or propose another name.",
+        )
 
     def _approve_gate(self, request: TeamCreationRequest) -> TeamCreationRequest:
         """Take a rate-limit slot (or the human override) and fix the branch name."""
@@ -278,7 +283,10 @@ class Pipeline:
                 )
 
         try:
-            self.store.consume_slot(request.id, spec.name, overridden=overridden, check=check)
+            try:
+                self.store.consume_slot(request.id, spec.name, overridden=overridden, check=check)
+            except NameTaken as taken:
+                raise self._name_in_flight(taken.holder, spec.name, "being proposed") from taken
         except PolicyViolation as violation:
             return self._refuse(
                 request, violation.decision(policy.risk_level(spec, self.settings.monthly_cost_ceiling_usd))

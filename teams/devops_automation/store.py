@@ -30,6 +30,14 @@ class StoreError(RuntimeError):
     pass
 
 
+class NameTaken(StoreError):
+    """Another open request already holds a slot for the same new team name."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(f"request {holder} already proposes this team")
+        self.holder = holder
+
+
 def normalize_url(url: str) -> str:
     """Map the common PostgreSQL spellings to the psycopg 3 driver the package ships."""
     for prefix in ("postgres://", "postgresql://"):
@@ -238,8 +246,9 @@ class Store:
 
     # -- rate-limit ledger --------------------------------------------------------------------
     def consume_slot(self, request_id: str, team_name: str, *, overridden: bool, check: Any = None) -> None:
-        """Record that ``request_id`` used a slot. ``check(conn_count, last_at)`` may veto first,
-        inside the same transaction, so concurrent processes cannot both take the last slot."""
+        """Record that ``request_id`` used a slot for ``team_name``. Inside one serialised transaction:
+        :class:`NameTaken` if another open request holds the name, then ``check(ledger)`` may veto, so
+        concurrent processes can neither both take the last slot nor both claim one new team."""
         with self.engine.begin() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7303)"))
@@ -248,6 +257,18 @@ class Store:
             ).first()
             if already:
                 return
+            ledger, requests = tables.rate_ledger, tables.requests
+            holder = conn.execute(
+                select(ledger.c.request_id)
+                .join(requests, requests.c.id == ledger.c.request_id)
+                .where(
+                    ledger.c.team_name == team_name,
+                    ledger.c.request_id != request_id,
+                    requests.c.state.not_in(["rejected", "merged"]),
+                )
+            ).first()
+            if holder:
+                raise NameTaken(holder[0])
             if check is not None:
                 check(self._ledger_rows(conn))
             conn.execute(
