@@ -42,6 +42,13 @@ def test_a_new_gap_becomes_a_branch_and_a_pull_request(app: App, settings: Setti
     assert pr.head.ref == request.branch and pr.base.ref == "main" and pr.state == "open"
     assert {label.name for label in pr.labels} == {"automated", "new-team", "needs-review", "risk:low"}
     assert [t.slug for t in pr.get_review_requests()[1]] == ["platform-team"]
+    body = pr.body
+    assert "| `lead` | yes |" in body and "| `d3_js_specialist` |" in body  # the proposed team table
+    assert f"**${request.spec.monthly_cost_usd:,.2f} per month**" in body  # the cost estimate
+    assert f"## Files ({len(request.files)})" in body
+    assert all(f"- `{path}`" in body for path in request.files)
+    assert body.count("- [ ] ") == 5 and "Nothing outside `teams/d3_js_data_visualization/`" in body
+    assert "Drafted by: offline drafter" in body and "No language model was used." in body
     actions = [(r.action, r.phase) for r in app.store.iter_audit(request.id)]
     for action in ("repo.write_files", "git.commit", "git.push", "forge.open_pull_request"):
         assert (action, "initiated") in actions and (action, "succeeded") in actions

@@ -55,11 +55,20 @@ def test_crewai_writes_nothing_under_home_and_phones_nowhere(tmp_path: Path) -> 
     assert (state / "crewai" / "storage" / "latest_kickoff_task_outputs.db").is_file()
 
 
-def test_every_offline_switch_is_forced() -> None:
-    assert OFFLINE_ENV == {
+def test_every_offline_switch_is_forced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the environment says, building the app switches CrewAI's network features off."""
+    from devops_automation.app import build_app
+
+    from ..conftest import make_settings
+
+    for name in OFFLINE_ENV:
+        monkeypatch.setenv(name, "false" if OFFLINE_ENV[name] == "true" else "true")
+    build_app(make_settings(tmp_path / "home")).close()
+    assert {name: os.environ[name] for name in OFFLINE_ENV} == {
         "CREWAI_DISABLE_TELEMETRY": "true",
         "CREWAI_TRACING_ENABLED": "false",
         "CREWAI_DISABLE_VERSION_CHECK": "true",
         "OTEL_SDK_DISABLED": "true",
         "CREWAI_DISABLE_TRACKING": "true",
     }
+    assert os.environ["CREWAI_STORAGE_DIR"] == str(tmp_path / "home" / "crewai" / "storage")
