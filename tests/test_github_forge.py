@@ -161,3 +161,18 @@ def test_codeowners_last_matching_rule_wins() -> None:
     assert reviewers.users == ["alice"]
     assert reviewers.teams == ["platform-team", "sre"]
     assert reviewers_for(text, ["teams/payments/x.py"], "acme").users == ["bob"]
+
+
+def test_a_second_installation_adopts_the_branch_and_pr_of_the_first(tmp_path: Path, github: LocalForge) -> None:
+    """Two state stores (two pods, or a lost store) against one GitHub: the forge is the truth."""
+    first = github_app(tmp_path / "one", github)
+    published = first.pipeline.submit(NEW_TEAM_GAP).request
+    first.close()
+    second = github_app(tmp_path / "two", github)
+    again = second.pipeline.submit(NEW_TEAM_GAP).request
+    assert again.id != published.id  # a different store knows nothing of the first request...
+    assert again.state is RequestState.published
+    assert (again.branch, again.pr_number) == (published.branch, published.pr_number)  # ...the forge does
+    assert posts(github, "/repos/acme/teams/pulls") == 1
+    assert "publish.adopt_branch" in [r.action for r in second.store.iter_audit(again.id)]
+    second.close()

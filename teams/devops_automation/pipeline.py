@@ -380,8 +380,13 @@ class Pipeline:
         assert spec is not None and branch is not None
         if not self.rendered_root(request).exists():  # lost after a crash: render again, identically
             request.files = self._render(request)
+        adopted = self.target.find_gap_branch(spec.name, request.gap.id or "")
+        if adopted and adopted != branch:  # published by another process or installation: reuse it
+            self.auditor.event("publish.adopt_branch", adopted, request_id=request.id, instead_of=branch)
+            request.branch = branch = adopted
         self.progress(request.id, f"committing {len(request.files)} files on {branch} and pushing")
         request.commit_sha = self.target.publish_branch(
+            gap_id=request.gap.id,
             request_id=request.id,
             team_name=spec.name,
             branch=branch,

@@ -97,27 +97,45 @@ class TargetRepo:
         tree = repo.commit(self.base_ref).tree
         return [p for p in (f"teams/{team_name}", f"k8s/teams/{team_name}") if _tree_has(tree, p)]
 
+    def find_gap_branch(self, team_name: str, gap_id: str) -> str | None:
+        """An ``auto/team-<name>-*`` branch on the remote that already carries this gap's commit:
+        another process, or another installation with its own store, published it first."""
+        with self.locked() as repo:
+            prefix = f"refs/remotes/origin/auto/team-{team_name}-"
+            for ref in sorted(r.path for r in repo.references if r.path.startswith(prefix)):
+                if _carries(repo.commit(ref).message, gap_id=gap_id):
+                    return ref.removeprefix("refs/remotes/origin/")
+        return None
+
     def remote_branch_commit(self, repo: Repo, branch: str) -> str | None:
         ref = f"refs/remotes/origin/{branch}"
         return repo.git.rev_parse(ref) if ref in {r.path for r in repo.references} else None
 
     def publish_branch(
-        self, *, request_id: str, team_name: str, branch: str, rendered_root: Path, files: list[str], message: str
+        self,
+        *,
+        request_id: str,
+        team_name: str,
+        branch: str,
+        rendered_root: Path,
+        files: list[str],
+        message: str,
+        gap_id: str | None = None,
     ) -> str:
         """Commit ``files`` from ``rendered_root`` on ``branch`` off the base branch and push it.
 
-        Idempotent: if the branch already carries this request's commit (pushed or only local),
-        nothing is written again; it is pushed if needed. Returns the commit sha.
+        Idempotent: if the branch already carries this request's (or this gap's) commit, pushed or
+        only local, nothing is written again; it is pushed if needed. Returns the commit sha.
         """
         check_branch(branch)
         files = check_paths(files, team_name)
         with self.locked() as repo:
             pushed = self.remote_branch_commit(repo, branch)
-            if pushed and request_id in repo.commit(pushed).message:
+            if pushed and _carries(repo.commit(pushed).message, request_id=request_id, gap_id=gap_id):
                 return pushed
             if self._existing_top_paths(repo, team_name):
                 raise PolicyViolation("existing-team", f"teams/{team_name}/ already exists on the base branch")
-            local = branch in repo.heads and request_id in repo.heads[branch].commit.message
+            local = branch in repo.heads and _carries(repo.heads[branch].commit.message, request_id=request_id)
             if not local:
                 commit_sha = self._commit(repo, request_id, team_name, branch, rendered_root, files, message)
             else:
@@ -130,7 +148,7 @@ class TargetRepo:
         check_branch(branch)
         with self.locked() as repo:
             pushed = self.remote_branch_commit(repo, branch)
-            if pushed and request_id in repo.commit(pushed).message:
+            if pushed and _carries(repo.commit(pushed).message, request_id=request_id):
                 return pushed
             repo.git.checkout("--force", "-B", branch, self.base_ref)
             repo.git.clean("-fdx")
@@ -183,6 +201,7 @@ class TargetRepo:
         rendered_root: Path,
         files: list[str],
         message: str,
+        gap_id: str | None = None,
     ) -> str:
         # A crash can leave the checkout dirty or on any branch: start clean from the base branch.
         repo.git.checkout("--force", "-B", branch, self.base_ref)
@@ -205,6 +224,14 @@ class TargetRepo:
             commit = repo.index.commit(message, author=self.bot, committer=self.bot)
             call.result["commit"] = commit.hexsha
         return commit.hexsha
+
+
+def _carries(message: str, *, request_id: str | None = None, gap_id: str | None = None) -> bool:
+    """Whether a commit message names this request (``Tracking-Id``) or this gap (``Gap-Id``)."""
+    lines = set(message.splitlines())
+    return (request_id is not None and f"Tracking-Id: {request_id}" in lines) or (
+        gap_id is not None and f"Gap-Id: {gap_id}" in lines
+    )
 
 
 def git_auth_env(token: str | None) -> dict[str, str]:
