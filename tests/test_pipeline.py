@@ -49,6 +49,12 @@ def test_a_new_gap_becomes_a_branch_and_a_pull_request(app: App, settings: Setti
     assert all(f"- `{path}`" in body for path in request.files)
     assert body.count("- [ ] ") == 5 and "Nothing outside `teams/d3_js_data_visualization/`" in body
     assert "Drafted by: offline drafter" in body and "No language model was used." in body
+    import urllib.request
+
+    with urllib.request.urlopen(pr.html_url, timeout=5) as page:  # noqa: S310 - the forge on 127.0.0.1
+        html_page = page.read().decode()
+    assert page.status == 200 and f"#{pr.number}" in html_page and "auto/team-d3_js_data_visualization-" in html_page
+    assert "teams/d3_js_data_visualization/team.yaml" in html_page and "<script" not in html_page
     actions = [(r.action, r.phase) for r in app.store.iter_audit(request.id)]
     for action in ("repo.write_files", "git.commit", "git.push", "forge.open_pull_request"):
         assert (action, "initiated") in actions and (action, "succeeded") in actions
@@ -263,6 +269,11 @@ def test_a_pr_writer_supplies_title_and_summary_inside_the_fixed_body(app: App) 
     assert pr.title == "Add d3 team"
     assert "````text\n```\\n</details><script>x</script>\n````" in body  # fenced: cannot escape
     assert "Tracking id: `" + request.id in body and "LLM use so far: 1 calls" in body
+    import urllib.request
+
+    with urllib.request.urlopen(pr.html_url, timeout=5) as page:  # noqa: S310 - the forge on 127.0.0.1
+        html_page = page.read().decode()
+    assert "<script>x" not in html_page and "&lt;script&gt;x&lt;/script&gt;" in html_page
 
 
 def test_two_open_requests_may_not_propose_the_same_team(app: App) -> None:

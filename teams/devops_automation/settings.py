@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     github_token: SecretStr | None = Field(None, validation_alias=_env("GITHUB_TOKEN"))
     allow_broad_token: bool = Field(False, validation_alias=_env("DEVOPS_CREW_ALLOW_BROAD_TOKEN"))
     retry_max_wait_seconds: float = Field(60.0, ge=0, validation_alias=_env("DEVOPS_CREW_RETRY_MAX_WAIT"))
-    forge_port: int = Field(0, ge=0, le=65535, validation_alias=_env("DEVOPS_CREW_FORGE_PORT"))
+    forge_port: int = Field(3131, ge=0, le=65535, validation_alias=_env("DEVOPS_CREW_FORGE_PORT"))
     auto_merge_low_risk: bool = Field(False, validation_alias=_env("DEVOPS_CREW_AUTO_MERGE"))
 
     llm: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_LLM"))

@@ -140,7 +140,10 @@ def open_forge(settings: Settings, auditor: Auditor | None = None) -> ForgeConne
     local = None
     if api_url is None:
         local = local_forge(settings, token, auditor)
-        api_url = local.start(port=settings.forge_port)
+        try:  # the usual port keeps printed PR links valid for a later `forge serve`
+            api_url = local.start(port=settings.forge_port)
+        except OSError:
+            api_url = local.start(port=0)
     forge = GitHubForge(
         api_url,
         token,

@@ -39,6 +39,7 @@ from .faults import DOC_RATE_LIMITS, FaultInjector
 from .payloads import Urls, error
 from .routing import ApiError, ApiRequest, ApiResponse
 from .state import ForgeState, User
+from .web import pull_page
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +286,12 @@ class ForgeApp:
         if git_match:
             return self._git(method, git_match, query, headers, body, default_host)
         parts = path.strip("/").split("/", 3)
+        if method == "GET" and len(parts) == 4 and parts[2] == "pull":
+            urls = Urls(f"http://{headers.get('host') or default_host}", API_PREFIX)
+            with self.state.transaction():
+                page = pull_page(self.api, self.state, parts[0], parts[1], parts[3], urls)
+            if page is not None:
+                return RawResponse(200, {"Content-Type": "text/html; charset=utf-8"}, page)
         if method == "GET" and len(parts) == 4 and parts[2] == "raw":
             from urllib.parse import unquote
 
