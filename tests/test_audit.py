@@ -103,3 +103,14 @@ def test_secrets_never_reach_the_log(store: Store) -> None:
 def test_redact_keeps_ordinary_text() -> None:
     text_in = "pushed auto/team-refunds-20261127T120000Z to origin (token scope ok)"
     assert redact(text_in) == text_in
+
+
+def test_verify_detects_rows_cut_off_the_end(store: Store) -> None:
+    _filled(store)
+    _drop_guards(store)
+    assert verify_chain(store.iter_audit(), store.audit_head()) == []
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE seq > 5"))
+    assert verify_chain(store.iter_audit()) == []  # the chain alone cannot see it...
+    problems = verify_chain(store.iter_audit(), store.audit_head())  # ...the recorded head can
+    assert problems == ["the log ends at row 5, but row 8 was written: rows were removed from the end"]

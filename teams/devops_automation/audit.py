@@ -107,8 +107,9 @@ class Auditor:
         self._write(request_id, action, "recorded", target, detail)
 
 
-def verify_chain(rows: Iterable[AuditRow]) -> list[str]:
-    """Return one line per problem; an empty list means the chain is intact."""
+def verify_chain(rows: Iterable[AuditRow], head: tuple[int, str] | None = None) -> list[str]:
+    """Return one line per problem; an empty list means the chain is intact. ``head`` is the stored
+    (seq, hash) of the last row written: without it, rows cut off the end cannot be seen."""
     problems: list[str] = []
     expected_seq, prev = 1, GENESIS_HASH
     for row in rows:
@@ -119,4 +120,10 @@ def verify_chain(rows: Iterable[AuditRow]) -> list[str]:
         if row_hash(row) != row.hash:
             problems.append(f"row {row.seq}: contents do not match its hash (edited)")
         expected_seq, prev = row.seq + 1, row.hash
+    if head is not None and (expected_seq - 1, prev) != head:
+        problems.append(
+            f"the log ends at row {expected_seq - 1}, but row {head[0]} was written: rows were removed from the end"
+            if head[0] >= expected_seq
+            else f"the log's last row {expected_seq - 1} does not match the recorded head (row {head[0]})"
+        )
     return problems

@@ -168,10 +168,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     store = _store()
     try:
         rows = list(store.iter_audit())
+        head = store.audit_head()
     finally:
         store.close()
     if args.verify:
-        problems = verify_chain(rows)
+        problems = verify_chain(rows, head)
         _emit(
             args,
             {"rows": len(rows), "ok": not problems, "problems": problems},

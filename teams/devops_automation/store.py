@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from . import tables
 from .models import CapabilityGap, RequestState, TeamCreationRequest, check_transition
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 GENESIS_HASH = "0" * 64
 
 
@@ -232,7 +232,19 @@ class Store:
             row = AuditRow(seq, ts, request_id, action, phase, target, detail, prev_hash, "")
             row = AuditRow(**{**row.__dict__, "hash": hasher(row)})
             conn.execute(insert(tables.audit_log).values(**row.__dict__))
+            head = tables.audit_head
+            if last is None:
+                conn.execute(head.delete())
+                conn.execute(insert(head).values(id=1, seq=row.seq, hash=row.hash))
+            else:
+                conn.execute(update(head).where(head.c.id == 1).values(seq=row.seq, hash=row.hash))
             return row
+
+    def audit_head(self) -> tuple[int, str] | None:
+        """The last (seq, hash) written, kept apart from the rows to anchor the chain's end."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tables.audit_head.c.seq, tables.audit_head.c.hash)).first()
+        return (row[0], row[1]) if row else None
 
     def iter_audit(self, request_id: str | None = None) -> Iterator[AuditRow]:
         query = select(tables.audit_log).order_by(tables.audit_log.c.seq)

@@ -52,3 +52,11 @@ rate_ledger = Table(
     Column("overridden", Boolean, nullable=False, default=False),
     UniqueConstraint("request_id", name="uq_rate_ledger_request"),
 )
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
