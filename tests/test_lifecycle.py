@@ -136,3 +136,17 @@ def test_one_untrackable_pull_request_does_not_stop_the_others(app: App) -> None
     results = {r.request_id: r for r in app.lifecycle.track()}
     assert results[good.id].after == "merged"
     assert results[lost.id].after == "published" and results[lost.id].note.startswith("could not be tracked")
+
+
+def test_auto_merge_also_reads_check_runs(tmp_path: Path) -> None:
+    from .conftest import make_settings
+
+    app = build_app(make_settings(tmp_path / "home", auto_merge_low_risk=True))
+    request = app.pipeline.submit(new_gap(1)).request
+    local = app.connection.local
+    local.set_check_run("local/teams", request.branch, "build", conclusion="failure")
+    assert "checks are failure" in app.lifecycle.track()[0].note
+    local.set_check_run("local/teams", request.branch, "build", conclusion="success")
+    local.set_status("local/teams", request.branch, "success")
+    assert app.lifecycle.track()[0].after == "merged"
+    app.close()

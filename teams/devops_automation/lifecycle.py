@@ -72,7 +72,7 @@ class Lifecycle:
             request_id=request.id, pr_number=pr.number, before=request.state.value, after=request.state.value
         )
         if not pr.merged and pr.state == "open" and self._may_auto_merge(request):
-            status = self.forge.combined_status(pr.head.sha)
+            status = self.forge.checks_state(pr.head.sha)
             tampered = self._tampered(request, pr)
             if tampered:
                 result.note = f"auto-merge refused: {tampered}; a human must review"

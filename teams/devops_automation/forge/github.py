@@ -149,9 +149,23 @@ class GitHubForge:
     def get_pull(self, number: int) -> PullRequest:
         return self.call(lambda: self.repo.get_pull(number))
 
-    def combined_status(self, sha: str) -> str:
-        """GitHub's combined commit status for ``sha``: success, pending, failure or error."""
-        return self.call(lambda: self.repo.get_commit(sha).get_combined_status().state)
+    def checks_state(self, sha: str) -> str:
+        """What CI says of ``sha``, from both of GitHub's mechanisms: commit statuses (combined) and check
+        runs (GitHub Actions). ``success`` only when something reported and nothing is pending or failed."""
+        commit = self.call(lambda: self.repo.get_commit(sha))
+        status = self.call(commit.get_combined_status)
+        states = [status.state] if status.total_count else []
+        for run in self.call(lambda: list(commit.get_check_runs())):
+            if run.status != "completed":
+                states.append("pending")
+            else:
+                states.append("success" if run.conclusion in {"success", "neutral", "skipped"} else "failure")
+        if not states:
+            return "pending"
+        for verdict in ("failure", "error", "pending"):
+            if verdict in states:
+                return "failure" if verdict == "error" else verdict
+        return "success"
 
     def find_pull(self, head: str) -> PullRequest | None:
         pulls = self.call(lambda: list(self.repo.get_pulls(state="all", head=f"{self.owner}:{head}")))
