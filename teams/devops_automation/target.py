@@ -201,7 +201,6 @@ class TargetRepo:
         rendered_root: Path,
         files: list[str],
         message: str,
-        gap_id: str | None = None,
     ) -> str:
         # A crash can leave the checkout dirty or on any branch: start clean from the base branch.
         repo.git.checkout("--force", "-B", branch, self.base_ref)
