@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from crewai.tools import BaseTool
+from pydantic import Field
 
 from devops_automation.audit import Auditor
 from devops_automation.models import CapabilityGap, TeamSpec
@@ -59,3 +63,13 @@ class ToolContext:
         if not path.is_relative_to(self.scratch_root):  # belt and braces: key is already a safe slug
             raise ValueError(f"scratch dir {path} escapes {self.scratch_root}")
         return path
+
+
+class ContextTool(BaseTool):
+    """A CrewAI tool bound by code to one request's :class:`ToolContext`."""
+
+    context: Any = Field(exclude=True, description="the ToolContext the application binds")
+
+    @property
+    def ctx(self) -> ToolContext:
+        return self.context

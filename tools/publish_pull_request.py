@@ -10,16 +10,14 @@ both once more next to the push. With ``dry_run`` (the benchmark's naive crew) n
 
 from __future__ import annotations
 
-from typing import Any
-
-from crewai.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field
 
 from devops_automation import policy
 from devops_automation.crew.prompts import quote
 from devops_automation.policy import PolicyViolation
+from devops_automation.target import commit_message
 
-from .context import ToolContext
+from .context import ContextTool
 
 
 class PublishPullRequestArgs(BaseModel):
@@ -30,18 +28,13 @@ class PublishPullRequestArgs(BaseModel):
     summary: str = Field("", max_length=4000, description="what the team does and why, in Markdown")
 
 
-class PublishPullRequestTool(BaseTool):
+class PublishPullRequestTool(ContextTool):
     name: str = "publish_pull_request"
     description: str = (
         "Publish the rendered team on its auto/ branch and submit the pull request's title and summary. Call it once."
     )
     args_schema: type[BaseModel] = PublishPullRequestArgs
-    context: Any = Field(exclude=True, description="the ToolContext the application binds")
     dry_run: bool = False
-
-    @property
-    def ctx(self) -> ToolContext:
-        return self.context
 
     def _run(self, title: str, summary: str = "", branch: str | None = None) -> str:
         ctx = self.ctx
@@ -72,9 +65,8 @@ class PublishPullRequestTool(BaseTool):
                     branch=bare,
                     rendered_root=root,
                     files=files,
-                    message=f"Add team {team} for capability gap {ctx.gap.id}\n\n"
-                    f"Tracking-Id: {ctx.request_id}\nGap-Id: {ctx.gap.id}\n",
-                )
+                    message=commit_message(team, ctx.gap.id, ctx.request_id),
+                ).commit
             call.result.update(commit=commit, files=len(files))
         return quote(
             {

@@ -7,16 +7,13 @@ JSON answer is the analyst's final answer (``result_as_answer``), so the lookup 
 
 from __future__ import annotations
 
-from typing import Any
-
-from crewai.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field
 
 from devops_automation.crew.prompts import quote
 from devops_automation.models import CapabilityGap, Skill
 from devops_automation.registry import Registry
 
-from .context import ToolContext
+from .context import ContextTool
 
 MAX_MATCHES = 3
 
@@ -31,18 +28,13 @@ class RegistryLookupArgs(BaseModel):
     assessment: str = Field(max_length=1000, description="one or two sentences: why, and for whom")
 
 
-class RegistryLookupTool(BaseTool):
+class RegistryLookupTool(ContextTool):
     name: str = "registry_lookup"
     description: str = (
         "Rank the existing teams against the gap by the skills it needs. Give the skills, whether the "
         "gap is real and significant, and a short assessment. Read-only."
     )
     args_schema: type[BaseModel] = RegistryLookupArgs
-    context: Any = Field(exclude=True, description="the ToolContext the application binds")
-
-    @property
-    def ctx(self) -> ToolContext:
-        return self.context
 
     def _run(self, skills: list[str] | None = None, significant: bool = True, assessment: str = "") -> str:
         args = RegistryLookupArgs(skills=skills or [], significant=significant, assessment=assessment)

@@ -10,9 +10,7 @@ every rendered path must pass the policy's allow-list, the spec must carry the a
 from __future__ import annotations
 
 import shutil
-from typing import Any
 
-from crewai.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field
 
 from devops_automation import policy
@@ -22,7 +20,7 @@ from devops_automation.models import TeamSpec
 from devops_automation.policy import PolicyViolation
 from devops_automation.registry import Registry
 
-from .context import ToolContext
+from .context import ContextTool
 
 
 class ScaffoldTeamArgs(BaseModel):
@@ -31,20 +29,15 @@ class ScaffoldTeamArgs(BaseModel):
     spec: TeamSpec = Field(description="the complete team spec to render and validate")
 
 
-class ScaffoldTeamTool(BaseTool):
+class ScaffoldTeamTool(ContextTool):
     name: str = "scaffold_team"
     description: str = (
         "Render the team spec into its files and validate them (Python compiles, the team's tests pass, "
         "Kubernetes manifests and Dockerfile lint clean). Returns ok and the list of errors."
     )
     args_schema: type[BaseModel] = ScaffoldTeamArgs
-    context: Any = Field(exclude=True, description="the ToolContext the application binds")
     #: Whether the approved cost ceiling may be exceeded (a human approved the cost).
     cost_approved: bool = False
-
-    @property
-    def ctx(self) -> ToolContext:
-        return self.context
 
     def _run(self, spec: TeamSpec | dict) -> str:
         from devops_automation.scaffold import validate as validation

@@ -34,7 +34,7 @@ from .registry import Registry
 from .scaffold.render import RenderError
 from .settings import Settings
 from .store import NameTaken, Store
-from .target import TargetRepo, TargetRepoError
+from .target import TargetRepo, TargetRepoError, commit_message
 
 Progress = Callable[[str, str], None]
 
@@ -109,6 +109,7 @@ class Pipeline:
         self.settings, self.store, self.auditor = settings, store, auditor
         self.target, self.forge, self.drafter = target, forge, drafter
         self.reviser, self.pr_writer = reviser, pr_writer
+        self._run_registry: Registry | None = None  # read once per run: each read is a git fetch
         self.progress = progress or (lambda _rid, _msg: None)
 
     # -- entry points -------------------------------------------------------------------------
@@ -136,6 +137,7 @@ class Pipeline:
             return self._run(self.get(request_id))
 
     def _run(self, request: TeamCreationRequest) -> TeamCreationRequest:
+        self._run_registry = None
         steps: dict[RequestState, Callable[[TeamCreationRequest], TeamCreationRequest]] = {
             RequestState.received: self._analyse,
             RequestState.analysed: self._draft,
@@ -217,7 +219,10 @@ class Pipeline:
 
     # -- steps --------------------------------------------------------------------------------
     def _registry(self) -> Registry:
-        return Registry.from_yaml_files(self.target.team_files())
+        """The target repository's teams, read once per run of a request (a read is a git fetch)."""
+        if self._run_registry is None:
+            self._run_registry = Registry.from_yaml_files(self.target.team_files())
+        return self._run_registry
 
     def _analyse(self, request: TeamCreationRequest) -> TeamCreationRequest:
         self.progress(request.id, "analysing: matching the gap against the registry")
@@ -380,21 +385,20 @@ class Pipeline:
         assert spec is not None and branch is not None
         if not self.rendered_root(request).exists():  # lost after a crash: render again, identically
             request.files = self._render(request)
-        adopted = self.target.find_gap_branch(spec.name, request.gap.id or "")
-        if adopted and adopted != branch:  # published by another process or installation: reuse it
-            self.auditor.event("publish.adopt_branch", adopted, request_id=request.id, instead_of=branch)
-            request.branch = branch = adopted
         self.progress(request.id, f"committing {len(request.files)} files on {branch} and pushing")
-        request.commit_sha = self.target.publish_branch(
+        published = self.target.publish_branch(
             gap_id=request.gap.id,
             request_id=request.id,
             team_name=spec.name,
             branch=branch,
             rendered_root=self.rendered_root(request),
             files=request.files,
-            message=f"Add team {spec.name} for capability gap {request.gap.id}\n\n"
-            f"Tracking-Id: {request.id}\nGap-Id: {request.gap.id}\n",
+            message=commit_message(spec.name, request.gap.id, request.id),
         )
+        if published.branch != branch:  # published by another process or installation: reuse it
+            self.auditor.event("publish.adopt_branch", published.branch, request_id=request.id, instead_of=branch)
+            request.branch = branch = published.branch
+        request.commit_sha = published.commit
         self.store.save_request(request)
         self.progress(request.id, f"opening the pull request on the {self.forge.label}")
         with self.auditor.action("forge.open_pull_request", branch, request_id=request.id) as call:

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from filelock import FileLock
 from git import Actor, GitCommandError, Repo
@@ -25,6 +26,18 @@ SEED_DIR = Path(__file__).parent / "seed"
 
 class TargetRepoError(RuntimeError):
     pass
+
+
+class Published(NamedTuple):
+    """Where a team was published: the branch (maybe adopted from an earlier run) and its commit."""
+
+    branch: str
+    commit: str
+
+
+def commit_message(team_name: str, gap_id: str | None, request_id: str) -> str:
+    """The new team's commit message; its trailers are what reruns recognise the commit by."""
+    return f"Add team {team_name} for capability gap {gap_id}\n\nTracking-Id: {request_id}\nGap-Id: {gap_id}\n"
 
 
 class TargetRepo:
@@ -97,14 +110,13 @@ class TargetRepo:
         tree = repo.commit(self.base_ref).tree
         return [p for p in (f"teams/{team_name}", f"k8s/teams/{team_name}") if _tree_has(tree, p)]
 
-    def find_gap_branch(self, team_name: str, gap_id: str) -> str | None:
+    def _gap_branch(self, repo: Repo, team_name: str, gap_id: str) -> str | None:
         """An ``auto/team-<name>-*`` branch on the remote that already carries this gap's commit:
         another process, or another installation with its own store, published it first."""
-        with self.locked() as repo:
-            prefix = f"refs/remotes/origin/auto/team-{team_name}-"
-            for ref in sorted(r.path for r in repo.references if r.path.startswith(prefix)):
-                if _carries(repo.commit(ref).message, gap_id=gap_id):
-                    return ref.removeprefix("refs/remotes/origin/")
+        prefix = f"refs/remotes/origin/auto/team-{team_name}-"
+        for ref in sorted(r.path for r in repo.references if r.path.startswith(prefix)):
+            if _carries(repo.commit(ref).message, gap_id=gap_id):
+                return ref.removeprefix("refs/remotes/origin/")
         return None
 
     def remote_branch_commit(self, repo: Repo, branch: str) -> str | None:
@@ -121,18 +133,22 @@ class TargetRepo:
         files: list[str],
         message: str,
         gap_id: str | None = None,
-    ) -> str:
+    ) -> Published:
         """Commit ``files`` from ``rendered_root`` on ``branch`` off the base branch and push it.
 
-        Idempotent: if the branch already carries this request's (or this gap's) commit, pushed or
-        only local, nothing is written again; it is pushed if needed. Returns the commit sha.
+        Idempotent: if the branch already carries this request's commit, pushed or only local, nothing
+        is written again; it is pushed if needed. With ``gap_id``, a branch on the remote that already
+        carries this gap's commit is adopted instead (its name is in the result).
         """
         check_branch(branch)
         files = check_paths(files, team_name)
         with self.locked() as repo:
+            adopted = self._gap_branch(repo, team_name, gap_id) if gap_id else None
+            if adopted is not None:
+                return Published(check_branch(adopted), repo.git.rev_parse(f"refs/remotes/origin/{adopted}"))
             pushed = self.remote_branch_commit(repo, branch)
-            if pushed and _carries(repo.commit(pushed).message, request_id=request_id, gap_id=gap_id):
-                return pushed
+            if pushed and _carries(repo.commit(pushed).message, request_id=request_id):
+                return Published(branch, pushed)
             if self._existing_top_paths(repo, team_name):
                 raise PolicyViolation("existing-team", f"teams/{team_name}/ already exists on the base branch")
             local = branch in repo.heads and _carries(repo.heads[branch].commit.message, request_id=request_id)
@@ -141,7 +157,7 @@ class TargetRepo:
             else:
                 commit_sha = repo.heads[branch].commit.hexsha
             self._push(repo, branch, request_id, commit_sha)
-            return commit_sha
+            return Published(branch, commit_sha)
 
     def publish_revert(self, *, request_id: str, team_name: str, branch: str, merge_sha: str, message: str) -> str:
         """Push a branch that reverts the merged team (a new commit, never a force-push)."""
