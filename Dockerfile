@@ -25,7 +25,8 @@ COPY teams/devops_automation ./teams/devops_automation
 COPY agents ./agents
 COPY tasks ./tasks
 COPY tools ./tools
-RUN pip install --no-cache-dir .
+COPY packages/localforge ./packages/localforge
+RUN pip install --no-cache-dir ./packages/localforge .
 
 USER 10001
 VOLUME ["/var/lib/devops-crew"]

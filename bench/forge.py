@@ -17,11 +17,12 @@ from pathlib import Path
 
 from devops_automation.audit import Auditor
 from devops_automation.forge.github import GitHubForge
-from devops_automation.localforge import LocalForge
 from devops_automation.policy import branch_name
+from devops_automation.registry import SEED_DIR
 from devops_automation.settings import Settings
 from devops_automation.store import open_store
-from devops_automation.target import SEED_DIR, TargetRepo
+from devops_automation.target import TargetRepo
+from localforge import LocalForge
 
 TOKEN = "bench-token-0123456789"
 

@@ -77,7 +77,7 @@ def run_optimized(stub_url: str, api_key: str, todo: list) -> list[tuple[str, st
     try:
         rows = []
         for gap in todo:
-            request = app.pipeline.submit(gap).request
+            request = app.engine.submit(gap).request
             rows.append((gap.id, request.state.value, request.llm_usage))
         return rows
     finally:

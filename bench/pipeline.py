@@ -70,7 +70,7 @@ def bench_pipeline(gaps: int) -> None:
                 proposed_name=f"bench_team_{i}",
             )
             start = time.perf_counter()
-            request = app.pipeline.submit(gap).request
+            request = app.engine.submit(gap).request
             times.append(time.perf_counter() - start)
             if request.state.value != "published":
                 raise SystemExit(f"gap {i} ended {request.state.value}: {request.error or request.decision}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 from git import Repo
 
@@ -43,9 +45,20 @@ def changed_paths(bare: Path, branch: str, base: str = "main") -> list[str]:
 
 def bare(app: App) -> Path:
     """The target repository's bare repo inside the embedded forge."""
-    assert app.connection.local is not None
-    return app.connection.local.repo_path(app.settings.target_repo)
+    server = app.forge.server  # type: ignore[attr-defined]
+    assert server is not None
+    return server.repo_path(app.settings.target_repo)
 
 
 def pull_count(app: App) -> int:
     return app.forge.repo.get_pulls(state="all").totalCount
+
+
+def gh_pull(app: App, number: int) -> Any:
+    """The PyGithub pull request, to play a reviewer (merge, close) or read what GitHub shows."""
+    return app.forge.repo.get_pull(number)  # type: ignore[attr-defined]
+
+
+def swap(app: App, **changes: Any) -> None:
+    """Replace engine dependencies (drafter, reviser, pr_writer) for a test."""
+    app.engine.deps = dataclasses.replace(app.engine.deps, **changes)

@@ -169,3 +169,26 @@ def test_forge_serve_on_a_busy_port_is_one_line_and_leaves_the_other_server_alon
         result = run(home, "forge", "serve", "--port", str(port))
     assert result.returncode == 1 and "cannot serve on 127.0.0.1" in result.stderr and "Traceback" not in result.stderr
     assert (home / "forge" / "endpoint.json").exists()  # another server's advertisement is not ours to remove
+
+
+@pytest.mark.slow
+def test_the_cli_user_cannot_approve_their_own_request_unless_self_approval_is_allowed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {"DEVOPS_CREW_COST_CEILING_USD": "5"}
+    waiting = run(home, "request", "needs kotlin apps", "--skill", "kotlin", "--name", "kotlin_apps", "--json", **env)
+    assert waiting.returncode == 3, waiting.stderr
+    summary = json.loads(waiting.stdout)["request"]
+    assert summary["state"] == "awaiting_approval" and summary["requester"]["channel"] == "cli"
+    refused = run(home, "approve", summary["id"], **env)
+    assert refused.returncode == 2 and "four eyes" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    override = run(home, "approve", summary["id"], "--override", **env)
+    assert override.returncode == 2 and "needs a reason" in override.stderr
+    viewer = run(home, "approve", summary["id"], **env, DEVOPS_CREW_CLI_ROLES="viewer")
+    assert viewer.returncode == 2 and "approver role" in viewer.stderr
+    approved = run(home, "approve", summary["id"], "--json", **env, DEVOPS_CREW_ALLOW_SELF_APPROVAL="true")
+    assert approved.returncode == 0, approved.stderr
+    assert json.loads(approved.stdout)["request"]["approvals"][0]["self_approval"] is True
+    rows = json.loads(run(home, "audit", "--json", "--request", summary["id"], "--limit", "500").stdout)["rows"]
+    decision = next(r["detail"] for r in rows if r["action"] == "policy.human_approval")
+    assert decision["self_approval"] is True and decision["channel"] == "cli"

@@ -15,12 +15,12 @@ import pytest
 from devops_automation.app import App, build_app
 from devops_automation.forge.codeowners import reviewers_for
 from devops_automation.forge.github import BroadTokenError
-from devops_automation.localforge import LocalForge
 from devops_automation.models import RequestState
-from devops_automation.target import SEED_DIR
+from devops_automation.registry import SEED_DIR
+from localforge import LocalForge
 
 from .conftest import make_settings
-from .helpers import NEW_TEAM_GAP
+from .helpers import NEW_TEAM_GAP, gh_pull
 
 TOKEN = "ghp_" + "A1b2C3d4" * 5  # shaped like a real GitHub token
 
@@ -52,9 +52,9 @@ def posts(github: LocalForge, path_fragment: str) -> int:
 
 def test_github_mode_publishes_and_the_token_never_leaks(tmp_path: Path, github: LocalForge) -> None:
     app = github_app(tmp_path, github)
-    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    request = app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.published, request.error
-    pr = app.forge.get_pull(request.pr_number)
+    pr = gh_pull(app, request.pr_number)
     assert pr.head.ref == request.branch and pr.html_url.startswith(github.web_url)
     assert "GitHub (" in app.forge.label
     rows = "\n".join(r.target + r.detail for r in app.store.iter_audit())
@@ -75,7 +75,7 @@ def test_transient_failures_are_retried_with_backoff(tmp_path: Path, github: Loc
         body={"message": "You have exceeded a secondary rate limit."},
     )
     app = github_app(tmp_path, github)
-    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    request = app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.published, request.error
     assert posts(github, "/repos/acme/teams/pulls") == 3  # two 502s, then the PR
     assert posts(github, "/labels") == 2  # the rate-limited call, then the retry after Retry-After
@@ -86,10 +86,10 @@ def test_transient_failures_are_retried_with_backoff(tmp_path: Path, github: Loc
 def test_a_4xx_that_will_not_change_is_not_retried(tmp_path: Path, github: LocalForge) -> None:
     github.inject_fault("POST", r"/repos/acme/teams/pulls$", 404, times=1)
     app = github_app(tmp_path, github)
-    failed = app.pipeline.submit(NEW_TEAM_GAP).request
+    failed = app.engine.submit(NEW_TEAM_GAP).request
     assert failed.state is RequestState.failed and "404" in (failed.error or "")
     assert posts(github, "/repos/acme/teams/pulls") == 1
-    finished = app.pipeline.run(failed.id)  # the fault is gone: resuming finishes the request
+    finished = app.engine.run(failed.id)  # the fault is gone: resuming finishes the request
     assert finished.state is RequestState.published
     assert app.forge.repo.get_pulls(state="all").totalCount == 1
     app.close()
@@ -105,7 +105,7 @@ def test_token_scope_is_checked_at_start(tmp_path: Path, github: LocalForge) -> 
         github_app(tmp_path, github, allow_broad_token=False, github_token=collaborator)
     github.protect_branch("acme/teams", "main")
     app = github_app(tmp_path, github, allow_broad_token=False, github_token=collaborator)
-    request = app.pipeline.submit(NEW_TEAM_GAP).request  # a narrow token still does the whole job
+    request = app.engine.submit(NEW_TEAM_GAP).request  # a narrow token still does the whole job
     assert request.state is RequestState.published, request.error
     app.close()
 
@@ -166,10 +166,10 @@ def test_codeowners_last_matching_rule_wins() -> None:
 def test_a_second_installation_adopts_the_branch_and_pr_of_the_first(tmp_path: Path, github: LocalForge) -> None:
     """Two state stores (two pods, or a lost store) against one GitHub: the forge is the truth."""
     first = github_app(tmp_path / "one", github)
-    published = first.pipeline.submit(NEW_TEAM_GAP).request
+    published = first.engine.submit(NEW_TEAM_GAP).request
     first.close()
     second = github_app(tmp_path / "two", github)
-    again = second.pipeline.submit(NEW_TEAM_GAP).request
+    again = second.engine.submit(NEW_TEAM_GAP).request
     assert again.id != published.id  # a different store knows nothing of the first request...
     assert again.state is RequestState.published
     assert (again.branch, again.pr_number) == (published.branch, published.pr_number)  # ...the forge does

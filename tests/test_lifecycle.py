@@ -8,20 +8,20 @@ import pytest
 from git import Repo
 
 from devops_automation.app import App, build_app
+from devops_automation.errors import ActionRefused
 from devops_automation.models import CapabilityGap, RequestState
-from devops_automation.pipeline import ActionRefused
 
-from .helpers import bare, changed_paths, new_gap
+from .helpers import bare, changed_paths, gh_pull, new_gap
 
 pytestmark = pytest.mark.slow
 
 
 def test_track_follows_merged_and_closed_pull_requests(app: App) -> None:
-    merged = app.pipeline.submit(new_gap(1)).request
-    closed = app.pipeline.submit(new_gap(2)).request
-    untouched = app.pipeline.submit(new_gap(3)).request
-    app.forge.get_pull(merged.pr_number).merge(merge_method="merge")  # a human merges one...
-    app.forge.get_pull(closed.pr_number).edit(state="closed")  # ...and closes another
+    merged = app.engine.submit(new_gap(1)).request
+    closed = app.engine.submit(new_gap(2)).request
+    untouched = app.engine.submit(new_gap(3)).request
+    gh_pull(app, merged.pr_number).merge(merge_method="merge")  # a human merges one...
+    gh_pull(app, closed.pr_number).edit(state="closed")  # ...and closes another
     results = {r.request_id: r for r in app.lifecycle.track()}
     assert results[merged.id].after == "merged" and results[closed.id].after == "rejected"
     assert results[untouched.id].after == "published"
@@ -32,26 +32,26 @@ def test_track_follows_merged_and_closed_pull_requests(app: App) -> None:
 
 
 def test_the_registry_sees_a_merged_team(app: App) -> None:
-    first = app.pipeline.submit(new_gap(1)).request
-    app.forge.get_pull(first.pr_number).merge(merge_method="merge")
+    first = app.engine.submit(new_gap(1)).request
+    gh_pull(app, first.pr_number).merge(merge_method="merge")
     app.lifecycle.track()
-    again = app.pipeline.submit(
+    again = app.engine.submit(
         CapabilityGap(description="We need native kotlin and swift apps built", required_skills=["kotlin", "swift"])
     ).request
     assert again.state is RequestState.reuse_existing and again.matched_team == "mobile_team_1"
 
 
 def test_rollback_opens_a_revert_pr_and_never_rewrites_main(app: App) -> None:
-    request = app.pipeline.submit(new_gap(1)).request
+    request = app.engine.submit(new_gap(1)).request
     with pytest.raises(ActionRefused, match="only merged teams"):
         app.lifecycle.rollback(request.id, by="carol")
-    app.forge.get_pull(request.pr_number).merge(merge_method="merge")
+    gh_pull(app, request.pr_number).merge(merge_method="merge")
     app.lifecycle.track()
     main_before = Repo(bare(app)).commit("main").hexsha
     rolled = app.lifecycle.rollback(request.id, by="carol")
     assert rolled.rollback_branch.startswith("auto/revert-team-mobile_team_1-")
     assert Repo(bare(app)).commit("main").hexsha == main_before  # nothing forced onto main
-    revert = app.forge.get_pull(rolled.rollback_pr_number)
+    revert = gh_pull(app, rolled.rollback_pr_number)
     assert revert.title == "Revert team mobile_team_1" and "rollback" in {label.name for label in revert.labels}
     removed = changed_paths(bare(app), rolled.rollback_branch)
     assert removed and all(p.startswith(("teams/mobile_team_1/", "k8s/teams/mobile_team_1/")) for p in removed)
@@ -66,12 +66,12 @@ def test_auto_merge_waits_for_green_checks_and_low_risk(tmp_path: Path) -> None:
     from .conftest import make_settings
 
     app = build_app(make_settings(tmp_path / "home", auto_merge_low_risk=True, rate_limit_per_day=1))
-    low = app.pipeline.submit(new_gap(1)).request
+    low = app.engine.submit(new_gap(1)).request
     assert low.decision.risk_level.value == "low"
-    limited = app.pipeline.submit(new_gap(2)).request
-    high = app.pipeline.approve(limited.id, by="dave", override=True)  # an override makes it high risk
-    assert high.state is RequestState.published and app.forge.get_pull(high.pr_number).draft
-    local = app.connection.local
+    limited = app.engine.submit(new_gap(2)).request
+    high = app.engine.approve(limited.id, by="dave", override=True)  # an override makes it high risk
+    assert high.state is RequestState.published and gh_pull(app, high.pr_number).draft
+    local = app.forge.server
     assert local is not None
     notes = {r.request_id: r for r in app.lifecycle.track()}
     assert notes[low.id].after == "published" and "checks are pending" in notes[low.id].note
@@ -103,14 +103,14 @@ def test_auto_merge_refuses_a_branch_someone_else_changed(tmp_path: Path) -> Non
     from .conftest import make_settings
 
     app = build_app(make_settings(tmp_path / "home", auto_merge_low_risk=True))
-    request = app.pipeline.submit(new_gap(1)).request
+    request = app.engine.submit(new_gap(1)).request
     _push_to(
         bare(app),
         request.branch,
         {".github/workflows/evil.yml": "on: push\n", "CODEOWNERS": "* @mallory\n"},
         tmp_path / "mallory",
     )
-    app.connection.local.set_status("local/teams", request.branch, "success")
+    app.forge.server.set_status("local/teams", request.branch, "success")
     note = {r.request_id: r for r in app.lifecycle.track()}[request.id]
     assert note.after == "published" and note.note.startswith("auto-merge refused: the branch moved")
     main_files = [b.path for b in Repo(bare(app)).commit("main").tree.traverse()]
@@ -122,17 +122,17 @@ def test_a_symlink_on_the_base_branch_cannot_carry_writes_outside(app: App, tmp_
     outside = tmp_path / "outside"
     outside.mkdir()
     _push_to(bare(app), "main", {}, tmp_path / "mallory", symlinks={"k8s": str(outside)})
-    request = app.pipeline.submit(new_gap(1)).request
+    request = app.engine.submit(new_gap(1)).request
     assert request.state is RequestState.failed and "symbolic link" in (request.error or "")
     assert list(outside.rglob("*")) == []
     assert request.branch not in [h.name for h in Repo(bare(app)).heads]
 
 
 def test_one_untrackable_pull_request_does_not_stop_the_others(app: App) -> None:
-    good = app.pipeline.submit(new_gap(1)).request
-    lost = app.pipeline.submit(new_gap(2)).request
-    app.forge.get_pull(good.pr_number).merge(merge_method="merge")
-    app.connection.local.inject_fault("GET", rf"/pulls/{lost.pr_number}$", 404, times=5)
+    good = app.engine.submit(new_gap(1)).request
+    lost = app.engine.submit(new_gap(2)).request
+    gh_pull(app, good.pr_number).merge(merge_method="merge")
+    app.forge.server.inject_fault("GET", rf"/pulls/{lost.pr_number}$", 404, times=5)
     results = {r.request_id: r for r in app.lifecycle.track()}
     assert results[good.id].after == "merged"
     assert results[lost.id].after == "published" and results[lost.id].note.startswith("could not be tracked")
@@ -142,8 +142,8 @@ def test_auto_merge_also_reads_check_runs(tmp_path: Path) -> None:
     from .conftest import make_settings
 
     app = build_app(make_settings(tmp_path / "home", auto_merge_low_risk=True))
-    request = app.pipeline.submit(new_gap(1)).request
-    local = app.connection.local
+    request = app.engine.submit(new_gap(1)).request
+    local = app.forge.server
     local.set_check_run("local/teams", request.branch, "build", conclusion="failure")
     assert "checks are failure" in app.lifecycle.track()[0].note
     local.set_check_run("local/teams", request.branch, "build", conclusion="success")

@@ -16,13 +16,23 @@ from devops_automation.models import CapabilityGap, RequestState
 from devops_automation.settings import Settings
 
 from .conftest import make_settings
-from .helpers import COVERED_GAP, NEW_TEAM_GAP, bare, changed_paths, new_gap, pull_count, remote_branches
+from .helpers import (
+    COVERED_GAP,
+    NEW_TEAM_GAP,
+    bare,
+    changed_paths,
+    gh_pull,
+    new_gap,
+    pull_count,
+    remote_branches,
+    swap,
+)
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_new_gap_becomes_a_branch_and_a_pull_request(app: App, settings: Settings) -> None:
-    submission = app.pipeline.submit(NEW_TEAM_GAP)
+    submission = app.engine.submit(NEW_TEAM_GAP)
     request = submission.request
     assert request.state is RequestState.published, request.error
     assert request.spec is not None and request.spec.name == "d3_js_data_visualization"
@@ -37,7 +47,7 @@ def test_a_new_gap_becomes_a_branch_and_a_pull_request(app: App, settings: Setti
     assert "gap-d3" in commit.message and request.id in commit.message
     ref = app.forge.find_pull_request(request.branch)
     assert ref is not None and ref.number == request.pr_number
-    pr = app.forge.get_pull(ref.number)
+    pr = gh_pull(app, ref.number)
     assert "8 tasks need interactive d3.js charts" in pr.body and request.id in pr.body
     assert pr.head.ref == request.branch and pr.base.ref == "main" and pr.state == "open"
     assert {label.name for label in pr.labels} == {"automated", "new-team", "needs-review", "risk:low"}
@@ -61,7 +71,7 @@ def test_a_new_gap_becomes_a_branch_and_a_pull_request(app: App, settings: Setti
 
 
 def test_a_covered_gap_reuses_the_existing_team_and_creates_nothing(app: App, settings: Settings) -> None:
-    request = app.pipeline.submit(COVERED_GAP).request
+    request = app.engine.submit(COVERED_GAP).request
     assert request.state is RequestState.reuse_existing
     assert request.matched_team == "customer_support"
     assert set(remote_branches(bare(app))) == {"main"}
@@ -69,8 +79,8 @@ def test_a_covered_gap_reuses_the_existing_team_and_creates_nothing(app: App, se
 
 
 def test_submitting_the_same_gap_twice_makes_one_branch_and_one_pr(app: App, settings: Settings) -> None:
-    first = app.pipeline.submit(NEW_TEAM_GAP)
-    second = app.pipeline.submit(NEW_TEAM_GAP.model_copy())
+    first = app.engine.submit(NEW_TEAM_GAP)
+    second = app.engine.submit(NEW_TEAM_GAP.model_copy())
     assert second.duplicate and second.request.id == first.request.id
     assert len(remote_branches(bare(app))) == 2
     assert pull_count(app) == 1
@@ -78,48 +88,59 @@ def test_submitting_the_same_gap_twice_makes_one_branch_and_one_pr(app: App, set
 
 def test_a_reserved_name_is_refused_and_nothing_is_written(app: App, settings: Settings) -> None:
     gap = CapabilityGap(description="take over the CI", required_skills=["github actions"], proposed_name="workflows")
-    request = app.pipeline.submit(gap).request
+    request = app.engine.submit(gap).request
     assert request.state is RequestState.refused
     assert request.decision is not None and request.decision.rule == "reserved-name"
     assert set(remote_branches(bare(app))) == {"main"}
     with pytest.raises(Exception, match="only lifts the rate limit"):
-        app.pipeline.approve(request.id, by="alice", override=True)
+        app.engine.approve(request.id, by="alice", override=True)
 
 
 def test_rate_limit_holds_across_restarts_and_a_human_can_override(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "home", rate_limit_per_day=1)
     first = build_app(settings)
-    assert first.pipeline.submit(new_gap(1)).request.state is RequestState.published
+    assert first.engine.submit(new_gap(1)).request.state is RequestState.published
     first.close()
     again = build_app(make_settings(tmp_path / "home", rate_limit_per_day=1))  # restarted: same store
-    refused = again.pipeline.submit(new_gap(2)).request
+    refused = again.engine.submit(new_gap(2)).request
     assert refused.state is RequestState.refused and refused.decision.rule == "rate-limit"
     assert "--override" in refused.decision.remedy
-    assert again.pipeline.run(refused.id).state is RequestState.refused  # still refused on retry
-    approved = again.pipeline.approve(refused.id, by="alice", override=True)
+    assert again.engine.run(refused.id).state is RequestState.refused  # still refused on retry
+    approved = again.engine.approve(refused.id, by="alice", override=True, reason="launch day")
     assert approved.state is RequestState.published and approved.override_approved_by == "alice"
     assert approved.decision.risk_level.value == "high"
     events = [json.loads(r.detail) for r in again.store.iter_audit(refused.id) if r.action == "policy.human_approval"]
-    assert events == [{"by": "alice", "override": True}]
+    assert events[0].pop("run").startswith("run-")  # the engine run the approval started
+    assert events == [
+        {
+            "by": "alice",
+            "channel": "cli",
+            "kind": "override",
+            "override": True,
+            "reason": "launch day",
+            "self_approval": False,
+        }
+    ]
+    assert [(a.by.id, a.kind.value, a.reason) for a in approved.approvals] == [("alice", "override", "launch day")]
     again.close()
 
 
 def test_cooldown_refuses_a_second_team_too_soon(tmp_path: Path) -> None:
     app = build_app(make_settings(tmp_path / "home", cooldown_seconds=3600))
-    assert app.pipeline.submit(new_gap(1)).request.state is RequestState.published
-    second = app.pipeline.submit(new_gap(2)).request
+    assert app.engine.submit(new_gap(1)).request.state is RequestState.published
+    second = app.engine.submit(new_gap(2)).request
     assert second.state is RequestState.refused and second.decision.rule == "cooldown"
     app.close()
 
 
 def test_cost_ceiling_waits_for_a_human(tmp_path: Path) -> None:
     app = build_app(make_settings(tmp_path / "home", monthly_cost_ceiling_usd=5))
-    waiting = app.pipeline.submit(new_gap(1)).request
+    waiting = app.engine.submit(new_gap(1)).request
     assert waiting.state is RequestState.awaiting_approval and waiting.decision.rule == "cost-ceiling"
-    assert app.pipeline.run(waiting.id).state is RequestState.awaiting_approval
-    assert app.pipeline.approve(waiting.id, by="bob").state is RequestState.published
-    other = app.pipeline.submit(new_gap(2)).request
-    rejected = app.pipeline.reject(other.id, by="bob", reason="too expensive")
+    assert app.engine.run(waiting.id).state is RequestState.awaiting_approval
+    assert app.engine.approve(waiting.id, by="bob").state is RequestState.published
+    other = app.engine.submit(new_gap(2)).request
+    rejected = app.engine.reject(other.id, by="bob", reason="too expensive")
     assert rejected.state is RequestState.rejected
     assert len(remote_branches(bare(app))) == 2  # main + the approved one
     app.close()
@@ -128,7 +149,7 @@ def test_cost_ceiling_waits_for_a_human(tmp_path: Path) -> None:
 def test_an_invalid_render_never_reaches_git(tmp_path: Path) -> None:
     # No schema exists for this Kubernetes version: manifest validation must fail, not pass silently.
     app = build_app(make_settings(tmp_path / "home", kubernetes_version="1.99"))
-    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    request = app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.failed and "validation" in (request.error or "")
     assert request.resume_state is RequestState.approved_by_policy
     assert set(remote_branches(bare(app))) == {"main"}
@@ -140,7 +161,7 @@ def test_a_dirty_checkout_is_cleaned_before_writing(app: App, settings: Settings
     app.target.team_files()  # clones
     (settings.checkout_dir / "stray.txt").write_text("left by a crash")
     (settings.checkout_dir / "README.md").write_text("edited by someone")
-    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    request = app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.published
     assert "stray.txt" not in changed_paths(bare(app), request.branch)
     assert "README.md" not in changed_paths(bare(app), request.branch)
@@ -148,7 +169,7 @@ def test_a_dirty_checkout_is_cleaned_before_writing(app: App, settings: Settings
 
 def test_a_missing_target_repo_fails_with_a_clear_error(tmp_path: Path) -> None:
     from devops_automation.forge.github import ForgeError
-    from devops_automation.localforge import LocalForge
+    from localforge import LocalForge
 
     with LocalForge(tmp_path / "gh", token="t0ken-for-tests") as github:
         settings = make_settings(
@@ -163,7 +184,7 @@ def test_a_missing_target_repo_fails_with_a_clear_error(tmp_path: Path) -> None:
 
 def test_the_store_can_be_postgresql(tmp_path: Path, pg_url: str) -> None:
     app = build_app(make_settings(tmp_path / "home", database_url=pg_url))
-    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    request = app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.published and app.store.dialect == "postgresql"
     app.close()
 
@@ -180,9 +201,9 @@ CRASH_SCRIPT = textwrap.dedent(
     def die(self, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)  # the process dies after the push, before the PR
 
-    GitHubForge.open_pull_request = die
+    GitHubForge.ensure_pull_request = die
     settings = Settings(_env_file=None, home=Path(sys.argv[1]), cooldown_seconds=0)
-    build_app(settings).pipeline.submit(NEW_TEAM_GAP)
+    build_app(settings).engine.submit(NEW_TEAM_GAP)
     """
 )
 
@@ -199,7 +220,7 @@ def test_killed_between_push_and_pr_the_rerun_finishes_with_one_branch_and_one_p
     assert stuck is not None and stuck.state is RequestState.scaffolded and stuck.commit_sha
     pushed = remote_branches(bare(app))
     assert stuck.branch in pushed
-    finished = app.pipeline.submit(NEW_TEAM_GAP).request
+    finished = app.engine.submit(NEW_TEAM_GAP).request
     assert finished.state is RequestState.published
     assert remote_branches(bare(app)) == pushed  # same branch, same commit, nothing new
     assert pull_count(app) == 1
@@ -208,13 +229,13 @@ def test_killed_between_push_and_pr_the_rerun_finishes_with_one_branch_and_one_p
 
 def test_pending_lists_what_a_schedule_should_retry(tmp_path: Path) -> None:
     app = build_app(make_settings(tmp_path / "home", rate_limit_per_day=1))
-    done = app.pipeline.submit(new_gap(1)).request
-    limited = app.pipeline.submit(new_gap(2)).request
-    reserved = app.pipeline.submit(
+    done = app.engine.submit(new_gap(1)).request
+    limited = app.engine.submit(new_gap(2)).request
+    reserved = app.engine.submit(
         CapabilityGap(description="ci takeover", required_skills=["ci"], proposed_name="workflows")
     ).request
     assert done.state is RequestState.published and limited.state is RequestState.refused
-    assert [r.id for r in app.pipeline.pending()] == [limited.id]
+    assert [r.id for r in app.engine.pending()] == [limited.id]
     assert reserved.state is RequestState.refused
     app.close()
 
@@ -238,8 +259,8 @@ class CountingReviser:
 def test_a_failed_validation_is_revised_at_most_twice(tmp_path: Path) -> None:
     app = build_app(make_settings(tmp_path / "home", kubernetes_version="1.99"))
     reviser = CountingReviser()
-    app.pipeline.reviser = reviser
-    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    swap(app, reviser=reviser)
+    request = app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.failed and request.revisions == 2
     assert len(reviser.calls) == 2 and all(any("kubernetes" in e for e in errs) for errs in reviser.calls)
     assert request.llm_usage.calls == 2 and request.llm_usage.prompt_tokens == 200
@@ -248,8 +269,8 @@ def test_a_failed_validation_is_revised_at_most_twice(tmp_path: Path) -> None:
 
 def test_a_revision_may_not_rename_the_approved_team(tmp_path: Path) -> None:
     app = build_app(make_settings(tmp_path / "home", kubernetes_version="1.99"))
-    app.pipeline.reviser = CountingReviser(rename="github_takeover")
-    request = app.pipeline.submit(NEW_TEAM_GAP).request
+    swap(app, reviser=CountingReviser(rename="github_takeover"))
+    request = app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.failed and "may not rename" in (request.error or "")
     assert set(remote_branches(bare(app))) == {"main"}
     app.close()
@@ -262,9 +283,9 @@ def test_a_pr_writer_supplies_title_and_summary_inside_the_fixed_body(app: App) 
         def write(self, request: object, spec: object, files: list[str]) -> tuple[PRText, LLMUsage]:
             return PRText(title="Add d3 team", summary="```\\n</details><script>x</script>"), LLMUsage(calls=1)
 
-    app.pipeline.pr_writer = Writer()
-    request = app.pipeline.submit(NEW_TEAM_GAP).request
-    pr = app.forge.get_pull(request.pr_number)
+    swap(app, pr_writer=Writer())
+    request = app.engine.submit(NEW_TEAM_GAP).request
+    pr = gh_pull(app, request.pr_number)
     body = pr.body
     assert pr.title == "Add d3 team"
     assert "````text\n```\\n</details><script>x</script>\n````" in body  # fenced: cannot escape
@@ -277,10 +298,10 @@ def test_a_pr_writer_supplies_title_and_summary_inside_the_fixed_body(app: App) 
 
 
 def test_two_open_requests_may_not_propose_the_same_team(app: App) -> None:
-    first = app.pipeline.submit(
+    first = app.engine.submit(
         CapabilityGap(description="refund desk one", required_skills=["refunds"], proposed_name="refund_desk")
     ).request
-    second = app.pipeline.submit(
+    second = app.engine.submit(
         CapabilityGap(description="another refund desk", required_skills=["disputes"], proposed_name="refund_desk")
     ).request
     assert first.state is RequestState.published
@@ -290,11 +311,11 @@ def test_two_open_requests_may_not_propose_the_same_team(app: App) -> None:
 
 def test_a_failed_request_can_be_rejected_and_gives_its_slot_back(tmp_path: Path) -> None:
     app = build_app(make_settings(tmp_path / "home", kubernetes_version="1.99", rate_limit_per_day=1))
-    failed = app.pipeline.submit(new_gap(1)).request
+    failed = app.engine.submit(new_gap(1)).request
     assert failed.state is RequestState.failed and len(app.store.ledger()) == 1
-    rejected = app.pipeline.reject(failed.id, by="erin", reason="template broken")
+    rejected = app.engine.reject(failed.id, by="erin", reason="template broken")
     assert rejected.state is RequestState.rejected and app.store.ledger() == []
-    assert app.pipeline.pending() == []
+    assert app.engine.pending() == []
     app.close()
 
 
@@ -306,14 +327,14 @@ def test_long_skills_never_collide_as_task_names(app: App) -> None:
             "distributed consensus protocol engineering b",
         ],
     )
-    request = app.pipeline.submit(gap).request
+    request = app.engine.submit(gap).request
     assert request.state is RequestState.published, request.error
     assert len({t.name for t in request.spec.tasks}) == len(request.spec.tasks) == 3
 
 
 def test_markdown_in_untrusted_cells_cannot_form_links_or_mentions(app: App) -> None:
     gap = NEW_TEAM_GAP.model_copy(update={"requesting_team": "[Approve](https://evil.example/x) @acme/admins"})
-    request = app.pipeline.submit(gap).request
-    body = app.forge.get_pull(request.pr_number).body
+    request = app.engine.submit(gap).request
+    body = gh_pull(app, request.pr_number).body
     assert "[Approve](" not in body and " @acme" not in body
     assert r"\[Approve\]\(https\:\/\/evil\.example\/x\) \@acme\/admins" in body

@@ -100,9 +100,9 @@ def test_team_names_reserved_or_taken_are_refused(name: str, rule: str) -> None:
 def test_rate_limit_counts_a_rolling_day() -> None:
     ledger = [NOW - timedelta(hours=h) for h in (1, 2, 3, 4, 5)]
     with pytest.raises(PolicyViolation) as info:
-        policy.check_rate(ledger, limit=5, cooldown_seconds=0, now=NOW)
+        policy.check_rate(ledger, limit=5, cooldown_seconds=0, now=NOW, request_id="req-abc")
     assert info.value.rule == "rate-limit"
-    assert "approve ID --override" in info.value.remedy
+    assert "`devops-crew approve req-abc --override --reason TEXT`" in info.value.remedy
     # One slot ages out of the window: a request may pass again.
     policy.check_rate([*ledger[:4], NOW - timedelta(hours=25)], limit=5, cooldown_seconds=0, now=NOW)
 
@@ -111,5 +111,12 @@ def test_cooldown_between_requests() -> None:
     with pytest.raises(PolicyViolation) as info:
         policy.check_rate([NOW - timedelta(seconds=30)], limit=5, cooldown_seconds=300, now=NOW)
     assert info.value.rule == "cooldown"
-    assert "Retry in 271 s" in info.value.remedy
+    # an absolute time: a stored remedy stays true when it is read later
+    assert f"Retry after {NOW + timedelta(seconds=270):%Y-%m-%d %H:%M:%S} UTC" in info.value.remedy
     policy.check_rate([NOW - timedelta(seconds=301)], limit=5, cooldown_seconds=300, now=NOW)
+
+
+def test_a_rate_limit_of_zero_means_no_new_teams() -> None:
+    with pytest.raises(PolicyViolation) as info:
+        policy.check_rate([], limit=0, cooldown_seconds=0, now=NOW)
+    assert info.value.rule == "rate-limit" and "DEVOPS_CREW_RATE_LIMIT=0" in info.value.message

@@ -10,8 +10,7 @@ from devops_automation.drafting.base import DraftContext
 from devops_automation.drafting.cost import monthly_cost
 from devops_automation.drafting.offline import OfflineDrafter, propose_name
 from devops_automation.models import CapabilityGap, Department, Resources
-from devops_automation.registry import Registry
-from devops_automation.target import SEED_DIR
+from devops_automation.registry import SEED_DIR, Registry
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from devops_automation.models import MAX_AGENTS, AgentSpec, TeamSpec
 from devops_automation.scaffold import dockerfile as dockerfile_module
 from devops_automation.scaffold.checks import files_on_disk
 from devops_automation.scaffold.jinja_ext import to_markdown, to_yaml
-from devops_automation.scaffold.render import AGENT_SLOTS, TEMPLATE_DIR, RenderedTeam, render_team
+from devops_automation.scaffold.render import AGENT_SLOTS, TEMPLATE_DIR, RenderedTeam, RenderError, render_team
 from devops_automation.scaffold.team_tests import TeamTestRun, warm_up
 from devops_automation.scaffold.validate import ValidationReport, validate_render
 
@@ -155,7 +155,7 @@ def test_render_is_deterministic(tmp_path: Path) -> None:
 
 def test_render_refuses_to_overwrite(tmp_path: Path) -> None:
     render(tmp_path)
-    with pytest.raises(FileExistsError):
+    with pytest.raises(RenderError):
         render(tmp_path)
 
 

@@ -1,7 +1,8 @@
-"""Wiring: builds the store, auditor, forge connection, target repo, drafter and pipeline from one Settings.
+"""Wiring: builds the store, auditor, forge, target repo, drafter and engine from one Settings.
 
-Every entry point (CLI, and later A2A, Discord, the dashboard) goes through :func:`build_app`, so they
-all share the same policy and the same audit trail.
+Only the service layer (:mod:`devops_automation.service`) builds an :class:`App`; tests of the engine
+build one directly. Every entry point goes through the service, so all share one policy, one
+authorisation layer and one audit trail.
 """
 
 from __future__ import annotations
@@ -10,73 +11,63 @@ from dataclasses import dataclass
 
 from .audit import Auditor
 from .drafting.base import Drafter, PRWriter, SpecReviser
-from .forge.connection import ForgeConnection, embedded_token, open_forge
-from .forge.github import BroadTokenError, GitHubForge
-from .lifecycle import Lifecycle
-from .pipeline import Pipeline, Progress
+from .engine import Deps, Engine, Lifecycle
+from .errors import DevopsCrewError
+from .forge import Forge, open_forge
 from .quiet import silence_crewai
 from .settings import Settings
 from .store import Store, open_store
 from .target import TargetRepo
 
 
-class ConfigurationError(RuntimeError):
-    pass
-
-
 @dataclass
 class App:
+    """One process's engine and everything it is built from."""
+
     settings: Settings
     store: Store
     auditor: Auditor
-    connection: ForgeConnection
+    forge: Forge
     target: TargetRepo
     drafter: Drafter
-    pipeline: Pipeline
-
-    @property
-    def forge(self) -> GitHubForge:
-        return self.connection.forge
+    engine: Engine
 
     @property
     def lifecycle(self) -> Lifecycle:
-        return Lifecycle(
-            settings=self.settings,
-            store=self.store,
-            auditor=self.auditor,
-            forge=self.forge,
-            target=self.target,
-            progress=self.pipeline.progress,
-        )
+        return Lifecycle(self.engine.deps)
 
     def close(self) -> None:
-        self.connection.close()
+        self.forge.close()
         self.store.close()
 
 
 def make_crew(settings: Settings, auditor: Auditor, target: TargetRepo) -> tuple[Drafter, SpecReviser, PRWriter]:
-    """The LLM crew's drafter, reviser and PR writer (CrewAI is imported only here)."""
+    """The LLM crew's drafter, reviser and PR writer (CrewAI is imported only here).
+    Raises ConfigurationError for an unusable DEVOPS_CREW_LLM."""
     from .crew import build_crew_components
 
-    try:
-        return build_crew_components(settings, auditor, target)
-    except ValueError as exc:  # an unusable DEVOPS_CREW_LLM, or a missing key
-        raise ConfigurationError(str(exc)) from exc
+    return build_crew_components(settings, auditor, target)
 
 
-def build_app(settings: Settings, progress: Progress | None = None, *, drafter: Drafter | None = None) -> App:
+def build_app(settings: Settings, *, drafter: Drafter | None = None, store: Store | None = None) -> App:
+    """The engine for ``settings``. Raises ConfigurationError (and BroadTokenError) for settings that
+    cannot work, ForgeError when the forge does not answer."""
     silence_crewai(settings.home)
     settings.home.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.effective_database_url)
-    secrets = settings.secret_values()
-    if settings.github_token is None:
-        secrets.append(embedded_token(settings))
-    auditor = Auditor(store, secrets)
-    connection = open_forge(settings, auditor)
+    owned = store is None
+    store = store or open_store(settings.effective_database_url)
+    auditor = Auditor(store, settings.secret_values())
     try:
-        if not connection.embedded and not settings.allow_broad_token:
-            connection.forge.check_token_scope(settings.base_branch)
-        target = TargetRepo(settings, auditor, connection.git_url, connection.git_token)
+        forge = open_forge(settings, auditor)
+    except DevopsCrewError:
+        if owned:
+            store.close()
+        raise
+    auditor.secrets.extend(s for s in forge.secrets() if s)
+    try:
+        if not forge.embedded and not settings.allow_broad_token:
+            forge.check_token_scope(settings.base_branch)
+        target = TargetRepo(settings, auditor, forge.git_remote(), forge.git_env())
         reviser: SpecReviser | None = None
         pr_writer: PRWriter | None = None
         if drafter is None and settings.llm:
@@ -85,19 +76,10 @@ def build_app(settings: Settings, progress: Progress | None = None, *, drafter: 
             from .drafting.offline import OfflineDrafter
 
             drafter = OfflineDrafter(prices=settings.llm_prices)
-    except (BroadTokenError, ConfigurationError):
-        connection.close()
-        store.close()
+    except DevopsCrewError:
+        forge.close()
+        if owned:
+            store.close()
         raise
-    pipeline = Pipeline(
-        settings=settings,
-        store=store,
-        auditor=auditor,
-        target=target,
-        forge=connection.forge,
-        drafter=drafter,
-        progress=progress,
-        reviser=reviser,
-        pr_writer=pr_writer,
-    )
-    return App(settings, store, auditor, connection, target, drafter, pipeline)
+    deps = Deps(settings, store, auditor, target, forge, drafter, reviser, pr_writer)
+    return App(settings, store, auditor, forge, target, drafter, Engine(deps))

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,22 @@ def _redact_keys(value: Any) -> Any:
     return value
 
 
+# Who and which run the rows written in this thread or task belong to (run id, actor id, channel). A
+# context variable, not an attribute of the shared Auditor: a server runs many requests at once.
+_CONTEXT: ContextVar[dict[str, str]] = ContextVar("devops_crew_audit_context", default={})  # noqa: B039
+
+
+@contextmanager
+def audit_context(**values: str | None) -> Iterator[None]:
+    """Within the block, every audit row written by this thread or task also records ``values``
+    (e.g. ``run="run-1a2b", actor="alice", channel="cli"``); nested blocks add to the outer one."""
+    token = _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in values.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
 def row_hash(row: AuditRow) -> str:
     material = json.dumps(
         [row.seq, row.ts.isoformat(), row.request_id, row.action, row.phase, row.target, row.detail, row.prev_hash],
@@ -77,6 +94,7 @@ class Auditor:
         self.secrets = [s for s in secrets if s]
 
     def _write(self, request_id: str | None, action: str, phase: str, target: str, detail: dict[str, Any]) -> AuditRow:
+        detail = {**_CONTEXT.get(), **detail}
         text = redact(json.dumps(_redact_keys(detail), sort_keys=True, default=str, ensure_ascii=False), self.secrets)
         return self.store.append_audit(
             request_id=request_id,

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3  # the same as devops_automation.errors
 
 
 class CliError(Exception):
@@ -22,32 +22,42 @@ class CliError(Exception):
         self.code = code
 
 
-def _progress_printer(quiet: bool) -> Callable[[str, str], None]:
+def _progress_printer(quiet: bool) -> Callable[[Any], None]:
     start = time.monotonic()
 
-    def emit(request_id: str, message: str) -> None:
+    def emit(event: Any) -> None:
         if not quiet:
-            print(f"[{time.monotonic() - start:6.2f}s] {request_id}: {message}", file=sys.stderr, flush=True)
+            elapsed = time.monotonic() - start
+            print(f"[{elapsed:6.2f}s] {event.request_id}: {event.message}", file=sys.stderr, flush=True)
 
     return emit
 
 
-def _app(args: argparse.Namespace) -> Any:
-    from .app import build_app
+def _settings(args: argparse.Namespace) -> Any:
     from .settings import Settings
 
     overrides = {"allow_broad_token": True} if getattr(args, "allow_broad_token", False) else {}
-    return build_app(Settings(**overrides), _progress_printer(args.quiet))
+    return Settings(**overrides)
 
 
-def _store() -> Any:
-    """The state store alone, for read-only commands: they work without a forge or GitHub."""
-    from .settings import Settings
-    from .store import open_store
+def _service(args: argparse.Namespace) -> Any:
+    from .service import CrewService
 
-    settings = Settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return open_store(settings.effective_database_url)
+    return CrewService(_settings(args))
+
+
+def _actor(service: Any) -> Any:
+    """The CLI's actor: the local login name, with DEVOPS_CREW_CLI_ROLES (every role by default)."""
+    import getpass
+
+    from .authz import Actor, Channel, parse_roles
+
+    try:
+        roles = parse_roles(service.settings.cli_roles)
+    except ValueError as exc:
+        raise CliError(f"DEVOPS_CREW_CLI_ROLES: {exc}") from exc
+    login = getpass.getuser()
+    return Actor(id=login, channel=Channel.cli, display_name=login, roles=roles)
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
@@ -65,182 +75,131 @@ def _exit_code(state: str) -> int:
     return EXIT_WAITING
 
 
-def cmd_request(args: argparse.Namespace) -> int:
-    from .models import CapabilityGap
-    from .report import SCHEMA_VERSION, describe, request_summary
+def _one(args: argparse.Namespace, summary: dict[str, Any], note: str = "") -> int:
+    from .report import SCHEMA_VERSION, describe
 
-    gap = CapabilityGap(
-        id=args.gap_id,
-        description=args.description,
-        required_skills=args.skill or [],
-        urgency=args.urgency,
-        requesting_team=args.requesting_team,
-        business_justification=args.justification,
-        proposed_name=args.name,
-    )
-    app = _app(args)
-    try:
-        submission = app.pipeline.submit(gap)
-    finally:
-        app.close()
-    request = submission.request
-    note = " (this gap already had a request)" if submission.duplicate else ""
-    _emit(
-        args,
-        {"schema": SCHEMA_VERSION, "request": request_summary(request, duplicate=submission.duplicate)},
-        describe(request) + note,
-    )
-    return _exit_code(request.state.value)
+    _emit(args, {"schema": SCHEMA_VERSION, "request": summary}, describe(summary) + note)
+    return _exit_code(summary["state"])
+
+
+def _many(args: argparse.Namespace, summaries: list[dict[str, Any]], empty: str) -> None:
+    from .report import SCHEMA_VERSION, describe
+
+    lines = [describe(s) for s in summaries] or [empty]
+    _emit(args, {"schema": SCHEMA_VERSION, "requests": summaries}, "\n".join(lines))
+
+
+def cmd_request(args: argparse.Namespace) -> int:
+    gap = {
+        "id": args.gap_id,
+        "description": args.description,
+        "required_skills": args.skill or [],
+        "urgency": args.urgency,
+        "requesting_team": args.requesting_team,
+        "business_justification": args.justification,
+        "proposed_name": args.name,
+    }
+    with _service(args) as service:
+        summary = service.submit(_actor(service), gap, progress=_progress_printer(args.quiet))
+    return _one(args, summary, " (this gap already had a request)" if summary["duplicate"] else "")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .pipeline import RequestNotFound
-    from .report import SCHEMA_VERSION, describe, request_summary
-
-    store = _store()
-    try:
+    with _service(args) as service:
+        actor = _actor(service)
         if args.id:
-            request = store.get_request(args.id)
-            if request is None:
-                raise RequestNotFound(f"no request {args.id!r}; `devops-crew status` lists them")
-            _emit(args, {"schema": SCHEMA_VERSION, "request": request_summary(request)}, describe(request))
+            _one(args, service.get(actor, args.id))
             return EXIT_OK
-        requests = store.list_requests(limit=args.limit)
-    finally:
-        store.close()
-    lines = [describe(r) for r in requests] or ["no requests yet; try `devops-crew demo`"]
-    _emit(args, {"schema": SCHEMA_VERSION, "requests": [request_summary(r) for r in requests]}, "\n".join(lines))
+        summaries = service.list(actor, limit=args.limit)
+    _many(args, summaries, "no requests yet; try `devops-crew demo`")
     return EXIT_OK
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from .report import SCHEMA_VERSION, describe, request_summary
-
     if bool(args.id) == bool(args.pending):
         raise CliError("give either a request ID or --pending")
-    app = _app(args)
-    try:
+    progress = _progress_printer(args.quiet)
+    with _service(args) as service:
+        actor = _actor(service)
         if args.id:
-            request = app.pipeline.run(args.id)
-            _emit(args, {"schema": SCHEMA_VERSION, "request": request_summary(request)}, describe(request))
-            return _exit_code(request.state.value)
-        requests = [app.pipeline.run(r.id) for r in app.pipeline.pending()]
-    finally:
-        app.close()
-    lines = [describe(r) for r in requests] or ["nothing pending"]
-    _emit(args, {"schema": SCHEMA_VERSION, "requests": [request_summary(r) for r in requests]}, "\n".join(lines))
-    return EXIT_FAILED if any(r.state.value == "failed" for r in requests) else EXIT_OK
-
-
-def _human(args: argparse.Namespace) -> str:
-    import getpass
-
-    return args.by or getpass.getuser()
+            return _one(args, service.resume(actor, args.id, progress=progress))
+        summaries = service.resume_pending(actor, progress=progress)
+    _many(args, summaries, "nothing pending")
+    return EXIT_FAILED if any(s["state"] == "failed" for s in summaries) else EXIT_OK
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from .report import SCHEMA_VERSION, describe, request_summary
-
-    app = _app(args)
-    try:
-        request = app.pipeline.approve(args.id, by=_human(args), override=args.override)
-    finally:
-        app.close()
-    _emit(args, {"schema": SCHEMA_VERSION, "request": request_summary(request)}, describe(request))
-    return _exit_code(request.state.value)
+    progress = _progress_printer(args.quiet)
+    with _service(args) as service:
+        actor = _actor(service)
+        if args.override:
+            if not (args.reason or "").strip():
+                raise CliError("an override needs a reason: --override --reason TEXT")
+            summary = service.override(actor, args.id, reason=args.reason, progress=progress)
+        else:
+            summary = service.approve(actor, args.id, reason=args.reason or "", progress=progress)
+    return _one(args, summary)
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    from .report import SCHEMA_VERSION, describe, request_summary
-
-    app = _app(args)
-    try:
-        request = app.pipeline.reject(args.id, by=_human(args), reason=args.reason or "")
-    finally:
-        app.close()
-    _emit(args, {"schema": SCHEMA_VERSION, "request": request_summary(request)}, describe(request))
+    with _service(args) as service:
+        summary = service.reject(_actor(service), args.id, reason=args.reason or "")
+    _one(args, summary)
     return EXIT_OK
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from .audit import verify_chain
-
-    store = _store()
-    try:
-        rows = list(store.iter_audit())
-        head = store.audit_head()
-    finally:
-        store.close()
-    if args.verify:
-        problems = verify_chain(rows, head)
-        _emit(
-            args,
-            {"rows": len(rows), "ok": not problems, "problems": problems},
-            "\n".join(problems) if problems else f"audit log intact: {len(rows)} rows, hash chain verified",
-        )
-        return EXIT_FAILED if problems else EXIT_OK
-    shown = [r for r in rows if args.request is None or r.request_id == args.request][-args.limit :]
-    payload = [
-        {
-            "seq": r.seq,
-            "ts": r.ts.isoformat(),
-            "request_id": r.request_id,
-            "action": r.action,
-            "phase": r.phase,
-            "target": r.target,
-            "detail": json.loads(r.detail),
-            "hash": r.hash,
-        }
-        for r in shown
-    ]
+    with _service(args) as service:
+        actor = _actor(service)
+        if args.verify:
+            result = service.verify_audit(actor)
+            text = (
+                "\n".join(result["problems"])
+                if result["problems"]
+                else f"audit log intact: {result['rows']} rows, hash chain verified"
+            )
+            _emit(args, result, text)
+            return EXIT_OK if result["ok"] else EXIT_FAILED
+        rows = service.audit(actor, request_id=args.request, limit=args.limit)
     text = "\n".join(
-        f"{r.seq:>5} {r.ts:%Y-%m-%d %H:%M:%S} {r.request_id or '-':<16} {r.action:<26} {r.phase:<9} {r.target}"
-        for r in shown
+        f"{r['seq']:>5} {r['ts'][:19].replace('T', ' ')} {r['request_id'] or '-':<16} {r['action']:<26} "
+        f"{r['phase']:<9} {r['target']}"
+        for r in rows
     )
-    _emit(args, {"rows": payload}, text or "audit log is empty")
+    _emit(args, {"rows": rows}, text or "audit log is empty")
     return EXIT_OK
 
 
 def cmd_track(args: argparse.Namespace) -> int:
-    app = _app(args)
-    try:
-        results = app.lifecycle.track()
-    finally:
-        app.close()
-    lines = [f"{r.request_id}: #{r.pr_number} {r.before} -> {r.after} {r.note}".rstrip() for r in results]
-    _emit(
-        args,
-        {"schema": 1, "tracked": [r.model_dump() for r in results]},
-        "\n".join(lines) or "no published requests to track",
-    )
+    with _service(args) as service:
+        results = service.track(_actor(service), progress=_progress_printer(args.quiet))
+    lines = [
+        f"{r['request_id']}: #{r['pr_number']} {r['before']} -> {r['after']} {r['note']}".rstrip() for r in results
+    ]
+    _emit(args, {"schema": 1, "tracked": results}, "\n".join(lines) or "no published requests to track")
     return EXIT_OK
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from .report import SCHEMA_VERSION, request_summary
+    from .report import SCHEMA_VERSION
 
-    app = _app(args)
-    try:
-        request = app.lifecycle.rollback(args.id, by=_human(args))
-    finally:
-        app.close()
+    with _service(args) as service:
+        summary = service.rollback(_actor(service), args.id, progress=_progress_printer(args.quiet))
+    rollback = summary["rollback"] or {}
+    pr = rollback.get("pull_request") or {}
     _emit(
         args,
-        {"schema": SCHEMA_VERSION, "request": request_summary(request)},
-        f"{request.id}: revert pull request #{request.rollback_pr_number} on {request.rollback_branch}\n"
-        f"    {request.rollback_pr_url}",
+        {"schema": SCHEMA_VERSION, "request": summary},
+        f"{summary['id']}: revert pull request #{pr.get('number')} on {rollback.get('branch')}\n    {pr.get('url')}",
     )
     return EXIT_OK
 
 
 def cmd_forge_serve(args: argparse.Namespace) -> int:
-    from .forge.connection import serve_local_forge
+    from .service import serve_embedded_forge
     from .settings import Settings
 
     settings = Settings()
-    if settings.github_token is not None:
-        raise CliError("GITHUB_TOKEN is set, so devops-crew talks to GitHub; the local forge is for the embedded mode")
-    settings.home.mkdir(parents=True, exist_ok=True)
 
     def ready(api_url: str) -> None:
         print(f"local forge serving {settings.target_repo} at {api_url.removesuffix('/api/v3')}", flush=True)
@@ -252,7 +211,7 @@ def cmd_forge_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)  # a service manager's stop cleans up like Ctrl-C
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            serve_local_forge(settings, args.port, ready)
+            serve_embedded_forge(settings, args.port, ready)
     except OSError as exc:
         raise CliError(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}", EXIT_FAILED) from exc
     return EXIT_OK
@@ -261,7 +220,8 @@ def cmd_forge_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(args, _app(args), _emit)
+    with _service(args) as service:
+        return run_demo(args, service, _actor(service), _progress_printer(args.quiet), _emit)
 
 
 def _positive(text: str) -> int:
@@ -329,21 +289,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     approve = sub.add_parser("approve", parents=[common], help="a human approves a waiting or rate-limited request")
     approve.add_argument("id")
-    approve.add_argument("--override", action="store_true", help="emergency override of rate limit and cooldown")
-    approve.add_argument("--by", metavar="NAME", help="who approves (default: your user name)")
+    approve.add_argument(
+        "--override", action="store_true", help="emergency override of rate limit and cooldown (needs --reason)"
+    )
+    approve.add_argument("--reason", metavar="TEXT", help="why (required with --override; recorded and audited)")
     approve.set_defaults(func=cmd_approve)
 
     reject = sub.add_parser("reject", parents=[common], help="a human rejects a waiting request")
     reject.add_argument("id")
     reject.add_argument("--reason")
-    reject.add_argument("--by", metavar="NAME")
     reject.set_defaults(func=cmd_reject)
     track = sub.add_parser("track", parents=[common], help="refresh published requests from their pull requests")
     track.set_defaults(func=cmd_track)
 
     rollback = sub.add_parser("rollback", parents=[common], help="open a revert pull request for a merged team")
     rollback.add_argument("id")
-    rollback.add_argument("--by", metavar="NAME")
     rollback.set_defaults(func=cmd_rollback)
 
     forge = sub.add_parser("forge", help="the embedded local forge")
@@ -352,17 +312,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=3131, help="port on 127.0.0.1 (default 3131; 0 picks one)")
     serve.set_defaults(func=cmd_forge_serve)
     return parser
-
-
-def _validation_message(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        parts = []
-        for err in errors():
-            field = ".".join(str(p) for p in err.get("loc", ())) or "input"
-            parts.append(f"{field}: {err.get('msg', 'invalid')}")
-        return "invalid input: " + "; ".join(parts)
-    return str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -376,29 +325,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"devops-crew: error: {exc}", file=sys.stderr)
         return exc.code
     except Exception as exc:
-        from github import GithubException
         from pydantic import ValidationError
-        from requests import RequestException
 
-        from .app import ConfigurationError
-        from .forge.github import ForgeError
-        from .pipeline import ActionRefused, RequestNotFound
-        from .policy import PolicyViolation
-        from .target import TargetRepoError
+        from .errors import DevopsCrewError, PolicyViolation, StepFailure, exit_code
 
-        if isinstance(exc, ValidationError):
-            print(f"devops-crew: error: {_validation_message(exc)}", file=sys.stderr)
+        if isinstance(exc, ValidationError):  # a setting from the environment
+            from .service import invalid_input_message
+
+            print(f"devops-crew: error: {invalid_input_message(exc)}", file=sys.stderr)
             return EXIT_USAGE
-        if isinstance(exc, ForgeError | GithubException | RequestException):
-            print(f"devops-crew: error: the forge failed: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
-            return EXIT_FAILED
+        if not isinstance(exc, DevopsCrewError):
+            raise  # a bug: let it show as one
+        message = " ".join(str(exc).split())[:500]
         if isinstance(exc, PolicyViolation):
-            print(f"devops-crew: error: refused by policy: {exc}", file=sys.stderr)
-            return EXIT_WAITING
-        if isinstance(exc, RequestNotFound | ActionRefused | ConfigurationError | TargetRepoError):
-            print(f"devops-crew: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE if not isinstance(exc, TargetRepoError) else EXIT_FAILED
-        raise
+            message = f"refused by policy: {message}"
+        elif isinstance(exc, StepFailure) and "forge" in type(exc).__name__.lower():
+            message = f"the forge failed: {message}"
+        print(f"devops-crew: error: {message}", file=sys.stderr)
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .models import CapabilityGap
-from .report import SCHEMA_VERSION, describe, request_summary
+from .report import SCHEMA_VERSION, describe
 
 SAMPLE_GAPS = [
     CapabilityGap(
@@ -43,27 +43,21 @@ SAMPLE_GAPS = [
 ]
 
 
-def run_demo(args: argparse.Namespace, app: Any, emit: Callable[[argparse.Namespace, Any, str], None]) -> int:
-    results = []
-    try:
-        for gap in SAMPLE_GAPS:
-            submission = app.pipeline.submit(gap)
-            results.append((gap, submission))
-    finally:
-        app.close()
-    lines = [
-        f"devops-crew demo: target {app.target.url}, forge: {app.forge.label}, drafter: {app.drafter.label}",
-    ]
-    for gap, submission in results:
-        again = " (already handled in an earlier run)" if submission.duplicate else ""
-        lines.append(f"- gap {gap.id}{again}\n  {describe(submission.request)}")
-    failed = [s for _, s in results if s.request.state.value == "failed"]
-    payload = {
-        "schema": SCHEMA_VERSION,
-        "target": app.target.url,
-        "forge": app.forge.label,
-        "drafter": app.drafter.label,
-        "requests": [request_summary(s.request, duplicate=s.duplicate) for _, s in results],
-    }
+def run_demo(
+    args: argparse.Namespace,
+    service: Any,
+    actor: Any,
+    progress: Callable[[Any], None],
+    emit: Callable[[argparse.Namespace, Any, str], None],
+) -> int:
+    """Submit the sample gaps through ``service`` as ``actor``; print what became of each."""
+    results = [(gap, service.submit(actor, gap, progress=progress)) for gap in SAMPLE_GAPS]
+    about = service.about()
+    lines = [f"devops-crew demo: target {about['target']}, forge: {about['forge']}, drafter: {about['drafter']}"]
+    for gap, summary in results:
+        again = " (already handled in an earlier run)" if summary["duplicate"] else ""
+        lines.append(f"- gap {gap.id}{again}\n  {describe(summary)}")
+    failed = [s for _, s in results if s["state"] == "failed"]
+    payload = {"schema": SCHEMA_VERSION, **about, "requests": [s for _, s in results]}
     emit(args, payload, "\n".join(lines))
     return 1 if failed else 0

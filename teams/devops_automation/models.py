@@ -249,8 +249,33 @@ for _state in RequestState:
         TRANSITIONS[_state] = TRANSITIONS.get(_state, frozenset()) | {RequestState.failed}
 
 
+# The state sets the engine and the service act on, beside the transitions they rely on.
+#: Rules whose refusal time lifts (the scheduler retries them; an override lifts them).
+RATE_RULES = frozenset({"rate-limit", "cooldown"})
+#: A human may reject a request in these states (it gives its rate-limit slot back).
+REJECTABLE = frozenset({RequestState.awaiting_approval, RequestState.refused, RequestState.failed})
+#: A request in these states holds its proposed team name: no other request may propose it.
+IN_FLIGHT = frozenset(
+    {RequestState.awaiting_approval, RequestState.approved_by_policy, RequestState.scaffolded, RequestState.published}
+)
+#: An override given before the gate ran is kept for when it runs.
+OVERRIDABLE_BEFORE_GATE = frozenset({RequestState.received, RequestState.analysed, RequestState.drafted})
+#: What a scheduled ``resume --pending`` retries (refused ones only for a rate rule).
+UNFINISHED = frozenset(
+    {
+        RequestState.received,
+        RequestState.analysed,
+        RequestState.drafted,
+        RequestState.approved_by_policy,
+        RequestState.scaffolded,
+        RequestState.failed,
+        RequestState.refused,
+    }
+)
+
+
 class InvalidTransition(RuntimeError):
-    pass
+    """A bug: code tried a transition the state machine does not have."""
 
 
 def check_transition(current: RequestState, new: RequestState) -> None:
@@ -317,11 +342,41 @@ class PRText(BaseModel):
     summary: str = Field("", max_length=4000)
 
 
+class ActorRef(BaseModel):
+    """Who did something, as stored on a request: the actor's id and channel (see :mod:`.authz`)."""
+
+    id: str = Field(min_length=1, max_length=200)
+    channel: str = Field(min_length=1, max_length=20)
+    display_name: str = Field("", max_length=200)
+
+    @property
+    def key(self) -> str:
+        """``channel:id``: one identity per channel (a Discord user and a CLI login are different actors)."""
+        return f"{self.channel}:{self.id}"
+
+
+class ApprovalKind(StrEnum):
+    cost = "cost"  # the monthly cost is above the ceiling, and a human accepts it
+    override = "override"  # a human lifts the rate limit and cooldown for this one request
+
+
+class Approval(BaseModel):
+    """One human approval of a request (GitHub's review model: who, what, when, why)."""
+
+    by: ActorRef
+    kind: ApprovalKind
+    reason: str = Field("", max_length=2000)
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    self_approval: bool = False
+
+
 class TeamCreationRequest(BaseModel):
     """One gap's journey through the pipeline, as the store keeps it."""
 
     id: str
     gap: CapabilityGap
+    requester: ActorRef | None = None
+    approvals: list[Approval] = Field(default_factory=list)
     state: RequestState = RequestState.received
     spec: TeamSpec | None = None
     drafter: str | None = None

@@ -12,7 +12,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 
+from .errors import PolicyViolation
 from .models import Outcome, PolicyDecision, RiskLevel, TeamSpec
+
+__all__ = ["PolicyViolation"]
 
 BRANCH_PREFIX = "auto/"
 BRANCH_PATTERN = re.compile(r"^auto/(?:revert-)?team-([a-z][a-z0-9_]{1,38}[a-z0-9])-(\d{8}T\d{6}Z)$")
@@ -60,19 +63,6 @@ _FORBIDDEN_FILES = frozenset(
         ".drone.yml",
     }
 )
-
-
-class PolicyViolation(Exception):
-    """A write, push or name the policy refuses. ``rule`` names the rule that said no."""
-
-    def __init__(self, rule: str, message: str, remedy: str = "") -> None:
-        super().__init__(f"{message} (rule: {rule})" + (f". {remedy}" if remedy else ""))
-        self.rule, self.message, self.remedy = rule, message, remedy
-
-    def decision(self, risk: RiskLevel = RiskLevel.high) -> PolicyDecision:
-        return PolicyDecision(
-            outcome=Outcome.refused, rule=self.rule, message=self.message, remedy=self.remedy, risk_level=risk
-        )
 
 
 def check_team_name(name: str, existing: Iterable[str]) -> None:
@@ -139,16 +129,29 @@ def check_branch(branch: str) -> str:
     return bare
 
 
-def check_rate(ledger: list[datetime], *, limit: int, cooldown_seconds: int, now: datetime | None = None) -> None:
-    """``ledger`` holds when each non-overridden slot was used. Raise when none is free now."""
+def check_rate(
+    ledger: list[datetime],
+    *,
+    limit: int,
+    cooldown_seconds: int,
+    now: datetime | None = None,
+    request_id: str = "ID",
+) -> None:
+    """``ledger`` holds when each non-overridden slot was used. Raise when none is free now. A limit of 0
+    means no new teams at all (each still may be overridden by a human). Remedies name ``request_id``."""
     now = now or datetime.now(UTC)
+    override = f"or have a human run `devops-crew approve {request_id} --override --reason TEXT`"
+    if limit <= 0:
+        raise PolicyViolation(
+            "rate-limit", "no new teams may be proposed (DEVOPS_CREW_RATE_LIMIT=0)", f"Raise the limit, {override}."
+        )
     recent = [t for t in ledger if t > now - timedelta(hours=24)]
     if len(recent) >= limit:
         free_at = min(recent) + timedelta(hours=24)
         raise PolicyViolation(
             "rate-limit",
             f"{len(recent)} teams were proposed in the last 24 h; the limit is {limit}",
-            f"Retry after {free_at:%Y-%m-%d %H:%M} UTC, or have a human run `devops-crew approve ID --override`.",
+            f"Retry after {free_at:%Y-%m-%d %H:%M} UTC, {override}.",
         )
     if ledger and cooldown_seconds:
         wait = max(ledger) + timedelta(seconds=cooldown_seconds) - now
@@ -157,7 +160,7 @@ def check_rate(ledger: list[datetime], *, limit: int, cooldown_seconds: int, now
                 "cooldown",
                 f"the last team was proposed {cooldown_seconds - int(wait.total_seconds())} s ago; "
                 f"the cooldown is {cooldown_seconds} s",
-                f"Retry in {int(wait.total_seconds()) + 1} s, or have a human run `devops-crew approve ID --override`.",
+                f"Retry after {(now + wait):%Y-%m-%d %H:%M:%S} UTC, {override}.",
             )
 
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from .models import CapabilityGap, RegistryEntry
+
+#: The example teams monorepo the embedded and fake forges start from.
+SEED_DIR = Path(__file__).resolve().parent / "seed"
 
 _STOPWORDS = frozenset(
     (

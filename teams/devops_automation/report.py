@@ -36,6 +36,26 @@ def request_summary(request: TeamCreationRequest, *, duplicate: bool | None = No
         "files": len(request.files),
         "llm_usage": request.llm_usage.model_dump(),
         "error": request.error,
+        "resume_state": request.resume_state.value if request.resume_state else None,
+        "requester": None if request.requester is None else request.requester.model_dump(),
+        "approvals": [
+            {
+                "by": a.by.model_dump(),
+                "kind": a.kind.value,
+                "reason": a.reason,
+                "at": a.at.isoformat(),
+                "self_approval": a.self_approval,
+            }
+            for a in request.approvals
+        ],
+        "rollback": None
+        if request.rollback_branch is None
+        else {
+            "branch": request.rollback_branch,
+            "pull_request": None
+            if request.rollback_pr_number is None
+            else {"number": request.rollback_pr_number, "url": request.rollback_pr_url},
+        },
         "created_at": request.created_at.isoformat(),
         "updated_at": request.updated_at.isoformat(),
     }
@@ -44,24 +64,27 @@ def request_summary(request: TeamCreationRequest, *, duplicate: bool | None = No
     return summary
 
 
-def describe(request: TeamCreationRequest) -> str:
-    """One human line (two when there is a remedy) saying what happened to a request."""
-    state = request.state.value
-    usage = request.llm_usage
+def describe(summary: dict[str, Any]) -> str:
+    """One human line (two when there is a remedy or LLM use) saying what happened to a request,
+    from its SUMMARY (:func:`request_summary`)."""
+    rid, state = summary["id"], summary["state"]
+    usage = summary["llm_usage"]
     llm = (
-        f"\n    LLM: {usage.calls} calls, {usage.prompt_tokens}+{usage.completion_tokens} tokens, ${usage.cost_usd:.4f}"
-        if usage.calls
+        f"\n    LLM: {usage['calls']} calls, {usage['prompt_tokens']}+{usage['completion_tokens']} tokens, "
+        f"${usage['cost_usd']:.4f}"
+        if usage["calls"]
         else ""
     )
-    if request.state.value == "published":
-        line = f"{request.id}: pull request #{request.pr_number} for team {request.spec.name if request.spec else '?'}"
-        return line + f" on {request.branch}\n    {request.pr_url}{llm}"
-    if request.state.value == "reuse_existing":
-        return f"{request.id}: reuse existing team {request.matched_team} (match score {request.match_score})"
-    if request.decision and request.state.value in {"refused", "awaiting_approval"}:
-        d = request.decision
-        text = f"{request.id}: {state} by rule {d.rule}: {d.message}"
-        return text + (f"\n    {d.remedy}" if d.remedy else "")
-    if request.state.value == "failed":
-        return f"{request.id}: failed at {request.resume_state.value if request.resume_state else '?'}: {request.error}"
-    return f"{request.id}: {state}"
+    if state == "published":
+        pr = summary["pull_request"] or {}
+        line = f"{rid}: pull request #{pr.get('number')} for team {summary['team'] or '?'}"
+        return line + f" on {summary['branch']}\n    {pr.get('url')}{llm}"
+    if state == "reuse_existing":
+        return f"{rid}: reuse existing team {summary['matched_team']} (match score {summary['match_score']})"
+    decision = summary["decision"]
+    if decision and state in {"refused", "awaiting_approval"}:
+        text = f"{rid}: {state} by rule {decision['rule']}: {decision['message']}"
+        return text + (f"\n    {decision['remedy']}" if decision["remedy"] else "")
+    if state == "failed":
+        return f"{rid}: failed at {summary['resume_state'] or '?'}: {summary['error']}"
+    return f"{rid}: {state}"

@@ -7,7 +7,7 @@ One :class:`Settings` object is built at each entry point and passed down; nothi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     target_repo_url: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_TARGET_REPO_URL"))
     base_branch: str = Field("main", validation_alias=_env("DEVOPS_CREW_BASE_BRANCH"))
 
+    # Which forge holds the target repository: github (PyGithub; GITHUB_TOKEN), local (the embedded
+    # forge) or fake (in memory, tests). Unset: github when GITHUB_TOKEN is set, else local.
+    forge: Literal["github", "local", "fake"] | None = Field(None, validation_alias=_env("DEVOPS_CREW_FORGE"))
     github_api_url: str | None = Field(None, validation_alias=_env("GITHUB_API_URL"))
     github_token: SecretStr | None = Field(None, validation_alias=_env("GITHUB_TOKEN"))
     allow_broad_token: bool = Field(False, validation_alias=_env("DEVOPS_CREW_ALLOW_BROAD_TOKEN"))
@@ -76,6 +79,12 @@ class Settings(BaseSettings):
     # Scaffold validation; switching a check off is for debugging, never for production.
     validate_render: bool = Field(True, validation_alias=_env("DEVOPS_CREW_VALIDATE_RENDER"))
     kubernetes_version: str = Field("1.31", validation_alias=_env("DEVOPS_CREW_KUBERNETES_VERSION"))
+
+    # Who the CLI acts as: the login name, with these roles (comma-separated, "all" for every role).
+    cli_roles: str = Field("all", validation_alias=_env("DEVOPS_CREW_CLI_ROLES"))
+    # Four eyes: the requester of a request may never approve it, unless this is set for a
+    # single-person setup (each such approval is audited with self_approval=true).
+    allow_self_approval: bool = Field(False, validation_alias=_env("DEVOPS_CREW_ALLOW_SELF_APPROVAL"))
 
     bot_name: str = Field("devops-crew[bot]", validation_alias=_env("DEVOPS_CREW_BOT_NAME"))
     bot_email: str = Field("devops-crew-bot@users.noreply.local", validation_alias=_env("DEVOPS_CREW_BOT_EMAIL"))

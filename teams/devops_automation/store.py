@@ -20,14 +20,15 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect
 from sqlalchemy.exc import IntegrityError
 
 from . import tables
-from .models import CapabilityGap, RequestState, TeamCreationRequest, check_transition
+from .errors import DevopsCrewError
+from .models import ActorRef, CapabilityGap, RequestState, TeamCreationRequest, check_transition
 
 HEAD_REVISION = "0003"
 GENESIS_HASH = "0" * 64
 
 
-class StoreError(RuntimeError):
-    pass
+class StoreError(DevopsCrewError):
+    """The store's data is not what the code expects (a bug or a concurrent deletion)."""
 
 
 class NameTaken(StoreError):
@@ -155,9 +156,12 @@ class Store:
             command.upgrade(config, "head")
 
     # -- requests -----------------------------------------------------------------------------
-    def create_request(self, gap: CapabilityGap) -> tuple[TeamCreationRequest, bool]:
-        """Insert a request for ``gap``; if one exists for the same gap id, return it instead."""
-        request = TeamCreationRequest(id="req-" + secrets.token_hex(6), gap=gap)
+    def create_request(
+        self, gap: CapabilityGap, *, requester: ActorRef | None = None
+    ) -> tuple[TeamCreationRequest, bool]:
+        """Insert a request for ``gap`` asked for by ``requester``; if one exists for the same gap id,
+        return it instead (with ``False``)."""
+        request = TeamCreationRequest(id="req-" + secrets.token_hex(6), gap=gap, requester=requester)
         try:
             with self.engine.begin() as conn:
                 conn.execute(

@@ -3,29 +3,26 @@
 All git work happens in one working clone under the state directory, serialised by a file lock so
 several processes can share it. Each clone, fetch, file write, commit and push is audited, and the
 policy is checked again right here, next to the write, whatever the caller already checked.
+Every GitPython, git and file-system failure leaves this module as
+:class:`~devops_automation.errors.GitError` (a resumable step failure) with git's own message.
 """
 
 from __future__ import annotations
 
-import base64
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from git import Actor, GitCommandError, Repo
+from git.exc import GitError as GitPythonError
 
 from .audit import Auditor
+from .errors import GitError
 from .policy import PolicyViolation, check_branch, check_paths
 from .settings import Settings
-
-SEED_DIR = Path(__file__).parent / "seed"
-
-
-class TargetRepoError(RuntimeError):
-    pass
 
 
 class Published(NamedTuple):
@@ -43,19 +40,29 @@ def commit_message(team_name: str, gap_id: str | None, request_id: str) -> str:
 class TargetRepo:
     """Our working clone of the target repository."""
 
-    def __init__(self, settings: Settings, auditor: Auditor, url: str, token: str | None = None) -> None:
+    def __init__(self, settings: Settings, auditor: Auditor, url: str, git_env: dict[str, str] | None = None) -> None:
+        """``url`` is the forge's git remote, ``git_env`` the environment that authenticates git to it
+        (:meth:`Forge.git_env <devops_automation.forge.base.Forge.git_env>`)."""
         self.settings = settings
         self.auditor = auditor
         self.path = settings.checkout_dir
         self.url = url
-        self.git_env = git_auth_env(token)
+        self.git_env = {"GIT_TERMINAL_PROMPT": "0", **(git_env or {})}
         self._lock = FileLock(str(settings.home / "checkout.lock"), timeout=120)
         self.bot = Actor(settings.bot_name, settings.bot_email)
 
     @contextmanager
     def locked(self) -> Iterator[Repo]:
-        with self._lock:
-            yield self._sync()
+        """The synced clone, held under the checkout lock. Raises GitError for any git failure inside."""
+        try:
+            with self._lock:
+                yield self._sync()
+        except Timeout as exc:
+            raise GitError(f"the checkout {self.path} is locked by another process (waited 120 s)") from exc
+        except GitCommandError as exc:
+            raise GitError(f"git {_verb(exc)} failed: {_stderr(exc)}") from exc
+        except (GitPythonError, OSError) as exc:
+            raise GitError(f"git failed in {self.path}: {type(exc).__name__}: {exc}") from exc
 
     @property
     def base_ref(self) -> str:
@@ -64,16 +71,14 @@ class TargetRepo:
     def _sync(self) -> Repo:
         if not (self.path / ".git").exists():
             if "://" not in self.url and ":" not in self.url and not Path(self.url).exists():
-                raise TargetRepoError(f"target repository not found at {self.url}")
+                raise GitError(f"target repository not found at {self.url}")
             if self.path.exists():
                 shutil.rmtree(self.path)
             with self.auditor.action("git.clone", self.url):
                 try:
                     repo = Repo.clone_from(self.url, self.path, env=self.git_env)
                 except GitCommandError as exc:
-                    raise TargetRepoError(
-                        f"cannot clone the target repository {self.url}: {exc.stderr.strip()}"
-                    ) from exc
+                    raise GitError(f"cannot clone the target repository {self.url}: {_stderr(exc)}") from exc
             repo.git.update_environment(**self.git_env)
             return repo
         repo = Repo(self.path)
@@ -84,7 +89,7 @@ class TargetRepo:
             try:
                 repo.remotes.origin.fetch(prune=True)
             except GitCommandError as exc:
-                raise TargetRepoError(f"cannot fetch the target repository {self.url}: {exc.stderr.strip()}") from exc
+                raise GitError(f"cannot fetch the target repository {self.url}: {_stderr(exc)}") from exc
         return repo
 
     def team_files(self) -> dict[str, str]:
@@ -96,7 +101,7 @@ class TargetRepo:
         try:
             tree = repo.commit(self.base_ref).tree
         except (ValueError, GitCommandError) as exc:
-            raise TargetRepoError(f"the target repository has no branch {self.settings.base_branch!r}") from exc
+            raise GitError(f"the target repository has no branch {self.settings.base_branch!r}") from exc
         if not _tree_has(tree, "teams"):
             return {}
         found = {}
@@ -175,7 +180,7 @@ class TargetRepo:
                     repo.git.revert(*args)
                 except GitCommandError as exc:
                     repo.git.revert("--abort")
-                    raise TargetRepoError(f"cannot revert {merge_sha}: {exc.stderr.strip()}") from exc
+                    raise GitError(f"cannot revert {merge_sha}: {_stderr(exc)}") from exc
                 staged = [d.a_path or d.b_path for d in repo.index.diff(self.base_ref)]
                 try:
                     check_paths(staged, team_name)
@@ -206,7 +211,7 @@ class TargetRepo:
             try:
                 repo.remotes.origin.push(f"refs/heads/{branch}:refs/heads/{branch}").raise_if_error()
             except GitCommandError as exc:
-                raise TargetRepoError(f"push of {branch} failed: {exc.stderr.strip()}") from exc
+                raise GitError(f"push of {branch} failed: {_stderr(exc)}") from exc
 
     def _commit(
         self,
@@ -249,18 +254,16 @@ def _carries(message: str, *, request_id: str | None = None, gap_id: str | None 
     )
 
 
-def git_auth_env(token: str | None) -> dict[str, str]:
-    """Git's environment for HTTP auth: the token travels in a header set through the environment,
-    never in a URL or a command line, so no error message or audit row can carry it."""
-    env = {"GIT_TERMINAL_PROMPT": "0"}
-    if token:
-        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-        env.update(
-            GIT_CONFIG_COUNT="1",
-            GIT_CONFIG_KEY_0="http.extraHeader",
-            GIT_CONFIG_VALUE_0=f"Authorization: Basic {basic}",
-        )
-    return env
+def _stderr(exc: GitCommandError) -> str:
+    """Git's own words (a hook's refusal reason included), without the noise GitPython wraps them in."""
+    text = str(exc.stderr or exc.stdout or exc).strip()
+    text = text.removeprefix("stderr:").strip().strip("'").strip()
+    return " ".join(text.split())[:1000]
+
+
+def _verb(exc: GitCommandError) -> str:
+    command = exc.command if isinstance(exc.command, list | tuple) else str(exc.command).split()
+    return str(command[1]) if len(command) > 1 else "command"
 
 
 def _tree_has(tree: object, path: str) -> bool:

@@ -22,6 +22,7 @@ from devops_automation.crew import CrewComponents, build_crew_components  # noqa
 from devops_automation.settings import Settings  # noqa: E402
 
 from ..conftest import make_settings  # noqa: E402
+from ..helpers import swap  # noqa: E402
 from .fake_model import FakeModel  # noqa: E402
 from .openai_stub import API_KEY, OpenAIStub  # noqa: E402
 from .scripted import Recorder, scripted_factory  # noqa: E402
@@ -29,7 +30,7 @@ from .scripted import Recorder, scripted_factory  # noqa: E402
 
 def wire(app: App, components: CrewComponents) -> App:
     """What app.py does when DEVOPS_CREW_LLM is set: the crew drafts, revises and writes the PR."""
-    app.pipeline.drafter, app.pipeline.reviser, app.pipeline.pr_writer = components
+    swap(app, drafter=components.drafter, reviser=components.reviser, pr_writer=components.pr_writer)
     app.drafter = components.drafter
     return app
 

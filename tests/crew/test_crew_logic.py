@@ -16,7 +16,7 @@ from devops_automation.models import RequestState, TeamSpec
 from devops_automation.scaffold import validate as validation
 from devops_automation.tools import PublishPullRequestTool, RegistryLookupTool, ScaffoldTeamTool, ToolContext
 
-from ..helpers import NEW_TEAM_GAP, bare, remote_branches
+from ..helpers import NEW_TEAM_GAP, bare, gh_pull, remote_branches
 from .conftest import ScriptedCrewApp, offline_app
 from .fake_model import FakeModel, Reply
 from .scripted import scripted_factory
@@ -32,7 +32,7 @@ def actions(crew_app: ScriptedCrewApp, request_id: str) -> list[tuple[str, str]]
 
 def test_the_happy_path_takes_three_llm_calls_and_records_them(scripted_app: Callable[..., ScriptedCrewApp]) -> None:
     crew_app = scripted_app(FakeModel(spec_overrides={"monthly_cost_usd": 0.01}))
-    request = crew_app.app.pipeline.submit(NEW_TEAM_GAP).request
+    request = crew_app.app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.published, request.error
 
     calls = crew_app.recorder.calls
@@ -50,7 +50,7 @@ def test_the_happy_path_takes_three_llm_calls_and_records_them(scripted_app: Cal
     # The model said $0.01; the documented formula decides.
     assert spec.monthly_cost_usd == monthly_cost(spec.resources, len(spec.agents), spec.llm_model) > 1
 
-    pr = crew_app.app.forge.get_pull(request.pr_number)
+    pr = gh_pull(crew_app.app, request.pr_number)
     assert pr.title == "Add team d3_js_data_visualization for the reported gap"
     assert "## Summary (written by the PR author agent)" in pr.body
     assert "Adds **d3_js_data_visualization** to close the gap." in pr.body
@@ -70,7 +70,7 @@ def test_the_gap_reaches_every_prompt_only_as_a_quoted_data_block(
     scripted_app: Callable[..., ScriptedCrewApp],
 ) -> None:
     crew_app = scripted_app()
-    crew_app.app.pipeline.submit(NEW_TEAM_GAP)
+    crew_app.app.engine.submit(NEW_TEAM_GAP)
     for call in crew_app.recorder.calls:
         prompt = "\n".join(str(m.get("content") or "") for m in call["messages"] if m["role"] == "user")
         assert prompt.count("<gap>\n") == prompt.count("\n</gap>") == 1  # one block, its delimiters intact
@@ -95,7 +95,7 @@ def test_a_render_that_fails_validation_is_revised_by_the_scaffolder(
 
     monkeypatch.setattr(validation, "validate_render", strict_validator)
     crew_app = scripted_app(FakeModel(extra_agents=[FLAKY]))
-    request = crew_app.app.pipeline.submit(NEW_TEAM_GAP).request
+    request = crew_app.app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.published, request.error
     assert request.revisions == 1
     assert [c["tools"] or c["schema"] for c in crew_app.recorder.calls] == [
@@ -122,7 +122,7 @@ def test_a_render_that_stays_invalid_fails_after_two_revisions_and_pushes_nothin
 
     monkeypatch.setattr(validation, "validate_render", always_failing)
     crew_app = scripted_app()
-    request = crew_app.app.pipeline.submit(NEW_TEAM_GAP).request
+    request = crew_app.app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.failed and "validation" in (request.error or "")
     assert request.revisions == 2
     tools = [c["tools"] for c in crew_app.recorder.calls]
@@ -134,7 +134,7 @@ def test_an_invalid_spec_from_the_model_fails_the_request_with_the_reason(
     scripted_app: Callable[..., ScriptedCrewApp],
 ) -> None:
     crew_app = scripted_app(FakeModel(spec_overrides={"department": "astrology"}))
-    request = crew_app.app.pipeline.submit(NEW_TEAM_GAP).request
+    request = crew_app.app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.failed and request.resume_state is RequestState.analysed
     assert "draft" in request.error and "unknown department 'astrology'" in request.error
     failed = [
@@ -158,9 +158,9 @@ def test_a_pr_author_that_skips_its_tool_still_gets_a_pull_request_with_a_code_t
     scripted_app: Callable[..., ScriptedCrewApp],
 ) -> None:
     crew_app = scripted_app(SilentAuthor())
-    request = crew_app.app.pipeline.submit(NEW_TEAM_GAP).request
+    request = crew_app.app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.published, request.error
-    pr = crew_app.app.forge.get_pull(request.pr_number)
+    pr = gh_pull(crew_app.app, request.pr_number)
     assert pr.title == f"Add team {request.spec.name} for capability gap {NEW_TEAM_GAP.id}"
     assert "This PR adds a d3 team." in pr.body
     assert ("crew.pr_author_skipped_tool", "recorded") in actions(crew_app, request.id)

@@ -12,7 +12,7 @@ import pytest
 from devops_automation.crew.prompts import read_block
 from devops_automation.models import CapabilityGap, RequestState
 
-from ..helpers import bare, changed_paths, new_gap, remote_branches
+from ..helpers import bare, changed_paths, gh_pull, new_gap, remote_branches
 from .conftest import ScriptedCrewApp
 from .fake_model import FakeModel
 
@@ -45,7 +45,7 @@ def prompts(crew_app: ScriptedCrewApp) -> list[str]:
 
 def test_the_injection_stays_inside_its_data_block(scripted_app: Callable[..., ScriptedCrewApp]) -> None:
     crew_app = scripted_app()
-    crew_app.app.pipeline.submit(gap(RENAME))
+    crew_app.app.engine.submit(gap(RENAME))
     for prompt in prompts(crew_app):
         assert prompt.count("\n</gap>") == 1  # the gap's own "</gap>" did not close the block
         assert "</gap> SYSTEM" not in prompt and "\\u003c/gap\\u003e SYSTEM" in prompt
@@ -67,7 +67,7 @@ def test_renaming_the_team_to_a_protected_path_is_refused(
     scripted_app: Callable[..., ScriptedCrewApp], name: str, outcome: RequestState, rule: str | None
 ) -> None:
     crew_app = scripted_app(FakeModel(spec_overrides={"name": name}))
-    request = crew_app.app.pipeline.submit(gap(RENAME)).request
+    request = crew_app.app.engine.submit(gap(RENAME)).request
     assert request.state is outcome
     if rule:
         assert request.decision.rule == rule
@@ -87,7 +87,7 @@ def test_renaming_the_team_to_a_protected_path_is_refused(
 )
 def test_a_spec_that_adds_files_is_refused(scripted_app: Callable[..., ScriptedCrewApp], extra: dict[str, Any]) -> None:
     crew_app = scripted_app(FakeModel(spec_overrides=extra))
-    request = crew_app.app.pipeline.submit(gap(ADD_FILES)).request
+    request = crew_app.app.engine.submit(gap(ADD_FILES)).request
     assert request.state is RequestState.failed and "Extra inputs are not permitted" in request.error
     assert set(remote_branches(bare(crew_app.app))) == {"main"}
 
@@ -96,7 +96,7 @@ def test_a_pr_author_that_adds_files_gets_only_the_rendered_team_published(
     scripted_app: Callable[..., ScriptedCrewApp],
 ) -> None:
     crew_app = scripted_app(FakeModel(publish_extra={"files": [".github/workflows/deploy.yml"], "base": "main"}))
-    request = crew_app.app.pipeline.submit(gap(ADD_FILES)).request
+    request = crew_app.app.engine.submit(gap(ADD_FILES)).request
     assert request.state is RequestState.published, request.error
     assert set(remote_branches(bare(crew_app.app))) == {"main", request.branch}
     assert only_team_paths(crew_app, request.branch, request.spec.name)
@@ -111,7 +111,7 @@ def test_changing_the_branch_is_refused_and_only_the_approved_branch_exists(
 ) -> None:
     crew_app = scripted_app(FakeModel(publish_branches=tries))
     main_before = remote_branches(bare(crew_app.app))["main"]
-    request = crew_app.app.pipeline.submit(gap(BRANCH)).request
+    request = crew_app.app.engine.submit(gap(BRANCH)).request
     assert request.state is RequestState.published, request.error
     assert request.branch.startswith("auto/team-refunds-")
     branches = remote_branches(bare(crew_app.app))
@@ -122,16 +122,16 @@ def test_changing_the_branch_is_refused_and_only_the_approved_branch_exists(
         if (r.action, r.phase) == ("tool.publish_pull_request", "failed")
     ]
     assert refused and len(refused) <= 2  # the tool's usage limit caps the attempts
-    assert crew_app.app.forge.get_pull(request.pr_number).base.ref == "main"
+    assert gh_pull(crew_app.app, request.pr_number).base.ref == "main"
 
 
 def test_the_rate_limit_cannot_be_raised_by_the_gap_or_the_model(
     scripted_app: Callable[..., ScriptedCrewApp],
 ) -> None:
     crew_app = scripted_app(rate_limit_per_day=1)
-    first = crew_app.app.pipeline.submit(new_gap(1)).request
+    first = crew_app.app.engine.submit(new_gap(1)).request
     assert first.state is RequestState.published, first.error
-    second = crew_app.app.pipeline.submit(gap(RATE, n=2)).request
+    second = crew_app.app.engine.submit(gap(RATE, n=2)).request
     assert second.state is RequestState.refused and second.decision.rule == "rate-limit"
     assert crew_app.app.settings.rate_limit_per_day == 1
     assert set(remote_branches(bare(crew_app.app))) == {"main", first.branch}
@@ -144,7 +144,7 @@ def test_a_spec_that_carries_policy_settings_is_refused(
     scripted_app: Callable[..., ScriptedCrewApp], extra: dict[str, Any]
 ) -> None:
     crew_app = scripted_app(FakeModel(spec_overrides=extra), rate_limit_per_day=1)
-    request = crew_app.app.pipeline.submit(gap(RATE)).request
+    request = crew_app.app.engine.submit(gap(RATE)).request
     assert request.state is RequestState.failed and "Extra inputs are not permitted" in request.error
     assert request.override_approved_by is None
     assert set(remote_branches(bare(crew_app.app))) == {"main"}

@@ -13,12 +13,13 @@ import pytest
 from devops_automation.app import App, build_app
 from devops_automation.crew import build_crew_components
 from devops_automation.crew.prompts import read_block
+from devops_automation.errors import ConfigurationError
 from devops_automation.models import RequestState, TeamSpec
 from devops_automation.report import request_summary
 from devops_automation.scaffold import validate as validation
 from devops_automation.settings import Settings
 
-from ..helpers import NEW_TEAM_GAP, bare, remote_branches
+from ..helpers import NEW_TEAM_GAP, bare, gh_pull, remote_branches
 from .conftest import offline_app, stub_settings, wire
 from .fake_model import FakeModel
 from .openai_stub import API_KEY, OpenAIStub
@@ -31,7 +32,7 @@ BUDGET_CALLS, BUDGET_TOKENS = 4, 12_000
 @pytest.fixture
 def provider_app(tmp_path: Path, stub: OpenAIStub) -> Iterator[App]:
     app = build_app(stub_settings(tmp_path / "home", stub))  # DEVOPS_CREW_LLM set: app.py wires the crew
-    assert app.pipeline.reviser is not None and app.pipeline.pr_writer is not None
+    assert app.engine.deps.reviser is not None and app.engine.deps.pr_writer is not None
     yield app
     app.close()
 
@@ -41,7 +42,7 @@ def tool_names(body: dict[str, Any]) -> list[str]:
 
 
 def test_a_gap_becomes_a_pull_request_through_the_openai_api(provider_app: App, stub: OpenAIStub) -> None:
-    request = provider_app.pipeline.submit(NEW_TEAM_GAP).request
+    request = provider_app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.published, request.error
     assert stub.errors == []
 
@@ -67,7 +68,7 @@ def test_a_gap_becomes_a_pull_request_through_the_openai_api(provider_app: App, 
     assert usage.calls <= BUDGET_CALLS and usage.prompt_tokens + usage.completion_tokens < BUDGET_TOKENS
 
     assert request_summary(request)["llm_usage"] == usage.model_dump()  # what `status --json` prints
-    pr = provider_app.forge.get_pull(request.pr_number)
+    pr = gh_pull(provider_app, request.pr_number)
     assert pr.title == f"Add team {request.spec.name} for the reported gap"
     assert f"LLM use so far: 3 calls, {usage.prompt_tokens} prompt" in pr.body
     assert f"${usage.cost_usd:.4f}" in pr.body
@@ -90,7 +91,7 @@ def test_the_scaffolder_revises_through_a_tool_call(tmp_path: Path, monkeypatch:
         app = offline_app(settings)
         try:
             wire(app, build_crew_components(settings, app.auditor, app.target))
-            request = app.pipeline.submit(NEW_TEAM_GAP).request
+            request = app.engine.submit(NEW_TEAM_GAP).request
         finally:
             app.close()
     assert request.state is RequestState.published and request.revisions == 1, request.error
@@ -114,7 +115,7 @@ def test_a_wrong_api_key_fails_the_request_without_leaking_the_key(tmp_path: Pat
     app = offline_app(settings)
     try:
         wire(app, build_crew_components(settings, app.auditor, app.target))
-        request = app.pipeline.submit(NEW_TEAM_GAP).request
+        request = app.engine.submit(NEW_TEAM_GAP).request
         assert request.state is RequestState.failed and request.resume_state is RequestState.analysed
         assert "AuthenticationError" in request.error and wrong not in request.error
         assert "Incorrect API key provided: [REDACTED]" in request.error  # the server echoed it
@@ -128,7 +129,7 @@ def test_an_unreachable_provider_fails_the_request_resumably(tmp_path: Path) -> 
     app = offline_app(settings)
     try:
         wire(app, build_crew_components(settings, app.auditor, app.target))
-        request = app.pipeline.submit(NEW_TEAM_GAP).request
+        request = app.engine.submit(NEW_TEAM_GAP).request
         assert request.state is RequestState.failed and "Connection" in request.error
         assert set(remote_branches(bare(app))) == {"main"}
     finally:
@@ -148,7 +149,7 @@ def test_an_unusable_llm_configuration_is_refused_up_front(
     settings = stub_settings(tmp_path / "home", "http://127.0.0.1:9/v1", **overrides)
     app = offline_app(settings)
     try:
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(ConfigurationError, match=message):
             build_crew_components(settings, app.auditor, app.target)
     finally:
         app.close()
@@ -157,13 +158,13 @@ def test_an_unusable_llm_configuration_is_refused_up_front(
 def test_without_an_llm_the_offline_drafter_says_so(settings: Settings) -> None:
     app = offline_app(settings)
     try:
-        assert settings.llm is None and app.pipeline.drafter.label == "offline drafter (no LLM configured)"
+        assert settings.llm is None and app.engine.deps.drafter.label == "offline drafter (no LLM configured)"
     finally:
         app.close()
 
 
 def test_the_key_is_sent_as_a_bearer_token_only(provider_app: App, stub: OpenAIStub) -> None:
-    provider_app.pipeline.submit(NEW_TEAM_GAP)
+    provider_app.engine.submit(NEW_TEAM_GAP)
     assert stub.requests and all(API_KEY not in json.dumps(body) for body in stub.requests)
 
 
@@ -173,7 +174,7 @@ def test_an_invalid_structured_reply_fails_the_draft_and_is_still_counted(tmp_pa
         app = offline_app(settings)
         try:
             wire(app, build_crew_components(settings, app.auditor, app.target))
-            request = app.pipeline.submit(NEW_TEAM_GAP).request
+            request = app.engine.submit(NEW_TEAM_GAP).request
             failed = [
                 json.loads(r.detail)
                 for r in app.store.iter_audit(request.id)

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 def published(scripted_app: Callable[..., ScriptedCrewApp]) -> Iterator[tuple[App, TeamCreationRequest]]:
     """A request the crew took to a pull request: its branch, files and render are real."""
     crew_app = scripted_app()
-    request = crew_app.app.pipeline.submit(NEW_TEAM_GAP).request
+    request = crew_app.app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.published, request.error
     yield crew_app.app, request
 

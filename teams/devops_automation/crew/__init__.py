@@ -42,7 +42,8 @@ def build_crew_components(
 
     The LLM is ``ChatOpenAI`` built from ``DEVOPS_CREW_LLM``, ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``,
     unless ``chat_model`` (any LangChain chat model) or ``llm_factory`` (returns a fresh
-    ``crewai.BaseLLM`` per kickoff, e.g. a scripted one in tests) is given. Raises ``ValueError`` for
+    ``crewai.BaseLLM`` per kickoff, e.g. a scripted one in tests) is given. Raises
+    :class:`~devops_automation.errors.ConfigurationError` for
     an unusable configuration.
     """
     isolate_crewai(settings.home)

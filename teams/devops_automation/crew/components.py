@@ -3,7 +3,8 @@
 Each builds a :class:`~devops_automation.crew.crew.DevopsCrew` bound to the request (tools, fresh LLM
 adapter), kicks off one small crew, counts what the LLM reported, audits the kickoff, and hands back
 only what passed the same pydantic models as any other input. Anything that goes wrong becomes a
-:class:`CrewError` (a ``ValueError``), which the pipeline records as a failed, resumable step.
+:class:`CrewError` (an :class:`~devops_automation.errors.LLMError`), which the engine records as a
+failed, resumable step.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 
 from ..audit import Auditor, redact
 from ..drafting.base import DraftContext, Drafted
+from ..errors import LLMError
 from ..models import CapabilityGap, Department, LLMUsage, PRText, TeamCreationRequest, TeamSpec
 from ..pr_text import title as default_title
 from ..settings import Settings
@@ -33,13 +35,9 @@ from .specs import finalize_spec
 MAX_TAKEN_NAMES = 200
 
 
-class CrewError(ValueError):
+class CrewError(LLMError):
     """A crew kickoff failed or returned nothing usable; the request fails at that step, resumably.
-    ``usage`` is what the failed step cost: the pipeline adds it to the request all the same."""
-
-    def __init__(self, message: str, usage: LLMUsage | None = None) -> None:
-        super().__init__(message)
-        self.usage = usage or LLMUsage()
+    ``usage`` is what the failed step cost: the engine adds it to the request all the same."""
 
 
 @dataclass

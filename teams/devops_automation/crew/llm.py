@@ -21,6 +21,7 @@ from typing import Any
 from crewai.llms.base_llm import BaseLLM
 from pydantic import BaseModel, Field, ValidationError
 
+from ..errors import ConfigurationError
 from ..models import LLMUsage
 from ..settings import Settings
 
@@ -165,13 +166,15 @@ def make_chat_model(settings: Settings) -> Any:
     assert settings.llm
     provider, model = split_model_name(settings.llm)
     if provider != "openai" or not model:
-        raise ValueError(
+        raise ConfigurationError(
             f"DEVOPS_CREW_LLM={settings.llm}: only openai/<model> is built in (any OpenAI-compatible server "
             "through OPENAI_BASE_URL); pass another LangChain chat model to build_crew_components(chat_model=...)"
         )
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     if not key and not settings.openai_base_url:
-        raise ValueError(f"DEVOPS_CREW_LLM={settings.llm} needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)")
+        raise ConfigurationError(
+            f"DEVOPS_CREW_LLM={settings.llm} needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)"
+        )
     return ChatOpenAI(
         model=model,
         api_key=key or "unused",  # local OpenAI-compatible servers often take no key

@@ -1,7 +1,10 @@
-"""The one forge client: PyGithub against github.com, GitHub Enterprise or the embedded local forge.
+"""The GitHub adapter of the forge interface: PyGithub against github.com, GitHub Enterprise or the
+embedded local forge. The only module of the product that imports ``github``.
 
-Transient failures (5xx, connection errors, GitHub's secondary rate limit: 403/429 with
-``Retry-After``) are retried with tenacity and backoff; a 4xx that will not change is raised at once.
+Every PyGithub and ``requests`` exception is mapped into :class:`~devops_automation.errors.ForgeError`
+(with the HTTP status) before it leaves this module. Transient failures (5xx, connection errors,
+GitHub's secondary rate limit: 403/429 with ``Retry-After``) are retried with tenacity and backoff;
+a 4xx that will not change is raised at once.
 PyGithub's own retry is switched off so there is exactly one retry policy, this one.
 """
 
@@ -11,24 +14,22 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
-from github import Auth, Github, GithubException, UnknownObjectException
+from github import Auth, Github, GithubException
 from github.PullRequest import PullRequest
 from github.Repository import Repository
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from ..errors import BroadTokenError, ForgeError
 from ..models import PullRequestRef
+from .base import ChecksVerdict, PRContent, http_token_env
+from .base import PullRequest as PullRequestView
 from .codeowners import CODEOWNERS_PATHS, Reviewers, reviewers_for
 
 T = TypeVar("T")
 DEFAULT_API_URL = "https://api.github.com"
 
 
-class ForgeError(RuntimeError):
-    pass
-
-
-class BroadTokenError(ForgeError):
-    pass
+__all__ = ["BroadTokenError", "ForgeError", "GitHubForge"]
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -46,6 +47,13 @@ def is_transient(exc: BaseException) -> bool:
                 or "secondary rate limit" in message
             )
     return False
+
+
+def _message(exc: GithubException) -> str:
+    data = exc.data
+    if isinstance(data, dict) and data.get("message"):
+        return " ".join(str(data["message"]).split())[:300]
+    return " ".join(str(data or exc).split())[:300]
 
 
 def _retry_after(exc: BaseException | None) -> float | None:
@@ -71,9 +79,14 @@ class GitHubForge:
         max_attempts: int = 5,
         max_wait_seconds: float = 60.0,
         throttle: bool = True,
+        git_url: str | None = None,
+        embedded: bool = False,
     ) -> None:
         self.label = label
+        self.embedded = embedded
         self.repo_full_name = repo_full_name
+        self._token = token
+        self._git_url = git_url
         self.max_attempts, self.max_wait_seconds = max_attempts, max_wait_seconds
         throttle_kwargs: dict[str, Any] = (
             {} if throttle else {"seconds_between_requests": 0, "seconds_between_writes": 0}
@@ -89,13 +102,29 @@ class GitHubForge:
         return min(self.max_wait_seconds, hinted if hinted is not None else backoff)
 
     def call(self, fn: Callable[[], T]) -> T:
+        """Run one PyGithub call with the retry policy; any failure leaves as :class:`ForgeError`."""
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
             wait=self._wait,
             stop=stop_after_attempt(self.max_attempts),
             reraise=True,
         )
-        return retrying(fn)
+        try:
+            return retrying(fn)
+        except GithubException as exc:
+            raise ForgeError(f"{self.label} answered {exc.status}: {_message(exc)}", status=exc.status) from exc
+        except requests.RequestException as exc:
+            raise ForgeError(f"{self.label} is unreachable: {' '.join(str(exc).split())[:300]}") from exc
+
+    # -- git ----------------------------------------------------------------------------------
+    def git_remote(self) -> str:
+        return self._git_url or self.repo.clone_url
+
+    def git_env(self) -> dict[str, str]:
+        return http_token_env(self._token)
+
+    def secrets(self) -> list[str]:
+        return [self._token]
 
     # -- repository ---------------------------------------------------------------------------
     @property
@@ -103,8 +132,10 @@ class GitHubForge:
         if self._repo is None:
             try:
                 self._repo = self.call(lambda: self.gh.get_repo(self.repo_full_name))
-            except UnknownObjectException as exc:
-                raise ForgeError(f"target repository {self.repo_full_name} not found on the forge") from exc
+            except ForgeError as exc:
+                if exc.status != 404:
+                    raise
+                raise ForgeError(f"target repository {self.repo_full_name} not found on the forge", status=404) from exc
         return self._repo
 
     @property
@@ -129,7 +160,9 @@ class GitHubForge:
     def read_file(self, path: str, ref: str) -> str | None:
         try:
             content = self.call(lambda: self.repo.get_contents(path, ref=ref))
-        except UnknownObjectException:
+        except ForgeError as exc:
+            if exc.status != 404:
+                raise
             return None
         if isinstance(content, list):
             return None
@@ -143,13 +176,34 @@ class GitHubForge:
         return Reviewers()
 
     # -- pull requests ------------------------------------------------------------------------
-    def _ref(self, pr: PullRequest, created: bool) -> PullRequestRef:
-        return PullRequestRef(number=pr.number, url=pr.html_url, branch=pr.head.ref, created=created)
+    @staticmethod
+    def _view(pr: PullRequest) -> PullRequestView:
+        return PullRequestView(
+            number=pr.number,
+            url=pr.html_url,
+            head_ref=pr.head.ref,
+            head_sha=pr.head.sha,
+            base_ref=pr.base.ref,
+            state="closed" if pr.state == "closed" else "open",
+            merged=bool(pr.merged),
+            merge_commit_sha=pr.merge_commit_sha,
+            draft=bool(pr.draft),
+            title=pr.title or "",
+            body=pr.body or "",
+            labels=[label.name for label in pr.labels],
+        )
 
-    def get_pull(self, number: int) -> PullRequest:
+    def _pull(self, number: int) -> PullRequest:
         return self.call(lambda: self.repo.get_pull(number))
 
-    def checks_state(self, sha: str) -> str:
+    def get_pull_request(self, number: int) -> PullRequestView:
+        return self._view(self._pull(number))
+
+    def changed_files(self, number: int) -> list[str]:
+        pr = self._pull(number)
+        return [f.filename for f in self.call(lambda: list(pr.get_files()))]
+
+    def checks_verdict(self, sha: str) -> ChecksVerdict:
         """What CI says of ``sha``, from both of GitHub's mechanisms: commit statuses (combined) and check
         runs (GitHub Actions). ``success`` only when something reported and nothing is pending or failed."""
         commit = self.call(lambda: self.repo.get_commit(sha))
@@ -162,45 +216,70 @@ class GitHubForge:
                 states.append("success" if run.conclusion in {"success", "neutral", "skipped"} else "failure")
         if not states:
             return "pending"
-        for verdict in ("failure", "error", "pending"):
-            if verdict in states:
-                return "failure" if verdict == "error" else verdict
-        return "success"
+        if "failure" in states or "error" in states:
+            return "failure"
+        return "pending" if "pending" in states else "success"
 
-    def find_pull(self, head: str) -> PullRequest | None:
+    def merge_pull_request(self, number: int, sha: str) -> str:
+        pr = self._pull(number)
+        merged = self.call(lambda: pr.merge(merge_method="merge", sha=sha))
+        if not merged.merged:
+            raise ForgeError(f"pull request #{number} was not merged: {merged.message}", status=405)
+        return merged.sha
+
+    def close_pull_request(self, number: int) -> None:
+        pr = self._pull(number)
+        self.call(lambda: pr.edit(state="closed"))
+
+    def delete_branch(self, branch: str) -> bool:
+        try:
+            ref = self.call(lambda: self.repo.get_git_ref(f"heads/{branch}"))
+        except ForgeError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        self.call(ref.delete)
+        return True
+
+    def _find(self, head: str) -> PullRequest | None:
         pulls = self.call(lambda: list(self.repo.get_pulls(state="all", head=f"{self.owner}:{head}")))
         return pulls[0] if pulls else None
 
-    def find_pull_request(self, head: str) -> PullRequestRef | None:
-        pr = self.find_pull(head)
-        return self._ref(pr, created=False) if pr else None
+    def find_pull_request(self, head: str) -> PullRequestView | None:
+        pr = self._find(head)
+        return self._view(pr) if pr else None
 
-    def open_pull_request(
+    def ensure_pull_request(
         self,
         *,
         head: str,
         base: str,
-        title: str,
-        body: str,
+        compose: Callable[[], PRContent],
         labels: list[str],
         draft: bool = False,
         changed_paths: list[str] | None = None,
     ) -> PullRequestRef:
-        """Open the pull request (or adopt the one another process opened for ``head``), then make
-        sure it carries ``labels`` and the CODEOWNERS reviewers. Safe to call again after a crash."""
-        created = True
-        try:
-            pr = self.call(lambda: self.repo.create_pull(base=base, head=head, title=title, body=body, draft=draft))
-        except GithubException as exc:
-            existing = self.find_pull(head) if exc.status == 422 else None
-            if existing is None:
-                raise
-            pr, created = existing, False
-        ref = self._ref(pr, created=created)
-        ref.warnings = self.decorate(pr, labels, self.reviewers(changed_paths or [], base))
+        """Find the pull request for ``head`` or open it (adopting one another process opened in the
+        meantime), then make sure it carries ``labels`` and the CODEOWNERS reviewers."""
+        pr, created = self._find(head), False
+        if pr is None:
+            content = compose()
+            try:
+                pr = self.call(
+                    lambda: self.repo.create_pull(
+                        base=base, head=head, title=content.title, body=content.body, draft=draft
+                    )
+                )
+                created = True
+            except ForgeError as exc:
+                pr = self._find(head) if exc.status == 422 else None
+                if pr is None:
+                    raise
+        ref = PullRequestRef(number=pr.number, url=pr.html_url, branch=pr.head.ref, created=created)
+        ref.warnings = self._decorate(pr, labels, self.reviewers(changed_paths or [], base))
         return ref
 
-    def decorate(self, pr: PullRequest, labels: list[str], reviewers: Reviewers) -> list[str]:
+    def _decorate(self, pr: PullRequest, labels: list[str], reviewers: Reviewers) -> list[str]:
         """Add missing labels and request missing reviewers. A reviewer the forge refuses (not a
         collaborator) is a warning for the humans, not a failed request."""
         have = {label.name for label in pr.labels}
@@ -211,15 +290,11 @@ class GitHubForge:
             return []
         try:
             self.call(lambda: pr.create_review_request(reviewers=reviewers.users, team_reviewers=reviewers.teams))
-        except GithubException as exc:
+        except ForgeError as exc:
             if exc.status != 422:
                 raise
             wanted = [*reviewers.users, *(f"{self.owner}/{t}" for t in reviewers.teams)]
-            return [
-                f"reviewers {', '.join(wanted)} could not be requested: {exc.data.get('message', exc)}"
-                if isinstance(exc.data, dict)
-                else f"reviewers could not be requested: {exc}"
-            ]
+            return [f"reviewers {', '.join(wanted)} could not be requested: {exc}"]
         return []
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ Markdown (see :mod:`devops_automation.scaffold.jinja_ext`).
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 from importlib.metadata import PackageNotFoundError, version
@@ -16,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from devops_automation.errors import RenderError
 from devops_automation.models import MAX_AGENTS, CapabilityGap, RegistryEntry, TeamSpec
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "template"
@@ -25,9 +27,7 @@ IMAGE_TAG = "0.1.0"
 # cookiecutter changes the working directory and sys.path while it renders: one render at a time.
 _RENDER_LOCK = threading.Lock()
 
-
-class RenderError(RuntimeError):
-    """The template could not be rendered for this spec."""
+__all__ = ["RenderError", "RenderedTeam", "render_team"]
 
 
 class RenderedTeam(BaseModel):
@@ -116,7 +116,7 @@ def render_team(spec: TeamSpec, gap: CapabilityGap, dest: Path, owner: str = "pl
     dest.mkdir(parents=True, exist_ok=True)
     root = dest / spec.name
     if root.exists():
-        raise FileExistsError(f"render target {root} already exists")
+        raise RenderError(f"render target {root} already exists")
     with _RENDER_LOCK, tempfile.TemporaryDirectory(prefix="cookiecutter-") as home:
         try:
             result = cookiecutter(
@@ -130,5 +130,11 @@ def render_team(spec: TeamSpec, gap: CapabilityGap, dest: Path, owner: str = "pl
         except (CookiecutterException, TemplateError, OSError, ValueError) as exc:
             raise RenderError(f"rendering team {spec.name} failed: {exc}") from exc
     root = Path(result)
+    # A non-editable install byte-compiles the template's .py files; cookiecutter would copy the
+    # caches into every team (and validation would refuse them). They are never part of a team.
+    for cache in [p for p in root.rglob("__pycache__") if p.is_dir()]:
+        shutil.rmtree(cache)
+    for stray in root.rglob("*.py[co]"):
+        stray.unlink()
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     return RenderedTeam(root=root, files=files)

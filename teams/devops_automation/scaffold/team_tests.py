@@ -8,9 +8,11 @@ rootdir, no cache, no bytecode written into the render) and sends back its exit 
 
 from __future__ import annotations
 
+import atexit
 import gc
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -33,10 +35,12 @@ _context: BaseContext | None = None
 
 
 def forkserver_context() -> BaseContext:
-    """The forkserver context, configured (offline env, preload) before its server first starts.
+    """The forkserver context, configured (offline env, preload) and its server started.
 
-    The forkserver is one per process: if other code started it earlier without this preload, runs
-    stay correct but each child imports crewai itself.
+    The server imports crewai, which writes a settings folder and a credentials key under ``$HOME``:
+    it is started with ``HOME`` (and the XDG directories) pointing at a private temporary folder, so
+    nothing lands in the user's home. The forkserver is one per process: if other code started it
+    earlier without this preload, runs stay correct but each child imports crewai itself.
     """
     global _context
     with _context_lock:
@@ -44,8 +48,34 @@ def forkserver_context() -> BaseContext:
             os.environ.update(OFFLINE_ENV)
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(PRELOAD)
+            _start_server_away_from_home()
             _context = context
         return _context
+
+
+_HOME_VARS = ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME")
+
+
+def _start_server_away_from_home() -> None:
+    from multiprocessing import forkserver
+
+    private = tempfile.mkdtemp(prefix="devops-crew-validation-home-")
+    atexit.register(shutil.rmtree, private, True)
+    saved = {name: os.environ.get(name) for name in _HOME_VARS}
+    os.environ.update(
+        HOME=private,
+        XDG_CONFIG_HOME=f"{private}/.config",
+        XDG_DATA_HOME=f"{private}/.local/share",
+        XDG_CACHE_HOME=f"{private}/.cache",
+    )
+    try:
+        forkserver.ensure_running()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _noop() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from .conftest import REPO, TIMINGS, ForgeUnderTest, Pusher, make_github
+from conftest import REPO, TIMINGS, ForgeUnderTest, Pusher, make_github
 
 GET_PULL_TARGET_SECONDS = 0.020
 

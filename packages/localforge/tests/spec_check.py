@@ -1,6 +1,6 @@
 """Check the forge's responses against GitHub's own OpenAPI description (npm ``@octokit/openapi``).
 
-Each :class:`~devops_automation.localforge.Exchange` the forge reports is replayed to ``openapi-core`` as
+Each :class:`~localforge.Exchange` the forge reports is replayed to ``openapi-core`` as
 if it had been a request to ``https://api.github.com``: the route's template is filled with its path
 parameters percent-encoded (a ``{ref}`` such as ``heads/feature`` goes as ``heads%2Ffeature``, or the
 template would not match). A status the description does not list for that operation (401 on most
@@ -29,7 +29,7 @@ from openapi_core.datatypes import RequestParameters
 from openapi_schema_validator import OAS30Validator
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from devops_automation.localforge import Exchange
+from localforge import Exchange
 
 OCTOKIT_VERSION = "23.0.2"  # pinned: GitHub's description changes; bump on purpose
 CACHE_DIR = Path(os.environ.get("DEVOPS_CREW_OCTOKIT_DIR", Path.home() / ".cache" / "devops-crew" / "octokit"))

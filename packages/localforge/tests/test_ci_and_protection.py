@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import GIT_ENV, REPO, TOKEN, ForgeUnderTest, Pusher, git, make_github
 from github import GithubException, UnknownObjectException
+from spec_check import SpecChecker
 
-from devops_automation.localforge import LocalForge
-
-from .conftest import GIT_ENV, REPO, TOKEN, ForgeUnderTest, Pusher, git, make_github
-from .spec_check import SpecChecker
+from localforge import LocalForge
 
 ALICE = "alice-collaborator-token"
 ADA = "ada-admin-token"

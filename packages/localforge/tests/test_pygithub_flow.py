@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import REPO, ForgeUnderTest, Pusher, git
 from git import Repo as GitRepo
 from github import Github, GithubException
-
-from .conftest import REPO, ForgeUnderTest, Pusher, git
 
 
 def _push_team_branch(forge: ForgeUnderTest, tmp_path: Path, branch: str, team: str) -> str:

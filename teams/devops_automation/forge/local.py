@@ -1,9 +1,10 @@
-"""Which forge a process talks to, and how git reaches the target repository.
+"""The ``local`` adapter: the embedded forge (distribution ``devops-crew-localforge``) as the target.
 
-With ``GITHUB_TOKEN`` set: GitHub (or GitHub Enterprise, or any server at ``GITHUB_API_URL`` speaking its
-REST shape). Without it: the embedded local forge under ``$DEVOPS_CREW_HOME/forge`` — the one started by
-``devops-crew forge serve`` if it is running, else one started inside this process for its lifetime.
-Either way the same :class:`GitHubForge` (PyGithub) code opens the pull requests.
+The embedded forge speaks GitHub's REST shape, so this adapter is the GitHub adapter pointed at it, plus
+the server's life cycle: the one ``devops-crew forge serve`` runs for this state directory if it
+answers, else one started inside this process for its lifetime (on ``DEVOPS_CREW_FORGE_PORT``, so printed
+links stay valid for a later ``forge serve``; a free port if that one is taken). The product reaches the
+embedded forge only through here.
 """
 
 from __future__ import annotations
@@ -13,19 +14,31 @@ import os
 import secrets
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigurationError
+from ..registry import SEED_DIR
 from ..settings import Settings
-from .github import DEFAULT_API_URL, GitHubForge
+from .github import GitHubForge
 
 if TYPE_CHECKING:
     from ..audit import Auditor
-    from ..localforge import LocalForge
 
 EMBEDDED_LABEL = "embedded local forge"
 REVIEW_TEAM = "platform-team"
+MISSING = (
+    "DEVOPS_CREW_FORGE=local needs the embedded forge, which is not installed: "
+    "pip install ./packages/localforge (from a devops-crew checkout), or set GITHUB_TOKEN and TARGET_REPO"
+)
+
+
+def _localforge() -> Any:
+    try:
+        import localforge
+    except ImportError as exc:
+        raise ConfigurationError(MISSING) from exc
+    return localforge
 
 
 def forge_dir(settings: Settings) -> Path:
@@ -60,12 +73,9 @@ def _running_endpoint(settings: Settings, token: str) -> str | None:
         return None
 
 
-def local_forge(settings: Settings, token: str, auditor: Auditor | None) -> LocalForge:
+def embedded_server(settings: Settings, token: str, auditor: Auditor | None) -> Any:
     """The embedded forge (not yet serving), with the target repository seeded with example teams."""
-    from ..localforge import LocalForge
-    from ..target import SEED_DIR
-
-    forge = LocalForge(forge_dir(settings), token=token)
+    forge = _localforge().LocalForge(forge_dir(settings), token=token)
     owner = settings.target_repo.split("/", 1)[0]
     try:
         forge.repo_path(settings.target_repo)
@@ -80,9 +90,10 @@ def local_forge(settings: Settings, token: str, auditor: Auditor | None) -> Loca
 
 
 def serve_local_forge(settings: Settings, port: int, ready: Callable[[str], None]) -> None:
-    """`devops-crew forge serve`: serve in the foreground and advertise the URL to other processes."""
+    """`devops-crew forge serve`: serve in the foreground and advertise the URL to other processes.
+    Raises ConfigurationError without the embedded forge, OSError when the port cannot be bound."""
     token = embedded_token(settings)
-    forge = local_forge(settings, token, None)
+    forge = embedded_server(settings, token, None)
 
     def advertise(api_url: str) -> None:
         endpoint_file(settings).write_text(json.dumps({"api_url": api_url, "pid": os.getpid()}))
@@ -104,53 +115,39 @@ def _withdraw(settings: Settings) -> None:
         pass
 
 
-@dataclass
-class ForgeConnection:
-    forge: GitHubForge
-    git_url: str
-    git_token: str
-    local: LocalForge | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+class EmbeddedForge(GitHubForge):
+    """The GitHub adapter against the embedded forge. ``server`` is the ``localforge.LocalForge`` this
+    process started (None when it uses a running ``forge serve``): tests play GitHub's other side with it."""
 
-    @property
-    def embedded(self) -> bool:
-        return self.forge.label.startswith(EMBEDDED_LABEL)
-
-    def close(self) -> None:
-        self.forge.close()
-        if self.local is not None:
-            self.local.close()
-
-
-def open_forge(settings: Settings, auditor: Auditor | None = None) -> ForgeConnection:
-    if settings.github_token is not None:
-        token = settings.github_token.get_secret_value()
-        api_url = settings.github_api_url or DEFAULT_API_URL
-        forge = GitHubForge(
+    def __init__(self, api_url: str, token: str, settings: Settings, server: Any = None) -> None:
+        web_url = api_url.removesuffix("/api/v3")
+        super().__init__(
             api_url,
             token,
             settings.target_repo,
-            label=f"GitHub ({api_url})",
+            label=f"{EMBEDDED_LABEL} ({api_url})",
+            throttle=False,
             max_wait_seconds=settings.retry_max_wait_seconds,
+            git_url=f"{web_url}/{settings.target_repo}.git",
+            embedded=True,
         )
-        git_url = settings.target_repo_url or forge.repo.clone_url
-        return ForgeConnection(forge, git_url, token)
+        self.server = server
+
+    def close(self) -> None:
+        super().close()
+        if self.server is not None:
+            self.server.close()
+
+
+def open_embedded(settings: Settings, auditor: Auditor | None = None) -> EmbeddedForge:
+    """Connect to (or start) the embedded forge for ``settings.home``."""
     token = embedded_token(settings)
     api_url = _running_endpoint(settings, token)
-    local = None
+    server = None
     if api_url is None:
-        local = local_forge(settings, token, auditor)
+        server = embedded_server(settings, token, auditor)
         try:  # the usual port keeps printed PR links valid for a later `forge serve`
-            api_url = local.start(port=settings.forge_port)
+            api_url = server.start(port=settings.forge_port)
         except OSError:
-            api_url = local.start(port=0)
-    forge = GitHubForge(
-        api_url,
-        token,
-        settings.target_repo,
-        label=f"{EMBEDDED_LABEL} ({api_url})",
-        throttle=False,
-        max_wait_seconds=settings.retry_max_wait_seconds,
-    )
-    web_url = api_url.removesuffix("/api/v3")
-    return ForgeConnection(forge, f"{web_url}/{settings.target_repo}.git", token, local)
+            api_url = server.start(port=0)
+    return EmbeddedForge(api_url, token, settings, server)

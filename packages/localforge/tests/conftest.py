@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 from github import Auth, Github
+from spec_check import SpecChecker, ensure_spec
 
-from devops_automation.localforge import Exchange, LocalForge
-
-from .spec_check import SpecChecker, ensure_spec
+from localforge import Exchange, LocalForge
 
 TOKEN = "lf-test-token-0123456789"
 REPO = "acme/teams"

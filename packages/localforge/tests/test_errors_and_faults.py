@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import REPO, TOKEN, ForgeUnderTest, Pusher, git, make_github, write_seed
 from github import BadCredentialsException, GithubException, RateLimitExceededException, UnknownObjectException
 
-from devops_automation.localforge import LocalForge
-
-from .conftest import REPO, TOKEN, ForgeUnderTest, Pusher, git, make_github, write_seed
+from localforge import LocalForge
 
 
 def test_wrong_token_is_bad_credentials(forge: ForgeUnderTest) -> None:

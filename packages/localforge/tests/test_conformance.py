@@ -9,9 +9,8 @@ import json
 from typing import Any
 
 import requests
-
-from .conftest import REPO, TOKEN, ForgeUnderTest, Pusher
-from .spec_check import ALLOWED, SpecChecker
+from conftest import REPO, TOKEN, ForgeUnderTest, Pusher
+from spec_check import ALLOWED, SpecChecker
 
 # (method, OpenAPI path, status) that the tour below must produce, each one validated.
 REQUIRED = {

@@ -63,6 +63,7 @@ class LocalForge:
         self.state = ForgeState(self.data_dir / "forge.sqlite3")
         self.faults = FaultInjector()
         self.owner_login = owner_login
+        self.token = token
         self._tokens: dict[str, str] = {token: owner_login}
         self._git_cache: dict[Path, BareRepo] = {}
         self._git_lock = threading.Lock()

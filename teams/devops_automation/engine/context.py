@@ -1,0 +1,71 @@
+"""What the engine's steps work with: the shared, read-only dependencies and one run's own context."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..audit import Auditor
+from ..drafting.base import Drafter, PRWriter, SpecReviser
+from ..registry import Registry
+from ..settings import Settings
+from ..store import Store
+
+if TYPE_CHECKING:
+    from ..forge.base import Forge
+    from ..target import TargetRepo
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One progress line of a run: ``step`` is the state being worked on (or ``track``, ``rollback``)."""
+
+    run_id: str
+    request_id: str
+    step: str
+    message: str
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+def _ignore(_event: ProgressEvent) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Everything the steps share. Immutable and free of per-run state: a server calls the engine from
+    many threads at once, each with its own :class:`RunContext`."""
+
+    settings: Settings
+    store: Store
+    auditor: Auditor
+    target: TargetRepo
+    forge: Forge
+    drafter: Drafter
+    reviser: SpecReviser | None = None
+    pr_writer: PRWriter | None = None
+
+
+@dataclass
+class RunContext:
+    """One run of one request: a stable ``run_id`` (in its audit rows and progress lines), the
+    caller's progress callback, and what the run reads once (the registry: each read is a git fetch)."""
+
+    request_id: str
+    progress: Progress = _ignore
+    run_id: str = field(default_factory=lambda: "run-" + secrets.token_hex(4))
+    step: str = ""
+    _registry: Registry | None = None
+
+    def say(self, message: str) -> None:
+        self.progress(ProgressEvent(self.run_id, self.request_id, self.step, message))
+
+    def registry(self, deps: Deps) -> Registry:
+        """The target repository's teams, read once per run."""
+        if self._registry is None:
+            self._registry = Registry.from_yaml_files(deps.target.team_files())
+        return self._registry

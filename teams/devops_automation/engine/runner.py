@@ -1,0 +1,206 @@
+"""The state-machine runner: lock a request, run the step its state calls for until it must wait, and
+record a failed step so that the next run resumes it.
+
+The runner knows nothing of who asks (that is :mod:`devops_automation.service` and :mod:`.authz`): it
+applies human decisions the service has already authorised, and keeps the request's own rules (which
+state allows which decision).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from ..audit import audit_context, redact
+from ..errors import STEP_FAILURES, ActionRefused, NotFound
+from ..models import (
+    OVERRIDABLE_BEFORE_GATE,
+    RATE_RULES,
+    REJECTABLE,
+    UNFINISHED,
+    ActorRef,
+    Approval,
+    ApprovalKind,
+    CapabilityGap,
+    LLMUsage,
+    RequestState,
+    TeamCreationRequest,
+)
+from ..store import Store
+from .context import Deps, Progress, RunContext, _ignore
+from .steps import STEPS
+
+WAITING = {RequestState.refused, RequestState.awaiting_approval}
+
+
+@dataclass
+class Submission:
+    request: TeamCreationRequest
+    duplicate: bool
+
+
+def describe_error(exc: Exception) -> str:
+    """One line that says what went wrong, naming the fields of a validation error."""
+    if isinstance(exc, ValidationError):
+        fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:5])
+        return f"invalid {exc.title}: {fields}"[:2000]
+    text = " ".join(str(exc).split())
+    return text[:2000] if text else type(exc).__name__
+
+
+def _actor(by: ActorRef | str) -> ActorRef:
+    return by if isinstance(by, ActorRef) else ActorRef(id=by, channel="cli")
+
+
+class Engine:
+    """Drives requests through :data:`~.steps.STEPS`. Holds only shared, immutable :class:`Deps`;
+    everything about one run lives in its :class:`RunContext`, so threads may share one engine."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @property
+    def store(self) -> Store:
+        return self.deps.store
+
+    def get(self, request_id: str) -> TeamCreationRequest:
+        """The stored request. Raises NotFound."""
+        request = self.deps.store.get_request(request_id)
+        if request is None:
+            raise NotFound(f"no request {request_id!r}; `devops-crew status` lists them")
+        return request
+
+    def submit(
+        self, gap: CapabilityGap, *, requester: ActorRef | None = None, progress: Progress | None = None
+    ) -> Submission:
+        """Create the request for ``gap`` (or find the one that exists) and drive it as far as it goes."""
+        request, created = self.deps.store.create_request(gap, requester=requester)
+        ctx = RunContext(request.id, progress or _ignore)
+        if created:
+            with audit_context(run=ctx.run_id):
+                self.deps.auditor.event(
+                    "request.received", gap.id or "", request_id=request.id, requesting_team=gap.requesting_team
+                )
+        else:
+            ctx.say(f"gap {gap.id} already has request {request.id} ({request.state.value})")
+        return Submission(self.run(request.id, progress=progress, ctx=ctx), duplicate=not created)
+
+    def run(
+        self, request_id: str, *, progress: Progress | None = None, ctx: RunContext | None = None
+    ) -> TeamCreationRequest:
+        """Drive the request as far as it can go now. Another process driving the same request makes
+        this one wait, then continue from whatever state that one left. Raises NotFound."""
+        ctx = ctx or RunContext(request_id, progress or _ignore)
+        with self.deps.store.request_lock(request_id), audit_context(run=ctx.run_id):
+            return self._run(ctx, self.get(request_id))
+
+    def _run(self, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
+        if request.state is RequestState.failed and request.resume_state is not None:
+            ctx.step = request.resume_state.value
+            ctx.say(f"resuming after failure at {request.resume_state.value}")
+            request.error = None
+            request = self.deps.store.save_request(request, request.resume_state)
+        while request.state in STEPS:
+            before = request.state
+            ctx.step = before.value
+            try:
+                request = STEPS[before](self.deps, ctx, request)
+            except STEP_FAILURES as exc:
+                return self._fail(ctx, request, before, exc)
+            if request.state in WAITING:
+                break  # a human or time has to act before the request can go on
+        return request
+
+    def _fail(
+        self, ctx: RunContext, request: TeamCreationRequest, step: RequestState, exc: Exception
+    ) -> TeamCreationRequest:
+        request.error = redact(describe_error(exc), self.deps.auditor.secrets)
+        spent = getattr(exc, "usage", None)  # a failed LLM step still cost tokens
+        if isinstance(spent, LLMUsage):
+            request.llm_usage = request.llm_usage + spent
+        request.resume_state = step
+        ctx.say(f"failed at {step.value}: {request.error}")
+        self.deps.auditor.event("request.failed", step.value, request_id=request.id, error=request.error)
+        return self.deps.store.save_request(request, RequestState.failed)
+
+    def pending(self) -> list[TeamCreationRequest]:
+        """Requests a scheduled run should retry: failed ones, rate-limited ones, and any a crash
+        stopped between steps. Waiting-for-a-human and policy-refused names are left alone."""
+        requests = self.deps.store.list_requests(limit=1000, states=set(UNFINISHED))
+        return [
+            r
+            for r in reversed(requests)
+            if r.state is not RequestState.refused or (r.decision and r.decision.rule in RATE_RULES)
+        ]
+
+    def approve(
+        self,
+        request_id: str,
+        *,
+        by: ActorRef | str,
+        override: bool = False,
+        reason: str = "",
+        self_approval: bool = False,
+        progress: Progress | None = None,
+    ) -> TeamCreationRequest:
+        """Apply a human approval the caller has authorised: the cost ceiling, or (``override``) the
+        rate limit and cooldown; then drive the request on. Raises NotFound, ActionRefused."""
+        actor = _actor(by)
+        ctx = RunContext(request_id, progress or _ignore)
+        with self.deps.store.request_lock(request_id), audit_context(run=ctx.run_id):
+            request = self.get(request_id)
+            if override:
+                rate_limited = (
+                    request.state is RequestState.refused
+                    and request.decision is not None
+                    and request.decision.rule in RATE_RULES
+                )
+                if not rate_limited and request.state not in OVERRIDABLE_BEFORE_GATE:
+                    rule = f" by rule {request.decision.rule}" if request.decision and request.decision.rule else ""
+                    raise ActionRefused(
+                        f"{request.id} is {request.state.value}{rule}; "
+                        "an override only lifts the rate limit and cooldown"
+                    )
+                request.override_approved_by = actor.id
+            else:
+                if request.state is not RequestState.awaiting_approval:
+                    raise ActionRefused(f"{request.id} is {request.state.value}, not awaiting approval")
+                request.cost_approved_by = actor.id
+            kind = ApprovalKind.override if override else ApprovalKind.cost
+            request.approvals.append(Approval(by=actor, kind=kind, reason=reason, self_approval=self_approval))
+            self.deps.auditor.event(
+                "policy.human_approval",
+                request.id,
+                request_id=request.id,
+                by=actor.id,
+                channel=actor.channel,
+                kind=kind.value,
+                override=override,
+                reason=reason,
+                self_approval=self_approval,
+            )
+            self.deps.store.save_request(request)
+        return self.run(request.id, ctx=ctx)
+
+    def reject(self, request_id: str, *, by: ActorRef | str, reason: str = "") -> TeamCreationRequest:
+        """A human's rejection of a waiting, refused or failed request; its rate-limit slot goes back.
+        Raises NotFound, ActionRefused."""
+        actor = _actor(by)
+        with self.deps.store.request_lock(request_id):
+            request = self.get(request_id)
+            if request.state not in REJECTABLE:
+                raise ActionRefused(
+                    f"{request.id} is {request.state.value}; only waiting, refused or failed requests can be rejected"
+                )
+            self.deps.auditor.event(
+                "policy.human_rejection",
+                request.id,
+                request_id=request.id,
+                by=actor.id,
+                channel=actor.channel,
+                reason=reason,
+            )
+            request.error = f"rejected by {actor.id}" + (f": {reason}" if reason else "")
+            self.deps.store.release_slot(request.id)  # nothing was published: the slot goes back
+            return self.deps.store.save_request(request, RequestState.rejected)

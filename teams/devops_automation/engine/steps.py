@@ -1,0 +1,266 @@
+"""The steps of the one path: analyse, draft, gate, scaffold, publish.
+
+Each step is a function ``step(deps, ctx, request) -> request`` that ends by saving a new state, so a
+request can be run again after a crash or a refusal and continues from the last good state. The policy
+gate sits between drafting and everything that writes. A step raises only
+:data:`~devops_automation.errors.STEP_FAILURES` on purpose (the runner records them as ``failed``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import policy, pr_text
+from ..drafting.base import DraftContext
+from ..errors import PolicyViolation, RenderInvalid
+from ..forge.base import PRContent
+from ..models import IN_FLIGHT, Outcome, PolicyDecision, PRText, RequestState, TeamCreationRequest
+from ..store import NameTaken
+from ..target import commit_message
+from .context import Deps, RunContext
+
+Step = Callable[[Deps, RunContext, TeamCreationRequest], TeamCreationRequest]
+MAX_REVISIONS = 2
+
+
+def analyse(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
+    """received -> analysed: the best registry match and its score."""
+    ctx.say("analysing: matching the gap against the registry")
+    ranked = ctx.registry(deps).rank(request.gap)
+    if ranked:
+        request.matched_team, request.match_score = ranked[0].team, ranked[0].score
+    return deps.store.save_request(request, RequestState.analysed)
+
+
+def draft(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
+    """analysed -> reuse_existing (a team covers the gap) or drafted (a TeamSpec)."""
+    if request.matched_team and (request.match_score or 0) >= deps.settings.reuse_threshold:
+        ctx.say(f"reusing existing team {request.matched_team} (score {request.match_score})")
+        deps.auditor.event("registry.reuse", request.matched_team, request_id=request.id, score=request.match_score)
+        return deps.store.save_request(request, RequestState.reuse_existing)
+    ctx.say(f"drafting a team spec with the {deps.drafter.label}")
+    context = DraftContext(existing_teams=ctx.registry(deps).names(), reserved_names=set(policy.RESERVED_NAMES))
+    drafted = deps.drafter.draft(request.gap, context)
+    request.spec, request.drafter = drafted.spec, deps.drafter.label
+    request.llm_usage = request.llm_usage + drafted.usage
+    return deps.store.save_request(request, RequestState.drafted)
+
+
+def gate(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
+    """drafted|refused|awaiting_approval -> approved_by_policy, refused or awaiting_approval."""
+    spec = request.spec
+    assert spec is not None
+    ctx.say(f"policy gate for team {spec.name}")
+    try:
+        policy.check_team_name(spec.name, ctx.registry(deps).names())
+        _check_not_in_flight(deps, request)
+    except PolicyViolation as violation:
+        return refuse(deps, ctx, request, violation.decision())
+    waiting = policy.cost_decision(spec, deps.settings.monthly_cost_ceiling_usd, request.cost_approved_by)
+    if waiting is not None:
+        request.decision = waiting
+        deps.auditor.event("policy.needs_approval", spec.name, request_id=request.id, rule=waiting.rule)
+        return deps.store.save_request(request, RequestState.awaiting_approval)
+    return _take_slot(deps, ctx, request)
+
+
+def _check_not_in_flight(deps: Deps, request: TeamCreationRequest) -> None:
+    """Two open requests may not propose the same new team folder (checked again, atomically, when the
+    rate-limit slot is taken)."""
+    assert request.spec is not None
+    for other in deps.store.list_requests(limit=10_000, states=set(IN_FLIGHT)):
+        if other.id != request.id and other.spec is not None and other.spec.name == request.spec.name:
+            raise name_in_flight(other.id, request.spec.name, other.state.value)
+
+
+def name_in_flight(holder: str, name: str, state: str) -> PolicyViolation:
+    return PolicyViolation(
+        "existing-team",
+        f"request {holder} already proposes teams/{name}/ ({state})",
+        "Wait until its pull request is merged or closed, or propose another name.",
+    )
+
+
+def _take_slot(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
+    """Take a rate-limit slot (or the human override) and fix the branch name."""
+    spec = request.spec
+    assert spec is not None
+    overridden = request.override_approved_by is not None
+    settings = deps.settings
+
+    def check(ledger: list) -> None:
+        if not overridden:
+            policy.check_rate(
+                ledger,
+                limit=settings.rate_limit_per_day,
+                cooldown_seconds=settings.cooldown_seconds,
+                request_id=request.id,
+            )
+
+    try:
+        try:
+            deps.store.consume_slot(request.id, spec.name, overridden=overridden, check=check)
+        except NameTaken as taken:
+            raise name_in_flight(taken.holder, spec.name, "being proposed") from taken
+    except PolicyViolation as violation:
+        risk = policy.risk_level(spec, settings.monthly_cost_ceiling_usd)
+        return refuse(deps, ctx, request, violation.decision(risk))
+    risk = policy.RiskLevel.high if overridden else policy.risk_level(spec, settings.monthly_cost_ceiling_usd)
+    request.decision = PolicyDecision(outcome=Outcome.approved, message="all policy rules passed", risk_level=risk)
+    request.branch = request.branch or policy.branch_name(spec.name)
+    deps.auditor.event(
+        "policy.approved",
+        spec.name,
+        request_id=request.id,
+        risk=risk.value,
+        branch=request.branch,
+        override_by=request.override_approved_by,
+    )
+    return deps.store.save_request(request, RequestState.approved_by_policy)
+
+
+def refuse(deps: Deps, ctx: RunContext, request: TeamCreationRequest, decision: PolicyDecision) -> TeamCreationRequest:
+    request.decision = decision
+    ctx.say(f"refused by policy ({decision.rule}): {decision.message}")
+    deps.auditor.event(
+        "policy.refused",
+        request.spec.name if request.spec else "",
+        request_id=request.id,
+        rule=decision.rule,
+        message=decision.message,
+    )
+    return deps.store.save_request(request, RequestState.refused)
+
+
+def render_dir(deps: Deps, request: TeamCreationRequest) -> Path:
+    return deps.settings.home / "renders" / request.id
+
+
+def rendered_root(deps: Deps, request: TeamCreationRequest) -> Path:
+    assert request.spec is not None
+    return render_dir(deps, request) / request.spec.name
+
+
+def _render(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> list[str]:
+    from ..scaffold.render import render_team
+    from ..scaffold.validate import validate_render
+
+    spec = request.spec
+    assert spec is not None
+    dest = render_dir(deps, request)
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    ctx.say(f"rendering teams/{spec.name}/ with cookiecutter")
+    rendered = render_team(spec, request.gap, dest, owner=request.gap.requesting_team or "platform-team")
+    files = policy.check_paths(rendered.files, spec.name)
+    if deps.settings.validate_render:
+        ctx.say(f"validating {len(files)} rendered files")
+        report = validate_render(rendered, spec, kubernetes_version=deps.settings.kubernetes_version)
+        if not report.ok:
+            raise RenderInvalid(report.errors)
+    return files
+
+
+def scaffold(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
+    """approved_by_policy -> scaffolded: render and validate; the reviser may fix a failed render twice."""
+    while True:
+        try:
+            request.files = _render(deps, ctx, request)
+            return deps.store.save_request(request, RequestState.scaffolded)
+        except RenderInvalid as invalid:
+            if deps.reviser is None or request.revisions >= MAX_REVISIONS:
+                raise
+            _revise(deps, ctx, request, invalid.errors)
+
+
+def _revise(deps: Deps, ctx: RunContext, request: TeamCreationRequest, errors: list[str]) -> None:
+    """Let the reviser fix a spec whose render failed; the result is held to the approved name and to
+    the cost ceiling again, in code."""
+    spec = request.spec
+    assert spec is not None and deps.reviser is not None
+    request.revisions += 1
+    ctx.say(f"validation failed; revision {request.revisions} of {MAX_REVISIONS}")
+    revised = deps.reviser.revise(request.gap, spec, errors)
+    request.llm_usage = request.llm_usage + revised.usage
+    if revised.spec.name != spec.name:
+        raise PolicyViolation("team-name", f"a revision may not rename the approved team {spec.name!r}")
+    ceiling = deps.settings.monthly_cost_ceiling_usd
+    if policy.cost_decision(revised.spec, ceiling, request.cost_approved_by):
+        raise PolicyViolation("cost-ceiling", "the revised team costs more than the ceiling allows")
+    if request.cost_approved_by and revised.spec.monthly_cost_usd > max(spec.monthly_cost_usd, ceiling):
+        raise PolicyViolation("cost-ceiling", "the revised team costs more than the human approved")
+    deps.auditor.event("spec.revised", spec.name, request_id=request.id, errors=errors[:10])
+    request.spec = revised.spec
+    if request.decision is not None and request.override_approved_by is None:  # labels, draft, auto-merge
+        request.decision.risk_level = policy.risk_level(revised.spec, ceiling)
+    deps.store.save_request(request)
+
+
+def publish(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
+    """scaffolded -> published: commit and push the auto/ branch, then ensure its pull request."""
+    spec, branch = request.spec, request.branch
+    assert spec is not None and branch is not None
+    if not rendered_root(deps, request).exists():  # lost after a crash: render again, identically
+        request.files = _render(deps, ctx, request)
+    ctx.say(f"committing {len(request.files)} files on {branch} and pushing")
+    published = deps.target.publish_branch(
+        gap_id=request.gap.id,
+        request_id=request.id,
+        team_name=spec.name,
+        branch=branch,
+        rendered_root=rendered_root(deps, request),
+        files=request.files,
+        message=commit_message(spec.name, request.gap.id, request.id),
+    )
+    if published.branch != branch:  # published by another process or installation: reuse it
+        deps.auditor.event("publish.adopt_branch", published.branch, request_id=request.id, instead_of=branch)
+        request.branch = branch = published.branch
+    request.commit_sha = published.commit
+    deps.store.save_request(request)
+    ctx.say(f"opening the pull request on the {deps.forge.label}")
+
+    def compose() -> PRContent:
+        text = _pr_text(deps, request)
+        summary = text.summary
+        body = pr_text.body(request, spec, request.files, request.drafter or deps.drafter.label, summary=summary)
+        return PRContent(title=text.title, body=body)
+
+    with deps.auditor.action("forge.open_pull_request", branch, request_id=request.id) as call:
+        pr = deps.forge.ensure_pull_request(
+            head=branch,
+            base=deps.settings.base_branch,
+            compose=compose,
+            labels=pr_text.labels(request.decision),
+            draft=request.decision is not None and request.decision.risk_level is policy.RiskLevel.high,
+            changed_paths=request.files,
+        )
+        call.result.update(number=pr.number, url=pr.url, created=pr.created, warnings=pr.warnings)
+    request.pr_number, request.pr_url = pr.number, pr.url
+    request = deps.store.save_request(request, RequestState.published)
+    shutil.rmtree(render_dir(deps, request), ignore_errors=True)  # the branch holds it now
+    return request
+
+
+def _pr_text(deps: Deps, request: TeamCreationRequest) -> PRText:
+    spec = request.spec
+    assert spec is not None
+    if deps.pr_writer is None:
+        return PRText(title=pr_text.title(spec, request))
+    text, usage = deps.pr_writer.write(request, spec, request.files)
+    request.llm_usage = request.llm_usage + usage
+    deps.store.save_request(request)
+    return text
+
+
+#: The step for each state a run can continue from.
+STEPS: dict[RequestState, Step] = {
+    RequestState.received: analyse,
+    RequestState.analysed: draft,
+    RequestState.drafted: gate,
+    RequestState.refused: gate,
+    RequestState.awaiting_approval: gate,
+    RequestState.approved_by_policy: scaffold,
+    RequestState.scaffolded: publish,
+}

@@ -1,0 +1,254 @@
+"""The one API every entry point calls (CLI, A2A, web, Discord, scheduler) and nothing else does.
+
+Each call takes the :class:`~devops_automation.authz.Actor` the entry point authenticated, passes the
+authorisation layer, runs the engine, and returns plain views: the JSON shapes of the README's "JSON
+output" (dicts of str, numbers, lists, None), never ORM rows or forge objects. Long calls take a
+per-call ``progress`` callback; the service keeps no per-call state, so one instance serves many
+threads. Every audit row a call writes carries the actor's id and channel.
+
+Read-only calls (``get``, ``list``, ``audit``, ``verify_audit``) open only the store: they work without a
+forge. The engine (forge, checkout, drafter) is built on the first call that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import report
+from .app import App, build_app
+from .audit import audit_context, verify_chain
+from .authz import Action, Actor, require
+from .drafting.base import Drafter
+from .engine import Progress
+from .errors import ConfigurationError, InvalidInput, NotFound
+from .models import CapabilityGap, RequestState, TeamCreationRequest
+from .settings import Settings
+from .store import Store, open_store
+
+View = dict[str, Any]
+MAX_LIST = 1000
+
+
+def gap_from(data: CapabilityGap | dict[str, Any]) -> CapabilityGap:
+    """A validated gap from untrusted data. Raises InvalidInput naming the fields at fault."""
+    if isinstance(data, CapabilityGap):
+        return CapabilityGap.model_validate(data.model_dump())
+    try:
+        return CapabilityGap.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(invalid_input_message(exc)) from exc
+
+
+def invalid_input_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        field = ".".join(str(p) for p in err.get("loc", ())) or "input"
+        parts.append(f"{field}: {err.get('msg', 'invalid')}")
+    return "invalid input: " + "; ".join(parts)
+
+
+class CrewService:
+    """The service layer. ``settings`` is the process's one Settings; ``drafter`` replaces the
+    configured drafter (tests); ``app`` reuses an engine already built (tests, benchmarks)."""
+
+    def __init__(self, settings: Settings, *, drafter: Drafter | None = None, app: App | None = None) -> None:
+        self.settings = settings
+        self._drafter = drafter
+        self._app = app
+        self._store: Store | None = app.store if app is not None else None
+        self._lock = threading.Lock()
+
+    # -- wiring -------------------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                self.settings.home.mkdir(parents=True, exist_ok=True)
+                self._store = open_store(self.settings.effective_database_url)
+            return self._store
+
+    @property
+    def app(self) -> App:
+        """The engine and its forge, built on first use. Raises ConfigurationError, ForgeError."""
+        store = self.store
+        with self._lock:
+            if self._app is None:
+                self._app = build_app(self.settings, drafter=self._drafter, store=store)
+            return self._app
+
+    def close(self) -> None:
+        with self._lock:
+            if self._app is not None:
+                self._app.forge.close()
+            if self._store is not None:
+                self._store.close()
+            self._app = self._store = None
+
+    def __enter__(self) -> CrewService:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _acting(self, actor: Actor) -> Iterator[None]:
+        with audit_context(actor=actor.id, channel=actor.channel.value):
+            yield
+
+    def _request(self, request_id: str) -> TeamCreationRequest:
+        request = self.store.get_request(request_id)
+        if request is None:
+            raise NotFound(f"no request {request_id!r}; `devops-crew status` lists them")
+        return request
+
+    # -- requests -----------------------------------------------------------------------------
+    def submit(
+        self, actor: Actor, gap: CapabilityGap | dict[str, Any], *, progress: Progress | None = None
+    ) -> View:
+        """Submit a gap (validated here: it is untrusted) and drive its request as far as it goes.
+        Returns a SUMMARY with ``duplicate``. Raises PermissionDenied, InvalidInput, ConfigurationError."""
+        require(actor, Action.submit)
+        checked = gap_from(gap)
+        with self._acting(actor):
+            submission = self.app.engine.submit(checked, requester=actor.ref(), progress=progress)
+        return report.request_summary(submission.request, duplicate=submission.duplicate)
+
+    def get(self, actor: Actor, request_id: str) -> View:
+        """One request's SUMMARY. Raises PermissionDenied, NotFound."""
+        require(actor, Action.read)
+        return report.request_summary(self._request(request_id))
+
+    def list(self, actor: Actor, *, limit: int = 20, states: set[str] | None = None) -> list[View]:
+        """The newest ``limit`` (1..1000) requests' SUMMARYs, newest first, optionally in ``states``."""
+        require(actor, Action.read)
+        if not 1 <= limit <= MAX_LIST:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LIST}, not {limit}")
+        try:
+            wanted = {RequestState(s) for s in states} if states else None
+        except ValueError as exc:
+            raise InvalidInput(f"unknown state: {exc}") from exc
+        return [report.request_summary(r) for r in self.store.list_requests(limit=limit, states=wanted)]
+
+    def approve(self, actor: Actor, request_id: str, *, reason: str = "", progress: Progress | None = None) -> View:
+        """Approve a request waiting on the cost ceiling, then drive it on. Four eyes: the requester
+        cannot. Raises PermissionDenied, NotFound, ActionRefused."""
+        verdict = require(
+            actor,
+            Action.approve,
+            self._request(request_id),
+            allow_self_approval=self.settings.allow_self_approval,
+        )
+        with self._acting(actor):
+            request = self.app.engine.approve(
+                request_id, by=actor.ref(), reason=reason, self_approval=verdict.self_approval, progress=progress
+            )
+        return report.request_summary(request)
+
+    def override(self, actor: Actor, request_id: str, *, reason: str, progress: Progress | None = None) -> View:
+        """Lift the rate limit and cooldown for this one request (needs a reason; four eyes).
+        Raises PermissionDenied, NotFound, ActionRefused."""
+        verdict = require(
+            actor,
+            Action.override,
+            self._request(request_id),
+            reason=reason,
+            allow_self_approval=self.settings.allow_self_approval,
+        )
+        with self._acting(actor):
+            request = self.app.engine.approve(
+                request_id,
+                by=actor.ref(),
+                override=True,
+                reason=reason.strip(),
+                self_approval=verdict.self_approval,
+                progress=progress,
+            )
+        return report.request_summary(request)
+
+    def reject(self, actor: Actor, request_id: str, *, reason: str = "") -> View:
+        """Reject a waiting, refused or failed request (its requester may withdraw it).
+        Raises PermissionDenied, NotFound, ActionRefused."""
+        require(actor, Action.reject, self._request(request_id))
+        with self._acting(actor):
+            request = self.app.engine.reject(request_id, by=actor.ref(), reason=reason)
+        return report.request_summary(request)
+
+    def resume(self, actor: Actor, request_id: str, *, progress: Progress | None = None) -> View:
+        """Run a request again from its last good step. Raises PermissionDenied, NotFound."""
+        require(actor, Action.resume)
+        self._request(request_id)
+        with self._acting(actor):
+            return report.request_summary(self.app.engine.run(request_id, progress=progress))
+
+    def resume_pending(self, actor: Actor, *, progress: Progress | None = None) -> list[View]:
+        """Run every unfinished request again (failed, rate-limited, stopped mid-way)."""
+        require(actor, Action.resume)
+        engine = self.app.engine
+        with self._acting(actor):
+            return [report.request_summary(engine.run(r.id, progress=progress)) for r in engine.pending()]
+
+    def track(self, actor: Actor, *, progress: Progress | None = None) -> list[View]:
+        """Refresh published requests from their pull requests: ``[{"request_id", "pr_number", "before",
+        "after", "note"}]``."""
+        require(actor, Action.track)
+        with self._acting(actor):
+            return [r.model_dump() for r in self.app.lifecycle.track(progress=progress)]
+
+    def rollback(self, actor: Actor, request_id: str, *, progress: Progress | None = None) -> View:
+        """Open the revert pull request for a merged team. Raises PermissionDenied, NotFound, ActionRefused."""
+        require(actor, Action.rollback, self._request(request_id))
+        with self._acting(actor):
+            return report.request_summary(self.app.lifecycle.rollback(request_id, by=actor.ref(), progress=progress))
+
+    # -- audit --------------------------------------------------------------------------------
+    def audit(self, actor: Actor, *, request_id: str | None = None, limit: int = 50) -> list[View]:
+        """The last ``limit`` audit rows (of one request, or all), oldest first."""
+        require(actor, Action.audit)
+        rows = [r for r in self.store.iter_audit(request_id)][-limit:]
+        return [
+            {
+                "seq": r.seq,
+                "ts": r.ts.isoformat(),
+                "request_id": r.request_id,
+                "action": r.action,
+                "phase": r.phase,
+                "target": r.target,
+                "detail": json.loads(r.detail),
+                "hash": r.hash,
+            }
+            for r in rows
+        ]
+
+    def verify_audit(self, actor: Actor) -> View:
+        """Walk the hash chain: ``{"rows", "ok", "problems"}``."""
+        require(actor, Action.audit)
+        rows = list(self.store.iter_audit())
+        problems = verify_chain(rows, self.store.audit_head())
+        return {"rows": len(rows), "ok": not problems, "problems": problems}
+
+    def about(self) -> View:
+        """Where this service publishes: ``{"target", "forge", "drafter"}`` (builds the engine)."""
+        app = self.app
+        return {"target": app.target.url, "forge": app.forge.label, "drafter": app.drafter.label}
+
+
+def serve_embedded_forge(settings: Settings, port: int, ready: Callable[[str], None]) -> None:
+    """``devops-crew forge serve``: run the embedded forge in the foreground until interrupted.
+    Raises ConfigurationError when the settings name another forge or the embedded one is not
+    installed, OSError when ``port`` cannot be bound."""
+    from .forge import forge_kind
+    from .forge.local import serve_local_forge
+
+    kind = forge_kind(settings)
+    if kind != "local":
+        raise ConfigurationError(
+            f"DEVOPS_CREW_FORGE is {kind} (GITHUB_TOKEN set?); the local forge is for the embedded mode"
+        )
+    settings.home.mkdir(parents=True, exist_ok=True)
+    serve_local_forge(settings, port, ready)

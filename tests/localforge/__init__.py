@@ -1,1 +1,0 @@
-"""Tests of the local forge: GitHub schema conformance, PyGithub flows, failures and timings."""

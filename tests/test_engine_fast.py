@@ -1,0 +1,124 @@
+"""The engine on the in-memory fake forge: the same steps and rules as over HTTP, in seconds.
+
+Real git (clone, commit, push into a bare repository, merge commits made with ``git merge-tree``),
+real cookiecutter renders, the real store; pull requests live in the fake forge's memory. The slow
+validators (generated tests, kubernetes-validate, hadolint) are off here; ``test_pipeline.py`` runs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from git import Repo
+
+from devops_automation.app import App, build_app
+from devops_automation.errors import ActionRefused
+from devops_automation.forge.fake import FakeForge
+from devops_automation.models import CapabilityGap, RequestState
+
+from .conftest import make_settings
+from .helpers import NEW_TEAM_GAP, changed_paths, new_gap
+
+
+def fast_app(tmp_path: Path, **overrides: object) -> App:
+    values: dict[str, object] = {"forge": "fake", "validate_render": False}
+    values.update(overrides)
+    return build_app(make_settings(tmp_path / "home", **values))
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    built = fast_app(tmp_path)
+    yield built
+    built.close()
+
+
+def fake(app: App) -> FakeForge:
+    assert isinstance(app.forge, FakeForge)
+    return app.forge
+
+
+def heads(app: App) -> set[str]:
+    return {h.name for h in Repo(fake(app).bare).heads}
+
+
+def test_a_gap_becomes_one_branch_and_one_pull_request(app: App) -> None:
+    request = app.engine.submit(NEW_TEAM_GAP).request
+    assert request.state is RequestState.published, request.error
+    assert heads(app) == {"main", request.branch}
+    pr = fake(app).get_pull_request(request.pr_number)
+    assert pr.head_ref == request.branch and pr.state == "open" and "risk:low" in pr.labels
+    assert "8 tasks need interactive d3.js charts" in pr.body and request.id in pr.body
+    assert changed_paths(fake(app).bare, request.branch) == sorted(request.files)
+    again = app.engine.submit(NEW_TEAM_GAP.model_copy())
+    assert again.duplicate and len(fake(app).pulls) == 1
+
+
+def test_a_failed_pull_request_call_fails_the_step_and_resume_finishes_it(app: App) -> None:
+    fake(app).fail("ensure_pull_request")
+    failed = app.engine.submit(new_gap(1)).request
+    assert failed.state is RequestState.failed and failed.resume_state is RequestState.scaffolded
+    assert "injected failure" in (failed.error or "") and failed.commit_sha
+    done = app.engine.run(failed.id)
+    assert done.state is RequestState.published and len(fake(app).pulls) == 1
+    assert heads(app) == {"main", done.branch}
+
+
+def test_track_follows_merge_and_close_and_the_registry_sees_the_merged_team(app: App) -> None:
+    merged = app.engine.submit(new_gap(1)).request
+    closed = app.engine.submit(new_gap(2)).request
+    fake(app).merge_pull_request(merged.pr_number, merged.commit_sha)
+    fake(app).close_pull_request(closed.pr_number)
+    results = {r.request_id: r.after for r in app.lifecycle.track()}
+    assert results == {merged.id: "merged", closed.id: "rejected"}
+    reuse = app.engine.submit(
+        CapabilityGap(description="We need native kotlin and swift apps built", required_skills=["kotlin", "swift"])
+    ).request
+    assert reuse.state is RequestState.reuse_existing and reuse.matched_team == "mobile_team_1"
+
+
+def test_rollback_opens_a_revert_pull_request_once(app: App) -> None:
+    request = app.engine.submit(new_gap(1)).request
+    with pytest.raises(ActionRefused, match="only merged teams"):
+        app.lifecycle.rollback(request.id, by="carol")
+    fake(app).merge_pull_request(request.pr_number, request.commit_sha)
+    app.lifecycle.track()
+    rolled = app.lifecycle.rollback(request.id, by="carol")
+    again = app.lifecycle.rollback(request.id, by="carol")
+    assert rolled.rollback_pr_number == again.rollback_pr_number and len(fake(app).pulls) == 2
+    tree = Repo(fake(app).bare).commit(rolled.rollback_branch).tree
+    assert "mobile_team_1" not in [t.name for t in (tree / "teams").trees]
+
+
+def test_auto_merge_needs_green_checks_and_the_exact_commit(tmp_path: Path) -> None:
+    app = fast_app(tmp_path, auto_merge_low_risk=True)
+    try:
+        request = app.engine.submit(new_gap(1)).request
+        assert "checks are pending" in app.lifecycle.track()[0].note
+        fake(app).statuses[request.commit_sha] = "failure"
+        assert "checks are failure" in app.lifecycle.track()[0].note
+        fake(app).statuses[request.commit_sha] = "success"
+        result = app.lifecycle.track()[0]
+        assert result.after == "merged" and result.note.startswith("auto-merged")
+    finally:
+        app.close()
+
+
+def test_rate_limit_override_and_cost_ceiling(tmp_path: Path) -> None:
+    app = fast_app(tmp_path, rate_limit_per_day=1, monthly_cost_ceiling_usd=5)
+    try:
+        waiting = app.engine.submit(new_gap(1)).request
+        assert waiting.state is RequestState.awaiting_approval
+        assert app.engine.approve(waiting.id, by="bob").state is RequestState.published
+        limited = app.engine.submit(new_gap(2)).request
+        assert limited.state is RequestState.awaiting_approval  # cost first, then the slot
+        approved = app.engine.approve(limited.id, by="bob")
+        assert approved.state is RequestState.refused and approved.decision.rule == "rate-limit"
+        overridden = app.engine.approve(limited.id, by="dave", override=True, reason="launch")
+        assert overridden.state is RequestState.published and overridden.decision.risk_level.value == "high"
+        assert fake(app).get_pull_request(overridden.pr_number).draft  # high risk: a draft
+        assert [a.kind.value for a in overridden.approvals] == ["cost", "override"]
+    finally:
+        app.close()
