@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from devops_automation.audit import Auditor
+from devops_automation.forge.base import PRContent, http_token_env
 from devops_automation.forge.github import GitHubForge
 from devops_automation.policy import branch_name
 from devops_automation.registry import SEED_DIR
@@ -38,7 +39,7 @@ def main() -> None:
             settings = Settings(_env_file=None, home=root / "home")
             settings.home.mkdir()
             auditor = Auditor(open_store(settings.effective_database_url), [TOKEN])
-            target = TargetRepo(settings, auditor, f"{local.web_url}/local/teams.git", TOKEN)
+            target = TargetRepo(settings, auditor, f"{local.web_url}/local/teams.git", http_token_env(TOKEN))
             forge = GitHubForge(local.base_url, TOKEN, "local/teams", throttle=False)
             target.team_files()  # first clone, outside the timing
             publish, get_pull = [], []
@@ -61,16 +62,15 @@ def main() -> None:
                     files=files,
                     message=f"bench {i} req-bench{i}",
                 )
-                pr = forge.open_pull_request(
+                pr = forge.ensure_pull_request(
                     head=branch,
                     base="main",
-                    title=f"bench {i}",
-                    body="bench",
+                    compose=lambda i=i: PRContent(title=f"bench {i}", body="bench"),
                     labels=["automated", "new-team", "needs-review", "risk:low"],
                 )
                 publish.append(time.perf_counter() - start)
                 start = time.perf_counter()
-                forge.get_pull(pr.number)
+                forge.get_pull_request(pr.number)
                 get_pull.append(time.perf_counter() - start)
             forge.close()
     finally:

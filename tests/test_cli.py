@@ -192,3 +192,12 @@ def test_the_cli_user_cannot_approve_their_own_request_unless_self_approval_is_a
     rows = json.loads(run(home, "audit", "--json", "--request", summary["id"], "--limit", "500").stdout)["rows"]
     decision = next(r["detail"] for r in rows if r["action"] == "policy.human_approval")
     assert decision["self_approval"] is True and decision["channel"] == "cli"
+
+
+def test_a_schedule_on_the_scheduler_channel_may_only_resume_and_track(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    listed = run(home, "status", DEVOPS_CREW_CLI_CHANNEL="scheduler")
+    assert listed.returncode == 2 and "scheduler may only resume and track" in listed.stderr
+    pending = run(home, "resume", "--pending", "--json", DEVOPS_CREW_CLI_CHANNEL="scheduler")
+    assert pending.returncode == 0, pending.stderr
+    assert json.loads(pending.stdout)["requests"] == []

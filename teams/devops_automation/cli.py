@@ -47,7 +47,8 @@ def _service(args: argparse.Namespace) -> Any:
 
 
 def _actor(service: Any) -> Any:
-    """The CLI's actor: the local login name, with DEVOPS_CREW_CLI_ROLES (every role by default)."""
+    """The CLI's actor: the local login name, with DEVOPS_CREW_CLI_ROLES (every role by default), on the
+    channel DEVOPS_CREW_CLI_CHANNEL (``cli``; ``scheduler`` for a CronJob)."""
     import getpass
 
     from .authz import Actor, Channel, parse_roles
@@ -57,7 +58,8 @@ def _actor(service: Any) -> Any:
     except ValueError as exc:
         raise CliError(f"DEVOPS_CREW_CLI_ROLES: {exc}") from exc
     login = getpass.getuser()
-    return Actor(id=login, channel=Channel.cli, display_name=login, roles=roles)
+    channel = Channel(service.settings.cli_channel)
+    return Actor(id=login, channel=channel, display_name=login, roles=roles)
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
 
     # Who the CLI acts as: the login name, with these roles (comma-separated, "all" for every role).
     cli_roles: str = Field("all", validation_alias=_env("DEVOPS_CREW_CLI_ROLES"))
+    # The channel the CLI acts on: `scheduler` for a CronJob (it may then only resume and track).
+    cli_channel: Literal["cli", "scheduler"] = Field("cli", validation_alias=_env("DEVOPS_CREW_CLI_CHANNEL"))
     # Four eyes: the requester of a request may never approve it, unless this is set for a
     # single-person setup (each such approval is audited with self_approval=true).
     allow_self_approval: bool = Field(False, validation_alias=_env("DEVOPS_CREW_ALLOW_SELF_APPROVAL"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, ForgeUnderTest, Pusher, git
 from git import Repo as GitRepo
-from github import Github, GithubException
+from github import Auth, Github, GithubException
 
 
 def _push_team_branch(forge: ForgeUnderTest, tmp_path: Path, branch: str, team: str) -> str:
@@ -132,3 +132,10 @@ def test_squash_and_rebase_merges(forge: ForgeUnderTest, gh: Github, push: Pushe
     assert git("--git-dir", str(bare), "log", "-1", "--format=%s", result.sha) == "change"
     assert git("--git-dir", str(bare), "show", f"{result.sha}:m.txt") == "m"
     assert git("--git-dir", str(bare), "show", f"{result.sha}:r.txt") == "r"
+
+
+def test_the_pytest_plugin_serves_a_forge(local_forge) -> None:
+    """Installing the distribution registers ``local_forge`` (entry point pytest11)."""
+    local_forge.create_repo("acme/plugin")
+    gh = Github(base_url=local_forge.base_url, auth=Auth.Token(local_forge.token), retry=None)
+    assert gh.get_repo("acme/plugin").full_name == "acme/plugin"
