@@ -7,6 +7,7 @@ validators (generated tests, kubernetes-validate, hadolint) are off here; ``test
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +123,27 @@ def test_rate_limit_override_and_cost_ceiling(tmp_path: Path) -> None:
         assert [a.kind.value for a in overridden.approvals] == ["cost", "override"]
     finally:
         app.close()
+
+
+def test_a_stale_git_lock_left_by_a_crash_does_not_block_the_request(app: App) -> None:
+    app.target.team_files()  # clones
+    git_dir = app.settings.checkout_dir / ".git"
+    (git_dir / "index.lock").write_text("")
+    (git_dir / "refs" / "heads" / "main.lock").write_text("")
+    request = app.engine.submit(new_gap(1)).request
+    assert request.state is RequestState.published, request.error
+    assert not (git_dir / "index.lock").exists()
+    rows = app.store.iter_audit()
+    removed = [r.target for r in rows if r.action == "git.remove_stale_lock" and r.phase == "succeeded"]
+    assert sorted(removed) == [".git/index.lock", ".git/refs/heads/main.lock"]
+
+
+def test_a_git_failure_is_a_resumable_step_failure_with_gits_own_words(app: App) -> None:
+    request = app.engine.submit(new_gap(1)).request
+    fake(app).git("update-ref", "-d", f"refs/heads/{request.branch}")  # the branch vanished on the forge
+    shutil.move(str(fake(app).bare), str(fake(app).bare) + ".gone")  # and then the whole repository
+    second = app.engine.submit(new_gap(2)).request
+    assert second.state is RequestState.failed and second.resume_state is RequestState.received
+    assert "cannot fetch the target repository" in (second.error or "")
+    shutil.move(str(fake(app).bare) + ".gone", str(fake(app).bare))
+    assert app.engine.run(second.id).state is RequestState.published

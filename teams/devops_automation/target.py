@@ -81,6 +81,7 @@ class TargetRepo:
                     raise GitError(f"cannot clone the target repository {self.url}: {_stderr(exc)}") from exc
             repo.git.update_environment(**self.git_env)
             return repo
+        self._clear_stale_locks()
         repo = Repo(self.path)
         repo.git.update_environment(**self.git_env)
         if repo.remotes.origin.url != self.url:  # the embedded forge may listen on a new port
@@ -91,6 +92,17 @@ class TargetRepo:
             except GitCommandError as exc:
                 raise GitError(f"cannot fetch the target repository {self.url}: {_stderr(exc)}") from exc
         return repo
+
+    def _clear_stale_locks(self) -> None:
+        """Git's own lock files left by a crash (``index.lock``, ``HEAD.lock``, a ref's ``.lock``).
+        Only this process touches the checkout while it holds the checkout lock, so any such file
+        is stale: remove it (audited) instead of failing every resume on it."""
+        git_dir = self.path / ".git"
+        stale = [git_dir / "index.lock", git_dir / "HEAD.lock", git_dir / "config.lock"]
+        stale += [p for p in (git_dir / "refs").rglob("*.lock")] if (git_dir / "refs").is_dir() else []
+        for lock in (p for p in stale if p.is_file()):
+            with self.auditor.action("git.remove_stale_lock", str(lock.relative_to(self.path))):
+                lock.unlink()
 
     def team_files(self) -> dict[str, str]:
         """``{path: text}`` of every ``teams/*/team.yaml`` on the base branch."""
