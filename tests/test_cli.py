@@ -201,3 +201,13 @@ def test_a_schedule_on_the_scheduler_channel_may_only_resume_and_track(tmp_path:
     pending = run(home, "resume", "--pending", "--json", DEVOPS_CREW_CLI_CHANNEL="scheduler")
     assert pending.returncode == 0, pending.stderr
     assert json.loads(pending.stdout)["requests"] == []
+
+
+@pytest.mark.slow
+def test_the_cli_actor_comes_from_the_uid_not_from_logname(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {"DEVOPS_CREW_COST_CEILING_USD": "5"}
+    waiting = run(home, "request", "needs kotlin apps", "--skill", "kotlin", "--name", "kotlin_apps", "--json", **env)
+    request_id = json.loads(waiting.stdout)["request"]["id"]
+    spoofed = run(home, "approve", request_id, **env, LOGNAME="somebody-else", USER="somebody-else")
+    assert spoofed.returncode == 2 and "four eyes" in spoofed.stderr

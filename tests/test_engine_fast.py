@@ -147,3 +147,38 @@ def test_a_git_failure_is_a_resumable_step_failure_with_gits_own_words(app: App)
     assert "cannot fetch the target repository" in (second.error or "")
     shutil.move(str(fake(app).bare) + ".gone", str(fake(app).bare))
     assert app.engine.run(second.id).state is RequestState.published
+
+
+def test_rejecting_a_pushed_request_closes_its_pr_and_deletes_only_the_crews_branch(app: App) -> None:
+    fake(app).fail("ensure_pull_request", times=2)
+    first = app.engine.submit(new_gap(1)).request
+    second = app.engine.submit(new_gap(2)).request
+    assert first.state is second.state is RequestState.failed and first.commit_sha and second.commit_sha
+    # someone opened the first one's pull request by hand; someone pushed onto the second's branch
+    from devops_automation.forge.base import PRContent
+
+    opened = fake(app).ensure_pull_request(
+        head=first.branch, base="main", compose=lambda: PRContent(title="t", body="b"), labels=[]
+    )
+    work = Repo.clone_from(fake(app).bare, app.settings.home / "human", branch=second.branch)
+    (Path(work.working_dir) / "teams" / "mobile_team_2" / "NOTES.md").write_text("a human's notes\n")
+    work.git.add(A=True)
+    work.git.commit("-m", "notes", "--author", "Hu Man <h@example.com>")
+    work.git.push("origin", second.branch)
+    assert app.engine.reject(first.id, by="erin").state is RequestState.rejected
+    assert fake(app).get_pull_request(opened.number).state == "closed"
+    assert first.branch not in heads(app)
+    assert app.engine.reject(second.id, by="erin").state is RequestState.rejected
+    assert second.branch in heads(app)  # it holds a human's commit: kept
+    assert [r.action for r in app.store.iter_audit(second.id)].count("forge.branch_kept") == 1
+
+
+def test_a_base_branch_that_does_not_exist_fails_the_step_instead_of_crashing(tmp_path: Path) -> None:
+    fast_app(tmp_path).close()  # the forge's repository has only main
+    app = fast_app(tmp_path, base_branch="develop")
+    try:
+        request = app.engine.submit(new_gap(1)).request
+        assert request.state is RequestState.failed and request.resume_state is RequestState.received
+        assert "develop" in (request.error or "")
+    finally:
+        app.close()

@@ -185,3 +185,12 @@ def test_permission_rules_as_a_table() -> None:
     assert permission_allowed(CRON, Action.track).allowed and not permission_allowed(CRON, Action.read).allowed
     with pytest.raises(ValueError, match="control"):
         Actor(id="bob\u202e", channel=Channel.web)
+
+
+def test_a_request_without_a_recorded_requester_cannot_be_approved(service: CrewService) -> None:
+    """Requests stored before requesters were recorded: four eyes cannot be checked, so nobody approves."""
+    legacy = service.app.engine.submit(new_gap(1)).request  # the engine itself records no requester
+    assert legacy.requester is None and legacy.state.value == "awaiting_approval"
+    with pytest.raises(PermissionDenied, match="records no requester"):
+        service.approve(BOB, legacy.id)
+    assert service.reject(BOB, legacy.id, reason="resubmit")["state"] == "rejected"

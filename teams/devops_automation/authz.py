@@ -145,6 +145,13 @@ def permission_allowed(
         )
     if action is Action.override and not reason.strip():
         return Verdict(allowed=False, rule="reason-required", message="an override needs a reason")
+    if action in FOUR_EYES_ACTIONS and request is not None and request.requester is None and not allow_self_approval:
+        return Verdict(
+            allowed=False,
+            rule="four-eyes",
+            message=f"{request.id} records no requester (it predates requesters), so four eyes cannot be checked: "
+            "reject it and submit the gap again",
+        )
     if action in FOUR_EYES_ACTIONS and _is_requester(actor, request):
         if not allow_self_approval:
             return Verdict(

@@ -49,17 +49,27 @@ def _service(args: argparse.Namespace) -> Any:
 def _actor(service: Any) -> Any:
     """The CLI's actor: the local login name, with DEVOPS_CREW_CLI_ROLES (every role by default), on the
     channel DEVOPS_CREW_CLI_CHANNEL (``cli``; ``scheduler`` for a CronJob)."""
-    import getpass
-
     from .authz import Actor, Channel, parse_roles
 
     try:
         roles = parse_roles(service.settings.cli_roles)
     except ValueError as exc:
         raise CliError(f"DEVOPS_CREW_CLI_ROLES: {exc}") from exc
-    login = getpass.getuser()
+    login = _login()
     channel = Channel(service.settings.cli_channel)
     return Actor(id=login, channel=channel, display_name=login, roles=roles)
+
+
+def _login() -> str:
+    """The real user's login name, from the process's uid (not from LOGNAME/USER, which anyone can
+    set to pass as another approver); ``uid-N`` when the uid has no passwd entry (a CronJob's)."""
+    import os
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid-{os.getuid()}"
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:

@@ -18,6 +18,7 @@ from typing import NamedTuple
 from filelock import FileLock, Timeout
 from git import Actor, GitCommandError, Repo
 from git.exc import GitError as GitPythonError
+from gitdb.exc import ODBError as GitDbError
 
 from .audit import Auditor
 from .errors import GitError
@@ -61,7 +62,7 @@ class TargetRepo:
             raise GitError(f"the checkout {self.path} is locked by another process (waited 120 s)") from exc
         except GitCommandError as exc:
             raise GitError(f"git {_verb(exc)} failed: {_stderr(exc)}") from exc
-        except (GitPythonError, OSError) as exc:
+        except (GitPythonError, GitDbError, OSError, ValueError) as exc:  # bad refs, unknown commits, disk
             raise GitError(f"git failed in {self.path}: {type(exc).__name__}: {exc}") from exc
 
     @property
@@ -135,6 +136,19 @@ class TargetRepo:
             if _carries(repo.commit(ref).message, gap_id=gap_id):
                 return ref.removeprefix("refs/remotes/origin/")
         return None
+
+    def remote_head(self, branch: str) -> str | None:
+        """The commit ``branch`` points at on the remote now (``git ls-remote``), None if it is gone.
+        Raises GitError."""
+        from git.cmd import Git
+
+        runner = Git()
+        runner.update_environment(**self.git_env)
+        try:
+            out = runner.ls_remote(self.url, f"refs/heads/{check_branch(branch)}")
+        except GitCommandError as exc:
+            raise GitError(f"cannot read {branch} on {self.url}: {_stderr(exc)}") from exc
+        return out.split()[0] if out.strip() else None
 
     def remote_branch_commit(self, repo: Repo, branch: str) -> str | None:
         ref = f"refs/remotes/origin/{branch}"

@@ -183,6 +183,25 @@ class Engine:
             self.deps.store.save_request(request)
         return self.run(request.id, ctx=ctx)
 
+    def _withdraw_publication(self, request: TeamCreationRequest) -> None:
+        """A rejected request that already pushed (it failed at or after opening its pull request): close
+        its open pull request and delete its branch, but only while the branch still holds exactly the
+        crew's commit (nothing a human pushed is deleted). Raises ActionRefused if the PR was merged."""
+        forge, auditor, branch = self.deps.forge, self.deps.auditor, request.branch
+        assert branch is not None
+        pr = forge.find_pull_request(branch)
+        if pr is not None and pr.merged:
+            raise ActionRefused(f"{request.id}'s pull request #{pr.number} is merged; `devops-crew track` records it")
+        if pr is not None and pr.state == "open":
+            with auditor.action("forge.close_pull_request", f"#{pr.number}", request_id=request.id):
+                forge.close_pull_request(pr.number)
+        head = self.deps.target.remote_head(branch)
+        if head is not None and head == request.commit_sha:
+            with auditor.action("forge.delete_branch", branch, request_id=request.id, commit=head):
+                forge.delete_branch(branch)
+        elif head is not None:
+            auditor.event("forge.branch_kept", branch, request_id=request.id, head=head, reason="moved by someone else")
+
     def reject(self, request_id: str, *, by: ActorRef | str, reason: str = "") -> TeamCreationRequest:
         """A human's rejection of a waiting, refused or failed request; its rate-limit slot goes back.
         Raises NotFound, ActionRefused."""
@@ -193,6 +212,8 @@ class Engine:
                 raise ActionRefused(
                     f"{request.id} is {request.state.value}; only waiting, refused or failed requests can be rejected"
                 )
+            if request.branch and request.commit_sha:
+                self._withdraw_publication(request)
             self.deps.auditor.event(
                 "policy.human_rejection",
                 request.id,
