@@ -25,6 +25,8 @@ library, so nothing above the adapters ever catches a third-party exception.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from .models import LLMUsage, Outcome, PolicyDecision, RiskLevel
 
 
@@ -114,6 +116,14 @@ class LLMError(StepFailure):
     def __init__(self, message: str, usage: LLMUsage | None = None) -> None:
         super().__init__(message)
         self.usage = usage or LLMUsage()
+
+
+def validation_fields(exc: ValidationError, limit: int = 5) -> str:
+    """``field: message; ...`` for the first ``limit`` problems of a pydantic validation error."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err.get('loc', ())) or 'value'}: {err.get('msg', 'invalid')}"
+        for err in exc.errors()[:limit]
+    )
 
 
 #: What ends a step as ``failed`` (resumable) instead of surfacing as a bug.

@@ -349,6 +349,11 @@ class ActorRef(BaseModel):
     channel: str = Field(min_length=1, max_length=20)
     display_name: str = Field("", max_length=200)
 
+    @classmethod
+    def of(cls, by: ActorRef | str) -> ActorRef:
+        """``by`` itself, or a bare id read as a CLI user (engine tests pass plain names)."""
+        return by if isinstance(by, ActorRef) else cls(id=by, channel="cli")
+
     @property
     def key(self) -> str:
         """``channel:id``: one identity per channel (a Discord user and a CLI login are different actors)."""

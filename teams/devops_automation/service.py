@@ -26,7 +26,7 @@ from .audit import audit_context, verify_chain
 from .authz import Action, Actor, require
 from .drafting.base import Drafter
 from .engine import Progress
-from .errors import ConfigurationError, InvalidInput, NotFound
+from .errors import ConfigurationError, InvalidInput, validation_fields
 from .models import CapabilityGap, RequestState, TeamCreationRequest
 from .settings import Settings
 from .store import Store, open_store
@@ -46,11 +46,7 @@ def gap_from(data: CapabilityGap | dict[str, Any]) -> CapabilityGap:
 
 
 def invalid_input_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        field = ".".join(str(p) for p in err.get("loc", ())) or "input"
-        parts.append(f"{field}: {err.get('msg', 'invalid')}")
-    return "invalid input: " + "; ".join(parts)
+    return "invalid input: " + validation_fields(exc)
 
 
 class CrewService:
@@ -102,10 +98,7 @@ class CrewService:
             yield
 
     def _request(self, request_id: str) -> TeamCreationRequest:
-        request = self.store.get_request(request_id)
-        if request is None:
-            raise NotFound(f"no request {request_id!r}; `devops-crew status` lists them")
-        return request
+        return self.store.require_request(request_id)
 
     # -- requests -----------------------------------------------------------------------------
     def submit(

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect
 from sqlalchemy.exc import IntegrityError
 
 from . import tables
-from .errors import DevopsCrewError
+from .errors import DevopsCrewError, NotFound
 from .models import ActorRef, CapabilityGap, RequestState, TeamCreationRequest, check_transition
 
 HEAD_REVISION = "0003"
@@ -188,6 +188,13 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(select(tables.requests.c.payload).where(tables.requests.c.id == request_id)).first()
         return self._load(row[0]) if row else None
+
+    def require_request(self, request_id: str) -> TeamCreationRequest:
+        """The stored request. Raises :class:`~devops_automation.errors.NotFound`."""
+        request = self.get_request(request_id)
+        if request is None:
+            raise NotFound(f"no request {request_id!r}; `devops-crew status` lists them")
+        return request
 
     def get_request_by_gap(self, gap_id: str) -> TeamCreationRequest | None:
         with self.engine.connect() as conn:

@@ -56,12 +56,17 @@ class RunContext:
     caller's progress callback, and what the run reads once (the registry: each read is a git fetch)."""
 
     request_id: str
-    progress: Progress = _ignore
+    progress: Progress | None = None  # None: nobody listens
     run_id: str = field(default_factory=lambda: "run-" + secrets.token_hex(4))
     step: str = ""
     _registry: Registry | None = None
 
+    def __post_init__(self) -> None:
+        if self.progress is None:
+            self.progress = _ignore
+
     def say(self, message: str) -> None:
+        assert self.progress is not None
         self.progress(ProgressEvent(self.run_id, self.request_id, self.step, message))
 
     def registry(self, deps: Deps) -> Registry:

@@ -7,10 +7,10 @@ from pydantic import BaseModel
 
 from .. import policy
 from ..audit import audit_context
-from ..errors import STEP_FAILURES, ActionRefused, NotFound
+from ..errors import STEP_FAILURES, ActionRefused
 from ..forge.base import PRContent, PullRequest
 from ..models import ActorRef, RequestState, RiskLevel, TeamCreationRequest
-from .context import Deps, Progress, RunContext, _ignore
+from .context import Deps, Progress, RunContext
 
 
 class TrackResult(BaseModel):
@@ -34,7 +34,7 @@ class Lifecycle:
         results = []
         store = self.deps.store
         for request in store.list_requests(limit=10_000, states={RequestState.published}):
-            ctx = RunContext(request.id, progress or _ignore, step="track")
+            ctx = RunContext(request.id, progress, step="track")
             with store.request_lock(request.id), audit_context(run=ctx.run_id):
                 fresh = store.get_request(request.id)
                 if fresh is None or fresh.state is not RequestState.published or not fresh.pr_number:
@@ -112,13 +112,11 @@ class Lifecycle:
     ) -> TeamCreationRequest:
         """Open (or find) the pull request that reverts a merged team. Raises NotFound, ActionRefused,
         and the step failures of git and the forge (nothing is stored half-done: run it again)."""
-        actor = by if isinstance(by, ActorRef) else ActorRef(id=by, channel="cli")
+        actor = ActorRef.of(by)
         deps = self.deps
-        ctx = RunContext(request_id, progress or _ignore, step="rollback")
+        ctx = RunContext(request_id, progress, step="rollback")
         with deps.store.request_lock(request_id), audit_context(run=ctx.run_id):
-            request = deps.store.get_request(request_id)
-            if request is None:
-                raise NotFound(f"no request {request_id!r}; `devops-crew status` lists them")
+            request = deps.store.require_request(request_id)
             if request.state is not RequestState.merged or not request.merge_commit_sha or request.spec is None:
                 raise ActionRefused(f"{request.id} is {request.state.value}; only merged teams can be rolled back")
             name = request.spec.name

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from ..audit import audit_context, redact
-from ..errors import STEP_FAILURES, ActionRefused, NotFound
+from ..errors import STEP_FAILURES, ActionRefused, validation_fields
 from ..models import (
     OVERRIDABLE_BEFORE_GATE,
     RATE_RULES,
@@ -28,7 +28,7 @@ from ..models import (
     TeamCreationRequest,
 )
 from ..store import Store
-from .context import Deps, Progress, RunContext, _ignore
+from .context import Deps, Progress, RunContext
 from .steps import STEPS
 
 WAITING = {RequestState.refused, RequestState.awaiting_approval}
@@ -43,14 +43,9 @@ class Submission:
 def describe_error(exc: Exception) -> str:
     """One line that says what went wrong, naming the fields of a validation error."""
     if isinstance(exc, ValidationError):
-        fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:5])
-        return f"invalid {exc.title}: {fields}"[:2000]
+        return f"invalid {exc.title}: {validation_fields(exc)}"[:2000]
     text = " ".join(str(exc).split())
     return text[:2000] if text else type(exc).__name__
-
-
-def _actor(by: ActorRef | str) -> ActorRef:
-    return by if isinstance(by, ActorRef) else ActorRef(id=by, channel="cli")
 
 
 class Engine:
@@ -66,17 +61,14 @@ class Engine:
 
     def get(self, request_id: str) -> TeamCreationRequest:
         """The stored request. Raises NotFound."""
-        request = self.deps.store.get_request(request_id)
-        if request is None:
-            raise NotFound(f"no request {request_id!r}; `devops-crew status` lists them")
-        return request
+        return self.deps.store.require_request(request_id)
 
     def submit(
         self, gap: CapabilityGap, *, requester: ActorRef | None = None, progress: Progress | None = None
     ) -> Submission:
         """Create the request for ``gap`` (or find the one that exists) and drive it as far as it goes."""
         request, created = self.deps.store.create_request(gap, requester=requester)
-        ctx = RunContext(request.id, progress or _ignore)
+        ctx = RunContext(request.id, progress)
         if created:
             with audit_context(run=ctx.run_id):
                 self.deps.auditor.event(
@@ -91,7 +83,7 @@ class Engine:
     ) -> TeamCreationRequest:
         """Drive the request as far as it can go now. Another process driving the same request makes
         this one wait, then continue from whatever state that one left. Raises NotFound."""
-        ctx = ctx or RunContext(request_id, progress or _ignore)
+        ctx = ctx or RunContext(request_id, progress)
         with self.deps.store.request_lock(request_id), audit_context(run=ctx.run_id):
             return self._run(ctx, self.get(request_id))
 
@@ -146,8 +138,8 @@ class Engine:
     ) -> TeamCreationRequest:
         """Apply a human approval the caller has authorised: the cost ceiling, or (``override``) the
         rate limit and cooldown; then drive the request on. Raises NotFound, ActionRefused."""
-        actor = _actor(by)
-        ctx = RunContext(request_id, progress or _ignore)
+        actor = ActorRef.of(by)
+        ctx = RunContext(request_id, progress)
         with self.deps.store.request_lock(request_id), audit_context(run=ctx.run_id):
             request = self.get(request_id)
             if override:
@@ -205,7 +197,7 @@ class Engine:
     def reject(self, request_id: str, *, by: ActorRef | str, reason: str = "") -> TeamCreationRequest:
         """A human's rejection of a waiting, refused or failed request; its rate-limit slot goes back.
         Raises NotFound, ActionRefused."""
-        actor = _actor(by)
+        actor = ActorRef.of(by)
         with self.deps.store.request_lock(request_id):
             request = self.get(request_id)
             if request.state not in REJECTABLE:

@@ -11,13 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
-from .base import Forge, PRContent, PullRequest, http_token_env
+from .base import DEFAULT_API_URL, Forge, PRContent, PullRequest, http_token_env
 
 if TYPE_CHECKING:
     from ..audit import Auditor
     from ..settings import Settings
-
-DEFAULT_API_URL = "https://api.github.com"
 
 __all__ = ["Forge", "PRContent", "PullRequest", "forge_kind", "http_token_env", "open_forge"]
 

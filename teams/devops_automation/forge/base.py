@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from ..models import PullRequestRef
 
+DEFAULT_API_URL = "https://api.github.com"
 ChecksVerdict = Literal["success", "failure", "pending"]
 
 

@@ -9,6 +9,7 @@ Selected with ``DEVOPS_CREW_FORGE=fake`` (state is lost with the process: for te
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -82,7 +83,7 @@ class FakeForge:
             run = lambda *a: subprocess.run(["git", *a], cwd=work, env=env, check=True, capture_output=True)  # noqa: E731
             run("init", "--quiet", f"--initial-branch={base_branch}")
             if seed is not None:
-                subprocess.run(["cp", "-a", f"{seed}/.", work], check=True)
+                shutil.copytree(seed, work, dirs_exist_ok=True)
             else:
                 Path(work, "README.md").write_text("# teams\n")
             run("add", "-A")
@@ -120,12 +121,12 @@ class FakeForge:
         self._enter("check_token_scope")
 
     def _view(self, pr: _Pull) -> PullRequest:
-        head_sha = self._sha(pr.head) or pr.head_sha
+        head_sha = (self._sha(pr.head) or pr.head_sha) if pr.state == "open" else pr.head_sha
         return PullRequest(
             number=pr.number,
             url=f"fake://pulls/{pr.number}",
             head_ref=pr.head,
-            head_sha=head_sha if pr.state == "open" else pr.head_sha,
+            head_sha=head_sha,
             base_ref=pr.base,
             state="closed" if pr.state == "closed" else "open",
             merged=pr.merged,

@@ -26,7 +26,6 @@ from .base import PullRequest as PullRequestView
 from .codeowners import CODEOWNERS_PATHS, Reviewers, reviewers_for
 
 T = TypeVar("T")
-DEFAULT_API_URL = "https://api.github.com"
 
 
 __all__ = ["BroadTokenError", "ForgeError", "GitHubForge"]
