@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .audit import Auditor
 from .drafting.base import Drafter, PRWriter, SpecReviser
-from .engine import Deps, Engine, Lifecycle
+from .engine import Deps, Engine, Hooks, Lifecycle
 from .errors import DevopsCrewError
 from .forge import Forge, open_forge
 from .quiet import silence_crewai
@@ -49,8 +49,11 @@ def make_crew(settings: Settings, auditor: Auditor, target: TargetRepo) -> tuple
     return build_crew_components(settings, auditor, target)
 
 
-def build_app(settings: Settings, *, drafter: Drafter | None = None, store: Store | None = None) -> App:
-    """The engine for ``settings``. Raises ConfigurationError (and BroadTokenError) for settings that
+def build_app(
+    settings: Settings, *, drafter: Drafter | None = None, store: Store | None = None, hooks: Hooks | None = None
+) -> App:
+    """The engine for ``settings`` (``hooks``: a server's drain flag and step observer).
+    Raises ConfigurationError (and BroadTokenError) for settings that
     cannot work, ForgeError when the forge does not answer."""
     silence_crewai(settings.home)
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -81,5 +84,5 @@ def build_app(settings: Settings, *, drafter: Drafter | None = None, store: Stor
         if owned:
             store.close()
         raise
-    deps = Deps(settings, store, auditor, target, forge, drafter, reviser, pr_writer)
+    deps = Deps(settings, store, auditor, target, forge, drafter, reviser, pr_writer, hooks or Hooks())
     return App(settings, store, auditor, forge, target, drafter, Engine(deps))

@@ -229,6 +229,36 @@ def cmd_forge_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.run import serve
+
+    settings = _settings(args)
+    host = args.host or settings.server_host
+    port = settings.server_port if args.port is None else args.port
+
+    def ready(url: str) -> None:
+        print(f"devops-crew serving at {url}  (A2A card: {url}/.well-known/agent-card.json, dashboard: {url}/)",
+              file=sys.stderr, flush=True)
+
+    try:
+        serve(settings, host=host, port=port, ready=ready)
+    except OSError as exc:
+        raise CliError(f"cannot serve on {host}:{port}: {exc.strerror or exc}", EXIT_FAILED) from exc
+    return EXIT_OK
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .server.auth import hash_password
+
+    password = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass("password: ")
+    if len(password) < 8:
+        raise CliError("a password needs at least 8 characters")
+    print(hash_password(password))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -318,11 +348,21 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("id")
     rollback.set_defaults(func=cmd_rollback)
 
+    serve = sub.add_parser(
+        "serve", parents=[common], help="serve A2A, the JSON API, the dashboard, /healthz, /readyz and /metrics"
+    )
+    serve.add_argument("--host", help="address to bind (default DEVOPS_CREW_SERVER_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=_port, help="port (default DEVOPS_CREW_SERVER_PORT, 8080; 0 picks one)")
+    serve.set_defaults(func=cmd_serve)
+    hashpw = sub.add_parser("hash-password", help="print an argon2 hash for DEVOPS_CREW_WEB_USERS")
+    hashpw.add_argument("--stdin", action="store_true", help="read the password from standard input")
+    hashpw.set_defaults(func=cmd_hash_password)
+
     forge = sub.add_parser("forge", help="the embedded local forge")
     forge_sub = forge.add_subparsers(dest="forge_command", required=True, metavar="COMMAND")
-    serve = forge_sub.add_parser("serve", help="serve the embedded forge until interrupted")
-    serve.add_argument("--port", type=_port, default=3131, help="port on 127.0.0.1 (default 3131; 0 picks one)")
-    serve.set_defaults(func=cmd_forge_serve)
+    forge_serve = forge_sub.add_parser("serve", help="serve the embedded forge until interrupted")
+    forge_serve.add_argument("--port", type=_port, default=3131, help="port on 127.0.0.1 (default 3131; 0 picks one)")
+    forge_serve.set_defaults(func=cmd_forge_serve)
     return parser
 
 

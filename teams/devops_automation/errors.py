@@ -9,6 +9,8 @@
     ├── ConfigurationError             a setting or the environment is unusable (exit 2, HTTP 500)
     │   └── BroadTokenError            the forge token may do more than the crew needs
     ├── InvalidInput                   untrusted input failed validation (exit 2, HTTP 422)
+    ├── NotAuthenticated               no or unknown credentials (exit 2, HTTP 401)
+    ├── Unavailable                    the server is shutting down or full; retry later (exit 1, HTTP 503)
     ├── PolicyViolation                the policy gate said no; names its rule (exit 3, HTTP 422)
     └── StepFailure                    an outside system failed a step: the request ends `failed`,
         ├── ForgeError                 resumable (exit 1, HTTP 502)
@@ -63,6 +65,20 @@ class BroadTokenError(ConfigurationError):
 
 class InvalidInput(DevopsCrewError):
     """Untrusted input (a gap, a form field, a message) failed validation; the text says which field."""
+
+
+class NotAuthenticated(DevopsCrewError):
+    """A server call without valid credentials (bearer token, session). Says nothing of which part was
+    wrong, so it cannot be used to probe user names or tokens."""
+
+
+class Unavailable(DevopsCrewError):
+    """The server takes no new work now (it is draining for a shutdown, or its queue is full);
+    ``retry_after`` is a hint in seconds."""
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PolicyViolation(DevopsCrewError):
@@ -138,6 +154,8 @@ ERROR_TABLE: dict[type[DevopsCrewError], tuple[int, int]] = {
     ActionRefused: (EXIT_USAGE, 409),
     ConfigurationError: (EXIT_USAGE, 500),
     InvalidInput: (EXIT_USAGE, 422),
+    NotAuthenticated: (EXIT_USAGE, 401),
+    Unavailable: (EXIT_FAILED, 503),
     PolicyViolation: (EXIT_WAITING, 422),
     StepFailure: (EXIT_FAILED, 502),
     DevopsCrewError: (EXIT_FAILED, 500),

@@ -260,6 +260,16 @@ IN_FLIGHT = frozenset(
 )
 #: An override given before the gate ran is kept for when it runs.
 OVERRIDABLE_BEFORE_GATE = frozenset({RequestState.received, RequestState.analysed, RequestState.drafted})
+#: Between steps: a crash or a shutdown can leave a request here; a server start continues it.
+IN_PROGRESS = frozenset(
+    {
+        RequestState.received,
+        RequestState.analysed,
+        RequestState.drafted,
+        RequestState.approved_by_policy,
+        RequestState.scaffolded,
+    }
+)
 #: What a scheduled ``resume --pending`` retries (refused ones only for a rate rule).
 UNFINISHED = frozenset(
     {

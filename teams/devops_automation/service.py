@@ -12,10 +12,13 @@ forge. The engine (forge, checkout, drafter) is built on the first call that nee
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,13 +28,14 @@ from .app import App, build_app
 from .audit import audit_context, verify_chain
 from .authz import Action, Actor, require
 from .drafting.base import Drafter
-from .engine import Progress
+from .engine import Hooks, Progress, ProgressEvent
 from .errors import ConfigurationError, InvalidInput, validation_fields
-from .models import CapabilityGap, RequestState, TeamCreationRequest
+from .models import IN_PROGRESS, CapabilityGap, RequestState, TeamCreationRequest
 from .settings import Settings
-from .store import Store, open_store
+from .store import HEAD_REVISION, Store, open_store
 
 View = dict[str, Any]
+__all__ = ["CrewService", "Hooks", "Progress", "ProgressEvent", "View", "gap_from", "page_cursor"]
 MAX_LIST = 1000
 
 
@@ -49,13 +53,39 @@ def invalid_input_message(exc: ValidationError) -> str:
     return "invalid input: " + validation_fields(exc)
 
 
+def page_cursor(summary: View) -> str:
+    """The keyset cursor that continues a listing after ``summary`` (opaque to callers)."""
+    raw = json.dumps([summary["created_at"], summary["id"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, request_id = json.loads(raw)
+        when = datetime.fromisoformat(at)
+        if not isinstance(request_id, str) or len(request_id) > 40 or when.tzinfo is None:
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidInput("cursor: not a cursor this server made") from None
+    return when, request_id
+
+
 class CrewService:
     """The service layer. ``settings`` is the process's one Settings; ``drafter`` replaces the
     configured drafter (tests); ``app`` reuses an engine already built (tests, benchmarks)."""
 
-    def __init__(self, settings: Settings, *, drafter: Drafter | None = None, app: App | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        drafter: Drafter | None = None,
+        app: App | None = None,
+        hooks: Hooks | None = None,
+    ) -> None:
         self.settings = settings
         self._drafter = drafter
+        self._hooks = hooks
         self._app = app
         self._store: Store | None = app.store if app is not None else None
         self._lock = threading.Lock()
@@ -75,7 +105,7 @@ class CrewService:
         store = self.store
         with self._lock:
             if self._app is None:
-                self._app = build_app(self.settings, drafter=self._drafter, store=store)
+                self._app = build_app(self.settings, drafter=self._drafter, store=store, hooks=self._hooks)
             return self._app
 
     def close(self) -> None:
@@ -112,13 +142,42 @@ class CrewService:
             submission = self.app.engine.submit(checked, requester=actor.ref(), progress=progress)
         return report.request_summary(submission.request, duplicate=submission.duplicate)
 
+    def accept(self, actor: Actor, gap: CapabilityGap | dict[str, Any]) -> View:
+        """Record a gap's request without running it (a server answers at once, then calls
+        :meth:`advance` on a worker). Returns a SUMMARY with ``duplicate``.
+        Raises PermissionDenied, InvalidInput, ConfigurationError."""
+        require(actor, Action.submit)
+        checked = gap_from(gap)
+        with self._acting(actor):
+            submission = self.app.engine.accept(checked, requester=actor.ref())
+        return report.request_summary(submission.request, duplicate=submission.duplicate)
+
+    def advance(self, actor: Actor, request_id: str, *, progress: Progress | None = None) -> View:
+        """Drive a request as far as it goes now, for its own requester (after :meth:`accept`) or an
+        operator. Raises PermissionDenied, NotFound."""
+        request = self._request(request_id)
+        own = request.requester is not None and request.requester.key == actor.key
+        require(actor, Action.submit if own else Action.resume)
+        with self._acting(actor):
+            return report.request_summary(self.app.engine.run(request_id, progress=progress))
+
     def get(self, actor: Actor, request_id: str) -> View:
         """One request's SUMMARY. Raises PermissionDenied, NotFound."""
         require(actor, Action.read)
         return report.request_summary(self._request(request_id))
 
-    def list(self, actor: Actor, *, limit: int = 20, states: set[str] | None = None) -> list[View]:
-        """The newest ``limit`` (1..1000) requests' SUMMARYs, newest first, optionally in ``states``."""
+    def list(
+        self,
+        actor: Actor,
+        *,
+        limit: int = 20,
+        states: set[str] | None = None,
+        team: str | None = None,
+        cursor: str | None = None,
+    ) -> list[View]:
+        """The newest ``limit`` (1..1000) requests' SUMMARYs, newest first, optionally in ``states``, for
+        one proposed ``team``, and after ``cursor`` (:func:`page_cursor` of the previous page's last
+        SUMMARY). Raises PermissionDenied, InvalidInput."""
         require(actor, Action.read)
         if not 1 <= limit <= MAX_LIST:
             raise InvalidInput(f"limit must be between 1 and {MAX_LIST}, not {limit}")
@@ -126,7 +185,9 @@ class CrewService:
             wanted = {RequestState(s) for s in states} if states else None
         except ValueError as exc:
             raise InvalidInput(f"unknown state: {exc}") from exc
-        return [report.request_summary(r) for r in self.store.list_requests(limit=limit, states=wanted)]
+        before = _read_cursor(cursor) if cursor else None
+        requests = self.store.list_requests(limit=limit, states=wanted, team=team or None, before=before)
+        return [report.request_summary(r) for r in requests]
 
     def approve(self, actor: Actor, request_id: str, *, reason: str = "", progress: Progress | None = None) -> View:
         """Approve a request waiting on the cost ceiling, then drive it on. Four eyes: the requester
@@ -186,6 +247,13 @@ class CrewService:
         with self._acting(actor):
             return [report.request_summary(engine.run(r.id, progress=progress)) for r in engine.pending()]
 
+    def interrupted(self, actor: Actor) -> list[str]:
+        """Ids of requests a crash or shutdown left between steps (not failed, not waiting), oldest
+        first: a server start runs each again with :meth:`resume`."""
+        require(actor, Action.resume)
+        wanted = set(IN_PROGRESS)
+        return [r.id for r in reversed(self.store.list_requests(limit=MAX_LIST, states=wanted))]
+
     def track(self, actor: Actor, *, progress: Progress | None = None) -> list[View]:
         """Refresh published requests from their pull requests: ``[{"request_id", "pr_number", "before",
         "after", "note"}]``."""
@@ -224,6 +292,30 @@ class CrewService:
         rows = list(self.store.iter_audit())
         problems = verify_chain(rows, self.store.audit_head())
         return {"rows": len(rows), "ok": not problems, "problems": problems}
+
+    # -- operations -------------------------------------------------------------------------
+    def schema_status(self) -> tuple[bool, str]:
+        """Is the store at the schema this code expects? ``(ok, detail)``; raises the driver's error
+        when the store does not answer (a probe reports it)."""
+        revision = self.store.current_revision()
+        if revision != HEAD_REVISION:
+            return False, f"schema at {revision}, this code expects {HEAD_REVISION}"
+        return True, f"schema {revision}"
+
+    def ping_forge(self) -> str:
+        """One cheap call to the forge; returns its label. Raises ForgeError, ConfigurationError."""
+        forge = self.app.forge
+        forge.ping()
+        return forge.label
+
+    def warm_up(self) -> None:
+        """Build the engine and start the validation worker (the forkserver that preloads CrewAI), so the
+        first request does not pay for either. Raises ConfigurationError, ForgeError, GitError."""
+        self.app  # noqa: B018 - builds the engine: store, forge, checkout
+        if self.settings.validate_render:
+            from .scaffold.team_tests import warm_up
+
+            warm_up()
 
     def about(self) -> View:
         """Where this service publishes: ``{"target", "forge", "drafter"}`` (builds the engine)."""

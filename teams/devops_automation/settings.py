@@ -7,9 +7,18 @@ One :class:`Settings` object is built at each entry point and passed down; nothi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .drafting.cost import DEFAULT_LLM_PRICES, price_for
@@ -21,12 +30,27 @@ def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
+class WebUser(BaseModel):
+    """One dashboard / JSON API user: a password hash (argon2, from ``devops-crew hash-password``), the
+    roles (:class:`~devops_automation.authz.Role` names) and an optional API token for scripts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password_hash: str | None = None
+    roles: list[str] = Field(default_factory=lambda: ["viewer"])
+    token: SecretStr | None = Field(None, min_length=16)
+    display_name: str = ""
+
+
+_WEB_USERS = TypeAdapter(dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")], WebUser])
+
+
 class Settings(BaseSettings):
     """Configuration of one devops-crew process."""
 
     # Only the documented variable names are read: no field name (`home`, `llm`, ...) may match an
     # unrelated variable such as HOME or LLM.
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     def __init__(self, **values: Any) -> None:
         """Keyword arguments may use field names (``home=...``); they are mapped to the variable names."""
@@ -88,6 +112,33 @@ class Settings(BaseSettings):
     # single-person setup (each such approval is audited with self_approval=true).
     allow_self_approval: bool = Field(False, validation_alias=_env("DEVOPS_CREW_ALLOW_SELF_APPROVAL"))
 
+    # `devops-crew serve`: one ASGI process for A2A, the JSON API, the dashboard, health and metrics.
+    server_host: str = Field("127.0.0.1", validation_alias=_env("DEVOPS_CREW_SERVER_HOST"))
+    server_port: int = Field(8080, ge=0, le=65535, validation_alias=_env("DEVOPS_CREW_SERVER_PORT"))
+    # The URL other crews reach this server at (the A2A agent card's url); default from host and port.
+    public_url: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_PUBLIC_URL"))
+    server_workers: int = Field(4, ge=1, le=64, validation_alias=_env("DEVOPS_CREW_SERVER_WORKERS"))
+    # SIGTERM: stop intake, let runs reach their next saved state, exit within this many seconds.
+    shutdown_grace_seconds: float = Field(30.0, ge=0, validation_alias=_env("DEVOPS_CREW_SHUTDOWN_GRACE_SECONDS"))
+    # Largest request body the server reads (A2A messages, JSON API, forms), in bytes.
+    max_request_bytes: int = Field(
+        256 * 1024, ge=1024, le=64 * 1024 * 1024, validation_alias=_env("DEVOPS_CREW_MAX_REQUEST_BYTES")
+    )
+    # A2A callers: comma-separated `team:token` pairs; the team becomes the request's requester.
+    a2a_tokens: SecretStr | None = Field(None, validation_alias=_env("DEVOPS_CREW_A2A_TOKENS"))
+    # Dashboard and JSON API users, as JSON: {"alice": {"password_hash": "$argon2id$...",
+    # "roles": ["approver"], "token": "..."}}; `devops-crew hash-password` makes the hash.
+    web_users: SecretStr | None = Field(None, validation_alias=_env("DEVOPS_CREW_WEB_USERS"))
+    # Signs dashboard session cookies; unset: a random key per process (sessions end on restart and
+    # do not cross replicas; set it from a Secret in a pod).
+    session_secret: SecretStr | None = Field(None, validation_alias=_env("DEVOPS_CREW_SESSION_SECRET"))
+    # Mark session cookies Secure (the dashboard is behind HTTPS).
+    secure_cookies: bool = Field(False, validation_alias=_env("DEVOPS_CREW_SECURE_COOKIES"))
+    # The CLI sends `request` (and friends) to this running server instead of running the engine
+    # itself, authenticated with DEVOPS_CREW_SERVER_TOKEN (a web user's token).
+    server_url: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_SERVER_URL"))
+    server_token: SecretStr | None = Field(None, validation_alias=_env("DEVOPS_CREW_SERVER_TOKEN"))
+
     bot_name: str = Field("devops-crew[bot]", validation_alias=_env("DEVOPS_CREW_BOT_NAME"))
     bot_email: str = Field("devops-crew-bot@users.noreply.local", validation_alias=_env("DEVOPS_CREW_BOT_EMAIL"))
 
@@ -115,5 +166,40 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret, so the audit log can redact them wherever they appear."""
-        values = [s.get_secret_value() for s in (self.github_token, self.openai_api_key) if s is not None]
+        configured = (
+            self.github_token,
+            self.openai_api_key,
+            self.a2a_tokens,
+            self.session_secret,
+            self.server_token,
+        )
+        values = [s.get_secret_value() for s in configured if s is not None]
+        values += [token for _team, token in self.a2a_token_pairs()]
+        values += [u.token.get_secret_value() for u in self.web_user_table().values() if u.token is not None]
         return [v for v in values if v]
+
+    def web_user_table(self) -> dict[str, WebUser]:
+        """DEVOPS_CREW_WEB_USERS as ``{name: WebUser}``. Raises ValueError with a one-line reason."""
+        if self.web_users is None:
+            return {}
+        try:
+            return _WEB_USERS.validate_json(self.web_users.get_secret_value())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "value"
+            raise ValueError(f"DEVOPS_CREW_WEB_USERS: {where}: {first['msg']}") from None
+
+    def a2a_token_pairs(self) -> list[tuple[str, str]]:
+        """DEVOPS_CREW_A2A_TOKENS as ``[(team, token)]``. Raises ValueError naming the bad entry
+        (without the token) when an entry is not ``team:token``."""
+        if self.a2a_tokens is None:
+            return []
+        pairs = []
+        for number, entry in enumerate(self.a2a_tokens.get_secret_value().split(","), start=1):
+            team, sep, token = entry.strip().partition(":")
+            if not entry.strip():
+                continue
+            if not sep or not team.strip() or not token.strip():
+                raise ValueError(f"DEVOPS_CREW_A2A_TOKENS: entry {number} is not team:token")
+            pairs.append((team.strip(), token.strip()))
+        return pairs

@@ -16,14 +16,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from . import tables
 from .errors import DevopsCrewError, NotFound
 from .models import ActorRef, CapabilityGap, RequestState, TeamCreationRequest, check_transition
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 GENESIS_HASH = "0" * 64
 
 
@@ -201,12 +214,34 @@ class Store:
             row = conn.execute(select(tables.requests.c.payload).where(tables.requests.c.gap_id == gap_id)).first()
         return self._load(row[0]) if row else None
 
-    def list_requests(self, limit: int = 50, states: set[RequestState] | None = None) -> list[TeamCreationRequest]:
-        query = select(tables.requests.c.payload).order_by(tables.requests.c.created_at.desc()).limit(limit)
+    def list_requests(
+        self,
+        limit: int = 50,
+        states: set[RequestState] | None = None,
+        *,
+        team: str | None = None,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[TeamCreationRequest]:
+        """Newest first, at most ``limit``; optionally only ``states`` and one proposed ``team``.
+        ``before`` is a keyset cursor, the (created_at, id) of the last row of the previous page: each
+        page is one indexed range read, however deep (no OFFSET)."""
+        c = tables.requests.c
+        query = select(c.payload).order_by(c.created_at.desc(), c.id.desc()).limit(limit)
         if states:
-            query = query.where(tables.requests.c.state.in_([s.value for s in states]))
+            query = query.where(c.state.in_([s.value for s in states]))
+        if team is not None:
+            query = query.where(c.team == team)
+        if before is not None:
+            at, last_id = before
+            query = query.where(or_(c.created_at < at, and_(c.created_at == at, c.id < last_id)))
         with self.engine.connect() as conn:
             return [self._load(row[0]) for row in conn.execute(query)]
+
+    def count_by_state(self) -> dict[str, int]:
+        """``{state: number of requests}`` (one grouped, indexed query; for metrics)."""
+        c = tables.requests.c
+        with self.engine.connect() as conn:
+            return {state: n for state, n in conn.execute(select(c.state, func.count()).group_by(c.state))}
 
     def save_request(self, request: TeamCreationRequest, new_state: RequestState | None = None) -> TeamCreationRequest:
         """Persist ``request``; with ``new_state``, check the transition against the stored state."""
@@ -222,7 +257,10 @@ class Store:
                 update(tables.requests)
                 .where(tables.requests.c.id == request.id)
                 .values(
-                    state=request.state.value, payload=request.model_dump(mode="json"), updated_at=request.updated_at
+                    state=request.state.value,
+                    payload=request.model_dump(mode="json"),
+                    updated_at=request.updated_at,
+                    team=request.spec.name if request.spec else None,
                 )
             )
         return request

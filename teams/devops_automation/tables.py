@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -26,6 +27,9 @@ requests = Table(
     Column("payload", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("team", String(64), nullable=True, index=True),
+    Index("ix_requests_created_id", "created_at", "id"),
+    Index("ix_requests_state_created_id", "state", "created_at", "id"),
 )
 
 audit_log = Table(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from ..store import Store
 
 if TYPE_CHECKING:
     from ..forge.base import Forge
+    from ..models import LLMUsage, TeamCreationRequest
     from ..target import TargetRepo
 
 
@@ -35,6 +37,24 @@ def _ignore(_event: ProgressEvent) -> None:
     return None
 
 
+StepObserver = Callable[[str, float, "TeamCreationRequest", "LLMUsage"], None]
+"""Called after each step as ``(step, seconds, request after the step, LLM usage the step added)``."""
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What a long-running process adds to the engine: ``draining`` (set on SIGTERM: each run stops at
+    its next saved state, which ``resume --pending`` or the next server start continues) and
+    ``on_step`` (step timings, for metrics). The CLI passes neither."""
+
+    draining: threading.Event | None = None
+    on_step: StepObserver | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self.draining is not None and self.draining.is_set()
+
+
 @dataclass(frozen=True)
 class Deps:
     """Everything the steps share. Immutable and free of per-run state: a server calls the engine from
@@ -48,6 +68,7 @@ class Deps:
     drafter: Drafter
     reviser: SpecReviser | None = None
     pr_writer: PRWriter | None = None
+    hooks: Hooks = field(default_factory=Hooks)
 
 
 @dataclass

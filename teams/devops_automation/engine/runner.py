@@ -8,6 +8,7 @@ state allows which decision).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -67,16 +68,13 @@ class Engine:
         self, gap: CapabilityGap, *, requester: ActorRef | None = None, progress: Progress | None = None
     ) -> Submission:
         """Create the request for ``gap`` (or find the one that exists) and drive it as far as it goes."""
-        request, created = self.deps.store.create_request(gap, requester=requester)
-        ctx = RunContext(request.id, progress)
-        if created:
-            with audit_context(run=ctx.run_id):
-                self.deps.auditor.event(
-                    "request.received", gap.id or "", request_id=request.id, requesting_team=gap.requesting_team
-                )
-        else:
-            ctx.say(f"gap {gap.id} already has request {request.id} ({request.state.value})")
-        return Submission(self.run(request.id, progress=progress, ctx=ctx), duplicate=not created)
+        ctx = RunContext("", progress)
+        with audit_context(run=ctx.run_id):
+            accepted = self.accept(gap, requester=requester)
+        ctx.request_id = accepted.request.id
+        if accepted.duplicate:
+            ctx.say(f"gap {gap.id} already has request {ctx.request_id} ({accepted.request.state.value})")
+        return Submission(self.run(ctx.request_id, progress=progress, ctx=ctx), duplicate=accepted.duplicate)
 
     def run(
         self, request_id: str, *, progress: Progress | None = None, ctx: RunContext | None = None
@@ -93,16 +91,46 @@ class Engine:
             ctx.say(f"resuming after failure at {request.resume_state.value}")
             request.error = None
             request = self.deps.store.save_request(request, request.resume_state)
+        hooks = self.deps.hooks
         while request.state in STEPS:
+            if hooks.stopping:
+                ctx.say(f"stopping at {request.state.value} (the process is shutting down); resume continues it")
+                break
             before = request.state
             ctx.step = before.value
+            started, spent_before = time.perf_counter(), request.llm_usage.model_copy()
             try:
                 request = STEPS[before](self.deps, ctx, request)
             except STEP_FAILURES as exc:
-                return self._fail(ctx, request, before, exc)
+                request = self._fail(ctx, request, before, exc)
+                self._observe(before, started, request, spent_before)
+                return request
+            self._observe(before, started, request, spent_before)
             if request.state in WAITING:
                 break  # a human or time has to act before the request can go on
         return request
+
+    def _observe(self, step: RequestState, started: float, request: TeamCreationRequest, before: LLMUsage) -> None:
+        observer = self.deps.hooks.on_step
+        if observer is not None:
+            now = request.llm_usage
+            spent = LLMUsage(
+                calls=now.calls - before.calls,
+                prompt_tokens=now.prompt_tokens - before.prompt_tokens,
+                completion_tokens=now.completion_tokens - before.completion_tokens,
+                cost_usd=round(now.cost_usd - before.cost_usd, 6),
+            )
+            observer(step.value, time.perf_counter() - started, request, spent)
+
+    def accept(self, gap: CapabilityGap, *, requester: ActorRef | None = None) -> Submission:
+        """Create the request for ``gap`` (or find the one that exists) without running it: a server
+        answers at once and drives it with :meth:`run` on a worker."""
+        request, created = self.deps.store.create_request(gap, requester=requester)
+        if created:
+            self.deps.auditor.event(
+                "request.received", gap.id or "", request_id=request.id, requesting_team=gap.requesting_team
+            )
+        return Submission(request, duplicate=not created)
 
     def _fail(
         self, ctx: RunContext, request: TeamCreationRequest, step: RequestState, exc: Exception

@@ -67,6 +67,11 @@ class Forge(Protocol):
         """Secret values this forge uses, for the audit log to redact."""
         ...
 
+    def ping(self) -> None:
+        """One cheap call that proves the forge answers and the repository exists (``/readyz``).
+        Raises ForgeError."""
+        ...
+
     def check_token_scope(self, base_branch: str) -> None:
         """Raise :class:`~devops_automation.errors.BroadTokenError` if the token can administer the
         repository, or push to an unprotected ``base_branch``."""

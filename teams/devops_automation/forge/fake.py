@@ -117,6 +117,9 @@ class FakeForge:
     def secrets(self) -> list[str]:
         return []
 
+    def ping(self) -> None:
+        self._enter("ping")
+
     def check_token_scope(self, base_branch: str) -> None:
         self._enter("check_token_scope")
 

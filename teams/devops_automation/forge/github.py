@@ -141,6 +141,10 @@ class GitHubForge:
     def owner(self) -> str:
         return self.repo_full_name.split("/", 1)[0]
 
+    def ping(self) -> None:
+        """GET the repository (one request; ForgeError when it does not answer)."""
+        self.call(lambda: self.gh.get_repo(self.repo_full_name).id)
+
     def check_token_scope(self, base_branch: str) -> None:
         """Refuse a token that administers the repository or may push to its protected base branch."""
         permissions = self.repo.permissions

@@ -1,0 +1,157 @@
+"""The JSON API for scripts (``/api/v1``): the service's calls with the README's JSON shapes ("JSON
+output": ``{"schema": 1, "request": SUMMARY}`` and ``{"schema": 1, "requests": [...]}``), authenticated by
+a bearer token (a web user's ``token``, or an A2A caller's). FastAPI publishes it as OpenAPI at
+``/openapi.json`` (docs at ``/docs``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from ..authz import Actor
+from ..errors import NotAuthenticated
+from ..models import CapabilityGap, RequestState
+from ..report import SCHEMA_VERSION
+from ..service import MAX_LIST, page_cursor
+from .runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["requests"])
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def token_actor(request: Request) -> Actor:
+    """The caller of a JSON API route, from ``Authorization: Bearer``. Raises NotAuthenticated."""
+    actor = runtime(request).auth.bearer(request.headers.get("authorization"))
+    if actor is None:
+        raise NotAuthenticated("a valid bearer token is required (Authorization: Bearer <token>)")
+    return actor
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+ActorDep = Annotated[Actor, Depends(token_actor)]
+
+
+class Reason(BaseModel):
+    """A human decision's reason (required for override; optional otherwise)."""
+
+    reason: str = Field("", max_length=2000)
+
+
+class RequestEnvelope(BaseModel):
+    schema_: int = Field(SCHEMA_VERSION, alias="schema")
+    request: dict[str, Any]
+
+
+class RequestsEnvelope(BaseModel):
+    schema_: int = Field(SCHEMA_VERSION, alias="schema")
+    requests: list[dict[str, Any]]
+    next: str | None = Field(None, description="cursor of the next page (pass as ?cursor=), None at the end")
+
+
+def _one(view: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse({"schema": SCHEMA_VERSION, "request": view}, status_code=status)
+
+
+@router.post("/requests", response_model=RequestEnvelope, status_code=202)
+async def submit(
+    gap: CapabilityGap,
+    rt: RuntimeDep,
+    actor: ActorDep,
+    wait: Annotated[bool, Query(description="answer when the run stops (published, waiting, failed)")] = False,
+) -> JSONResponse:
+    """Submit a capability gap. Answers 202 with the request as recorded (``received``), the run going on
+    on a worker; with ``wait=true``, 200 once the run stops. A gap that already has a request answers 200
+    with that request and ``duplicate: true``."""
+    view = await rt.accept_and_drive(actor, gap.model_dump(mode="json"), wait=wait)
+    return _one(view, 200 if wait or view["duplicate"] else 202)
+
+
+@router.get("/requests", response_model=RequestsEnvelope)
+async def list_requests(
+    rt: RuntimeDep,
+    actor: ActorDep,
+    state: Annotated[list[RequestState] | None, Query()] = None,
+    team: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> JSONResponse:
+    """Requests, newest first; filter by ``state`` (repeatable) and proposed ``team``; page with ``cursor``."""
+    states = {s.value for s in state} if state else None
+    views = await rt.pool.run(rt.service.list, actor, limit=limit, states=states, team=team, cursor=cursor)
+    following = page_cursor(views[-1]) if len(views) == limit else None
+    return JSONResponse({"schema": SCHEMA_VERSION, "requests": views, "next": following})
+
+
+@router.get("/requests/{request_id}", response_model=RequestEnvelope)
+async def get_request(request_id: str, rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
+    """One request's SUMMARY (404 when there is none)."""
+    return _one(await rt.pool.run(rt.service.get, actor, request_id))
+
+
+@router.post("/requests/{request_id}/approve", response_model=RequestEnvelope)
+async def approve(request_id: str, rt: RuntimeDep, actor: ActorDep, body: Reason | None = None) -> JSONResponse:
+    """Approve the cost of a request waiting for a human, then drive it on. The requester cannot (four
+    eyes: 403 with rule ``four-eyes``)."""
+    reason = body.reason if body else ""
+    view = await rt.pool.run(rt.service.approve, actor, request_id, reason=reason, progress=rt.progress)
+    return _one(rt.published(view))
+
+
+@router.post("/requests/{request_id}/override", response_model=RequestEnvelope)
+async def override(request_id: str, body: Reason, rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
+    """Lift the rate limit and cooldown for this one request; ``reason`` is required (four eyes)."""
+    view = await rt.pool.run(rt.service.override, actor, request_id, reason=body.reason, progress=rt.progress)
+    return _one(rt.published(view))
+
+
+@router.post("/requests/{request_id}/reject", response_model=RequestEnvelope)
+async def reject(request_id: str, rt: RuntimeDep, actor: ActorDep, body: Reason | None = None) -> JSONResponse:
+    """Reject a waiting, refused or failed request (its requester may withdraw it)."""
+    view = await rt.pool.run(rt.service.reject, actor, request_id, reason=body.reason if body else "")
+    return _one(rt.published(view))
+
+
+@router.post("/requests/{request_id}/resume", response_model=RequestEnvelope)
+async def resume(request_id: str, rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
+    """Run a request again from its last good step (operator)."""
+    view = await rt.pool.run(rt.service.resume, actor, request_id, progress=rt.progress)
+    return _one(rt.published(view))
+
+
+@router.post("/requests/{request_id}/rollback", response_model=RequestEnvelope)
+async def rollback(request_id: str, rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
+    """Open the revert pull request of a merged team (approver)."""
+    view = await rt.pool.run(rt.service.rollback, actor, request_id, progress=rt.progress)
+    return _one(rt.published(view))
+
+
+@router.post("/track")
+async def track(rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
+    """Refresh published requests from their pull requests (operator)."""
+    results = await rt.pool.run(rt.service.track, actor, progress=rt.progress)
+    return JSONResponse({"schema": SCHEMA_VERSION, "results": results})
+
+
+@router.get("/audit", tags=["audit"])
+async def audit(
+    rt: RuntimeDep,
+    actor: ActorDep,
+    request_id: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 50,
+) -> JSONResponse:
+    """The last ``limit`` audit rows, oldest first (auditor)."""
+    rows = await rt.pool.run(rt.service.audit, actor, request_id=request_id, limit=limit)
+    return JSONResponse({"schema": SCHEMA_VERSION, "rows": rows})
+
+
+@router.get("/audit/verify", tags=["audit"])
+async def verify_audit(rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
+    """Walk the audit log's hash chain (auditor)."""
+    return JSONResponse({"schema": SCHEMA_VERSION, **(await rt.pool.run(rt.service.verify_audit, actor))})
+

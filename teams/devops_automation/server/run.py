@@ -1,0 +1,65 @@
+"""Serve the application with uvicorn until SIGTERM or SIGINT.
+
+On the signal, the drain flag is set at once (runs stop at their next saved state, intake answers 503,
+``/readyz`` turns 503), then uvicorn stops accepting connections and waits for open ones up to the grace
+period, then the lifespan's shutdown waits for the runs with what remains of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from ..settings import Settings
+from .asgi import create_app, start_runtime
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the application the moment a shutdown signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, on_signal: Callable[[], None], ready: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self._on_signal, self._ready = on_signal, ready
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._on_signal()
+        super().handle_exit(sig, frame)
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            self._ready(f"http://{host}:{port}")
+
+
+def serve(settings: Settings, *, host: str, port: int, ready: Callable[[str], None]) -> None:
+    """Run until a signal; ``ready(url)`` once the port is bound and start-up finished. Raises
+    ConfigurationError when start-up fails on the settings, OSError when the port cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, reuse_port=False)  # OSError: port taken
+    try:
+        runtime = start_runtime(settings)
+    except BaseException:
+        sock.close()
+        raise
+    app = create_app(settings, runtime=runtime)
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
+        lifespan="on",
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = _Server(config, runtime.draining.set, ready)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        runtime.draining.set()

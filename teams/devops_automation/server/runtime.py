@@ -1,0 +1,121 @@
+"""What every route of one server shares: settings, the service, credentials, the worker pool, the event
+hub, metrics and the drain flag. Built by the application's lifespan (:mod:`.asgi`), reached from a route
+as ``request.app.state.runtime``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..authz import Actor, Channel, Role
+from ..errors import DevopsCrewError, Unavailable
+from ..models import RequestState
+from ..service import CrewService, Hooks, ProgressEvent, View
+from ..settings import Settings
+from .auth import Authenticator
+from .events import Event, EventHub
+from .metrics import Metrics
+from .worker import WorkerPool
+
+log = logging.getLogger("devops_crew.server")
+
+SERVER_ACTOR = Actor(
+    id="devops-crew-server", channel=Channel.scheduler, display_name="devops-crew server", roles={Role.operator}
+)
+
+
+@dataclass
+class Runtime:
+    """One server's shared parts. Use :meth:`create`; close with :meth:`shutdown`."""
+
+    settings: Settings
+    service: CrewService
+    auth: Authenticator
+    pool: WorkerPool
+    hub: EventHub
+    metrics: Metrics
+    draining: threading.Event
+    started_at: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def create(cls, settings: Settings, *, service: CrewService | None = None) -> Runtime:
+        """Raises ConfigurationError for unusable credentials tables. ``service`` (tests) must have been
+        built with this runtime's hooks to drain; without one, a service is built here."""
+        auth = Authenticator(settings)
+        draining = threading.Event()
+        hub = EventHub()
+        holder: dict[str, Any] = {}
+        metrics = Metrics(
+            counts=lambda: holder["service"].store.count_by_state(),
+            jobs=lambda: (holder["pool"].running, holder["pool"].queued),
+        )
+        if service is None:
+            service = CrewService(settings, hooks=Hooks(draining=draining, on_step=metrics.on_step))
+        pool = WorkerPool(settings.server_workers, draining)
+        holder.update(service=service, pool=pool)
+        return cls(settings, service, auth, pool, hub, metrics, draining)
+
+    # -- work ---------------------------------------------------------------------------------
+    def progress(self, event: ProgressEvent) -> None:
+        """The engine's progress callback: into the hub (from a worker thread)."""
+        self.hub.publish(Event("progress", event.request_id, message=event.message, step=event.step))
+
+    def published(self, view: View) -> View:
+        """Announce a request's new SUMMARY to the hub; returns it."""
+        self.hub.publish(Event("state", view["id"], summary=view))
+        return view
+
+    def drive(self, actor: Actor, request_id: str) -> View:
+        """On a worker: run a request as far as it goes and announce the result."""
+        return self.published(self.service.advance(actor, request_id, progress=self.progress))
+
+    async def accept_and_drive(self, actor: Actor, gap: dict[str, Any], *, wait: bool) -> View:
+        """Record the gap's request and queue its run; with ``wait``, await the run's end. Raises what
+        :meth:`CrewService.accept` raises, and Unavailable when the server takes no work."""
+        if self.draining.is_set():
+            raise Unavailable("the server is shutting down; retry against another replica or after restart")
+        view = self.published(await self.pool.run(self.service.accept, actor, gap))
+        if view["duplicate"] or view["state"] != RequestState.received.value:
+            return view
+        future = self.pool.submit(self.drive, actor, view["id"])
+        if not wait:
+            return view
+        final = await asyncio.wrap_future(future)
+        return {**final, "duplicate": False}
+
+    def resume_interrupted(self) -> list[str]:
+        """At start: queue every request a crash or shutdown left mid-way (ids queued). A request another
+        replica is driving waits on its lock and then finds nothing to do."""
+        try:
+            waiting = self.service.interrupted(SERVER_ACTOR)
+        except DevopsCrewError as exc:
+            log.warning("could not list interrupted requests: %s", exc)
+            return []
+        queued = []
+        for request_id in waiting:
+            try:
+                self.pool.submit(self._resume, request_id)
+            except DevopsCrewError:
+                break
+            queued.append(request_id)
+        return queued
+
+    def _resume(self, request_id: str) -> View:
+        try:
+            return self.published(self.service.resume(SERVER_ACTOR, request_id, progress=self.progress))
+        except DevopsCrewError as exc:
+            log.warning("resuming %s: %s", request_id, exc)
+            return {}
+
+    def shutdown(self, grace_seconds: float) -> bool:
+        """Stop intake, let runs reach their next saved state within ``grace_seconds``, close the service.
+        Returns True when nothing was cut off."""
+        clean = self.pool.shutdown(grace_seconds)
+        if clean:
+            self.service.close()
+        return clean
+
