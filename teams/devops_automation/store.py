@@ -7,6 +7,7 @@ owned by Alembic; :func:`open_store` brings any database to the newest revision 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -37,6 +38,8 @@ from .errors import DevopsCrewError, NotFound
 from .models import ActorRef, CapabilityGap, RequestState, TeamCreationRequest, check_transition
 
 HEAD_REVISION = "0004"
+#: What a request id can look like (``req-`` and 12 hex digits when this store makes one).
+REQUEST_ID = re.compile(r"req-[A-Za-z0-9_-]{1,36}")
 GENESIS_HASH = "0" * 64
 
 
@@ -134,6 +137,8 @@ class Store:
             return
         from filelock import FileLock
 
+        if not REQUEST_ID.fullmatch(request_id):  # the id names a file: never a path
+            raise NotFound(f"no request {request_id[:60]!r}")
         assert self._lock_dir is not None
         self._lock_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self._lock_dir / f"{request_id}.lock"), timeout=timeout):
@@ -203,8 +208,9 @@ class Store:
         return self._load(row[0]) if row else None
 
     def require_request(self, request_id: str) -> TeamCreationRequest:
-        """The stored request. Raises :class:`~devops_automation.errors.NotFound`."""
-        request = self.get_request(request_id)
+        """The stored request. Raises :class:`~devops_automation.errors.NotFound` (also for an id that
+        cannot be one: ids reach here from URLs and chat messages)."""
+        request = self.get_request(request_id) if REQUEST_ID.fullmatch(request_id) else None
         if request is None:
             raise NotFound(f"no request {request_id!r}; `devops-crew status` lists them")
         return request
