@@ -19,7 +19,18 @@ LOCALFORGE = ROOT / "packages" / "localforge" / "src" / "localforge"
 
 # What an entry point may import of the product: the service layer and the plain types it speaks in.
 ENTRY_POINTS = ["cli.py", "demo.py", *sorted(str(p.relative_to(APP)) for p in (APP / "server").rglob("*.py"))]
-ENTRY_POINT_ALLOWED = {"service", "authz", "errors", "report", "settings", "quiet", "models", "demo", "server"}
+ENTRY_POINT_ALLOWED = {
+    "service",
+    "remote",
+    "authz",
+    "errors",
+    "report",
+    "settings",
+    "quiet",
+    "models",
+    "demo",
+    "server",
+}
 
 
 def _module_name(path: Path) -> str:

@@ -41,9 +41,15 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _service(args: argparse.Namespace) -> Any:
+    """The service: the running server's (DEVOPS_CREW_SERVER_URL) or this process's own engine."""
+    settings = _settings(args)
+    if settings.server_url and not getattr(args, "local", False):
+        from .remote import RemoteService
+
+        return RemoteService(settings)
     from .service import CrewService
 
-    return CrewService(_settings(args))
+    return CrewService(settings)
 
 
 def _actor(service: Any) -> Any:
@@ -262,6 +268,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    args.local = True  # the demo always runs on this machine's embedded defaults
     with _service(args) as service:
         return run_demo(args, service, _actor(service), _progress_printer(args.quiet), _emit)
 
@@ -293,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-broad-token",
         action="store_true",
         help="run even if the GitHub token can administer the repo or push to its base branch",
+    )
+    common.add_argument(
+        "--local",
+        action="store_true",
+        help="run the engine in this process even when DEVOPS_CREW_SERVER_URL names a running server",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -131,6 +131,19 @@ async def rollback(request_id: str, rt: RuntimeDep, actor: ActorDep) -> JSONResp
     return _one(rt.published(view))
 
 
+@router.post("/resume-pending", response_model=RequestsEnvelope)
+async def resume_pending(rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
+    """Run every unfinished request again: failed, rate-limited, stopped mid-way (operator)."""
+    views = await rt.pool.run(rt.service.resume_pending, actor, progress=rt.progress)
+    return JSONResponse({"schema": SCHEMA_VERSION, "requests": [rt.published(v) for v in views], "next": None})
+
+
+@router.get("/about", tags=["server"])
+async def about(rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
+    """Where this server publishes: ``{"target", "forge", "drafter"}``."""
+    return JSONResponse(await rt.pool.run(rt.service.about))
+
+
 @router.post("/track")
 async def track(rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
     """Refresh published requests from their pull requests (operator)."""

@@ -20,10 +20,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSONRPC_INVALID_REQUEST = -32600
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """Refuse bodies over ``max_bytes`` (by Content-Length, and by counting a streamed body).
     ``jsonrpc_paths``: paths whose refusal is shaped as a JSON-RPC error."""
@@ -44,29 +40,32 @@ class BodyLimit:
             if too_big:
                 await self._refuse(scope, send)
                 return
+        # Read the whole body first (it is at most max_bytes), so a streamed body over the limit is
+        # refused here and not half-parsed by a framework that would turn the error into a 400.
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":  # the client went away
+                return
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.max_bytes:
                 await self._refuse(scope, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         message = f"request body larger than {self.max_bytes} bytes"

@@ -1,0 +1,139 @@
+"""The service over HTTP: what the CLI uses when ``DEVOPS_CREW_SERVER_URL`` names a running
+``devops-crew serve``. Same methods and views as :class:`~devops_automation.service.CrewService`; the
+server authenticates the caller from ``DEVOPS_CREW_SERVER_TOKEN`` (a web user's token), so the local
+``actor`` argument is ignored: who acts is who the token says.
+
+A call then pays one HTTP round trip instead of the engine's start-up (store, forge, checkout, the
+validation worker). Server errors come back as the same :mod:`~devops_automation.errors` classes, so the
+CLI prints and exits exactly as it does locally.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from . import errors
+from .settings import Settings
+
+View = dict[str, Any]
+
+#: ``error.type`` of the JSON API -> the error class the CLI knows.
+ERROR_TYPES: dict[str, type[errors.DevopsCrewError]] = {
+    "not_found": errors.NotFound,
+    "permission_denied": errors.PermissionDenied,
+    "action_refused": errors.ActionRefused,
+    "configuration_error": errors.ConfigurationError,
+    "broad_token_error": errors.BroadTokenError,
+    "invalid_input": errors.InvalidInput,
+    "not_authenticated": errors.NotAuthenticated,
+    "unavailable": errors.Unavailable,
+    "forge_error": errors.ForgeError,
+    "git_error": errors.GitError,
+    "render_error": errors.RenderError,
+    "render_invalid": errors.RenderError,
+    "llm_error": errors.LLMError,
+}
+#: Engine calls wait for the run; the server answers when it stops (a validated render takes seconds).
+CALL_TIMEOUT_SECONDS = 600.0
+
+
+class RemoteService:
+    """:class:`CrewService`'s interface against ``settings.server_url``. Raises ConfigurationError when
+    no token is configured or the server cannot be reached, and the server's errors as their classes."""
+
+    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
+        if not settings.server_url:
+            raise errors.ConfigurationError("DEVOPS_CREW_SERVER_URL is not set")
+        if settings.server_token is None:
+            raise errors.ConfigurationError(
+                "DEVOPS_CREW_SERVER_URL is set but DEVOPS_CREW_SERVER_TOKEN is not (a web user's token)"
+            )
+        self.settings = settings
+        self.url = settings.server_url.rstrip("/")
+        self._client = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {settings.server_token.get_secret_value()}"},
+            timeout=httpx.Timeout(CALL_TIMEOUT_SECONDS, connect=5.0),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> RemoteService:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- transport ----------------------------------------------------------------------------
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._client.request(method, "/api/v1" + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise errors.ConfigurationError(f"the server at {self.url} did not answer: {exc}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.is_success:
+            return body
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict):
+            raise errors.DevopsCrewError(f"the server at {self.url} answered HTTP {response.status_code}")
+        cls = ERROR_TYPES.get(str(error.get("type")), errors.DevopsCrewError)
+        message = str(error.get("message", ""))[:2000]
+        if cls is errors.PermissionDenied:
+            raise errors.PermissionDenied(message, rule=str(error.get("rule") or "role"))
+        if cls is errors.ForgeError:
+            raise errors.ForgeError(message, status=response.status_code)
+        if cls is errors.Unavailable:
+            raise errors.Unavailable(message)
+        raise cls(message)
+
+    # -- the service's calls ------------------------------------------------------------------
+    def submit(self, _actor: Any, gap: Any, *, progress: Any = None) -> View:
+        data = gap.model_dump(mode="json") if hasattr(gap, "model_dump") else gap
+        data = {k: v for k, v in data.items() if v is not None}
+        return self._call("POST", "/requests", params={"wait": "true"}, json=data)["request"]
+
+    def get(self, _actor: Any, request_id: str) -> View:
+        return self._call("GET", f"/requests/{request_id}")["request"]
+
+    def list(self, _actor: Any, *, limit: int = 20, states: set[str] | None = None, **_: Any) -> list[View]:
+        params: list[tuple[str, str | int]] = [("limit", limit), *(("state", s) for s in sorted(states or ()))]
+        return self._call("GET", "/requests", params=params)["requests"]
+
+    def approve(self, _actor: Any, request_id: str, *, reason: str = "", progress: Any = None) -> View:
+        return self._call("POST", f"/requests/{request_id}/approve", json={"reason": reason})["request"]
+
+    def override(self, _actor: Any, request_id: str, *, reason: str, progress: Any = None) -> View:
+        return self._call("POST", f"/requests/{request_id}/override", json={"reason": reason})["request"]
+
+    def reject(self, _actor: Any, request_id: str, *, reason: str = "") -> View:
+        return self._call("POST", f"/requests/{request_id}/reject", json={"reason": reason})["request"]
+
+    def resume(self, _actor: Any, request_id: str, *, progress: Any = None) -> View:
+        return self._call("POST", f"/requests/{request_id}/resume")["request"]
+
+    def resume_pending(self, _actor: Any, *, progress: Any = None) -> list[View]:
+        return self._call("POST", "/resume-pending")["requests"]
+
+    def track(self, _actor: Any, *, progress: Any = None) -> list[View]:
+        return self._call("POST", "/track")["results"]
+
+    def rollback(self, _actor: Any, request_id: str, *, progress: Any = None) -> View:
+        return self._call("POST", f"/requests/{request_id}/rollback")["request"]
+
+    def audit(self, _actor: Any, *, request_id: str | None = None, limit: int = 50) -> list[View]:
+        params: dict[str, Any] = {"limit": limit, **({"request_id": request_id} if request_id else {})}
+        return self._call("GET", "/audit", params=params)["rows"]
+
+    def verify_audit(self, _actor: Any) -> View:
+        body = self._call("GET", "/audit/verify")
+        return {k: body[k] for k in ("rows", "ok", "problems")}
+
+    def about(self) -> View:
+        return self._call("GET", "/about")
