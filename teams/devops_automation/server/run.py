@@ -8,7 +8,9 @@ period, then the lifespan's shutdown waits for the runs with what remains of it.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -59,7 +61,17 @@ def serve(settings: Settings, *, host: str, port: int, ready: Callable[[str], No
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = _Server(config, runtime.draining.set, ready)
+    # uvicorn re-raises the signal that stopped it once it has shut down, under the handlers it found:
+    # handlers that do nothing make a finished graceful stop exit 0 instead of dying by the signal.
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
     try:
         server.run(sockets=[sock])
     finally:
         runtime.draining.set()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stopped(_sig: int, _frame: Any) -> None:
+    """The signal already did its work (a graceful stop)."""
