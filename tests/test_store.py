@@ -150,3 +150,62 @@ def _ledger_ids(store: Store) -> list[str]:
         return [
             r[0] for r in conn.execute(tables.rate_ledger.select().with_only_columns(tables.rate_ledger.c.request_id))
         ]
+
+
+def test_migration_0004_backfills_the_team_column_of_existing_requests(db_url: str) -> None:
+    """A store written before 0004 keeps its requests findable by team after the upgrade."""
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    import devops_automation.store as store_module
+
+    engine = create_engine(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0003")
+    from devops_automation.models import TeamCreationRequest
+    from tests.helpers import new_gap
+
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for n in range(3):
+            request = TeamCreationRequest(id=f"req-old{n}", gap=new_gap(n))
+            payload = request.model_dump(mode="json")
+            if n:
+                payload["spec"] = {"name": f"old_team_{n}"}  # only the name matters to the backfill
+            conn.execute(
+                text(
+                    "INSERT INTO requests (id, gap_id, state, payload, created_at, updated_at) "
+                    "VALUES (:id, :gap, 'drafted', :payload, :at, :at)"
+                ),
+                {"id": request.id, "gap": request.gap.id, "payload": __import__("json").dumps(payload), "at": now},
+            )
+    engine.dispose()
+    upgraded = open_store(db_url)
+    try:
+        assert upgraded.current_revision() == HEAD_REVISION
+        with upgraded.engine.connect() as conn:
+            teams = dict(conn.execute(text("SELECT id, team FROM requests")).all())
+        assert teams == {"req-old0": None, "req-old1": "old_team_1", "req-old2": "old_team_2"}
+    finally:
+        upgraded.close()
+
+
+def test_keyset_pages_cover_every_request_once_in_order(store: Store) -> None:
+    from tests.helpers import new_gap
+
+    made = [store.create_request(new_gap(n))[0].id for n in range(7)]
+    seen: list[str] = []
+    before = None
+    while True:
+        page = store.list_requests(limit=3, before=before)
+        if not page:
+            break
+        seen += [r.id for r in page]
+        before = (page[-1].created_at, page[-1].id)
+    assert seen == list(reversed(made))
