@@ -58,17 +58,23 @@ def test_demo_runs_the_three_outcomes_and_is_stable_on_rerun(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["request", ""], "description"),
+        (["request", ""], "DESCRIPTION: must have at least 1 character"),
         (["request", "x" * 51_200], "at most 10000 characters"),
-        (["request", "needs things", "--name", "../../.github/workflows/x"], "name"),
-        (["request", "needs things", "--skill", "$(rm -rf /)"], "required_skills"),
+        (["request", "needs things", "--name", "../../.github/workflows/x"], "--name: must be 3-40 characters"),
+        (["request", "needs things", "--skill", "ok", "--skill", "$(rm -rf /)"], "--skill #2:"),
+        (["request", "needs things", "--gap-id", "../x"], "--gap-id: must be 1-64 characters"),
+        (["request", "evil \u202e gnp.exe"], "bidirectional-override characters (U+202E at 5)"),
+        (["request", "ok", "--justification", "a\u2066b"], "--justification: must not contain bidirectional"),
         (["status", "req-doesnotexist"], "no request 'req-doesnotexist'"),
+        (["status", "--limit", "100000000000000000000"], "limit must be between 1 and 1000"),
         (["approve", "req-doesnotexist"], "no request"),
+        (["status", "../../etc/passwd"], "no request"),
     ],
 )
 def test_bad_input_gets_one_line_and_stores_nothing(tmp_path: Path, args: list[str], message: str) -> None:
     home = tmp_path / "home"
     result = run(home, *args)
+    assert "pattern" not in result.stderr and "^" not in result.stderr  # words, never a regex
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("devops-crew: error:") and message in lines[0]
@@ -76,6 +82,56 @@ def test_bad_input_gets_one_line_and_stores_nothing(tmp_path: Path, args: list[s
     if db.exists():
         with create_engine(f"sqlite:///{db}").connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM requests")).scalar() == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEVOPS_CREW_LLM_PRICES": "notjson"}, "DEVOPS_CREW_LLM_PRICES: not a valid value (expected JSON)"),
+        ({"DEVOPS_CREW_RATE_LIMIT": "-1"}, "greater than or equal to 0"),
+        ({"DATABASE_URL": "foo://bar"}, "DATABASE_URL foo://bar is not a database URL"),
+        ({"DATABASE_URL": "postgresql://who:hunter2@127.0.0.1:1/x"}, "cannot reach the database at"),
+    ],
+)
+def test_bad_settings_get_one_line_exit_2(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    result = run(tmp_path / "home", "status", **env)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert message in lines[0] and "hunter2" not in lines[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEVOPS_CREW_WEB_USERS": "[1]"}, "DEVOPS_CREW_WEB_USERS: value: Input should be an object"),
+        ({"DEVOPS_CREW_WEB_USERS": '{"a": {"roles": ["boss"]}}'}, "DEVOPS_CREW_WEB_USERS: a: unknown role"),
+        ({"DEVOPS_CREW_A2A_TOKENS": "billing_ops"}, "DEVOPS_CREW_A2A_TOKENS: entry 1 is not team:token"),
+        ({"DEVOPS_CREW_A2A_TOKENS": "billing_ops:short"}, "shorter than 16 characters"),
+    ],
+)
+def test_serve_refuses_unusable_credentials_in_one_line(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    result = run(tmp_path / "home", "serve", "--port", "0", DEVOPS_CREW_FORGE="fake", **env)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert message in lines[0]
+
+
+def test_an_empty_variable_counts_as_unset(tmp_path: Path) -> None:
+    result = run(tmp_path / "home", "status", DEVOPS_CREW_RATE_LIMIT="", DATABASE_URL="", DEVOPS_CREW_FORGE="")
+    assert result.returncode == 0 and "no requests yet" in result.stdout, result.stderr
+
+
+def test_windows_line_endings_are_normalised_not_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = run(
+        home, "request", "line one\r\nline two\rthree", "--skill", "go", "--json", DEVOPS_CREW_VALIDATE_RENDER="false"
+    )
+    assert result.returncode == 0, result.stderr
+    request_id = json.loads(result.stdout)["request"]["id"]
+    with create_engine(f"sqlite:///{home / 'state.db'}").connect() as conn:
+        payload = conn.execute(text("SELECT payload FROM requests WHERE id = :i"), {"i": request_id}).scalar()
+    description = (json.loads(payload) if isinstance(payload, str) else payload)["gap"]["description"]
+    assert description == "line one\nline two\nthree"
 
 
 @pytest.mark.slow

@@ -107,6 +107,31 @@ def _many(args: argparse.Namespace, summaries: list[dict[str, Any]], empty: str)
     _emit(args, {"schema": SCHEMA_VERSION, "requests": summaries}, "\n".join(lines))
 
 
+#: A gap's fields as `request` spells them on the command line.
+GAP_FLAGS = {
+    "description": "DESCRIPTION",
+    "required_skills": "--skill",
+    "urgency": "--urgency",
+    "requesting_team": "--requesting-team",
+    "business_justification": "--justification",
+    "proposed_name": "--name",
+    "id": "--gap-id",
+}
+
+
+def _flag_problems(problems: list[tuple[str, str]]) -> str:
+    """``[(field, message)]`` of a gap in the CLI's words: ``--skill 2: must be …``."""
+    parts = []
+    for where, message in problems:
+        field, _, index = where.partition(".")
+        flag = GAP_FLAGS.get(field, field)
+        if flag == "--skill" and index.isdigit():
+            flag = f"--skill #{int(index) + 1}"
+        message = message.replace("List should have at most", "give at most").replace(" items", " skills")
+        parts.append(f"{flag}: {message}")
+    return "invalid input: " + "; ".join(parts)
+
+
 def cmd_request(args: argparse.Namespace) -> int:
     gap = {
         "id": args.gap_id,
@@ -117,8 +142,15 @@ def cmd_request(args: argparse.Namespace) -> int:
         "business_justification": args.justification,
         "proposed_name": args.name,
     }
+    from .errors import InvalidInput
+
     with _service(args) as service:
-        summary = service.submit(_actor(service), gap, progress=_progress_printer(args.quiet))
+        try:
+            summary = service.submit(_actor(service), gap, progress=_progress_printer(args.quiet))
+        except InvalidInput as exc:
+            if not exc.problems:
+                raise
+            raise CliError(_flag_problems(exc.problems)) from None
     return _one(args, summary, " (this gap already had a request)" if summary["duplicate"] else "")
 
 
@@ -378,6 +410,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings_message(exc: Exception) -> str:
+    """``error parsing value for field "llm_prices" ...`` -> the variable's name and what is wrong."""
+    import re
+
+    from .settings import Settings
+
+    match = re.search(r'field "(\w+)"', str(exc))
+    field = Settings.model_fields.get(match.group(1)) if match else None
+    alias = getattr(getattr(field, "validation_alias", None), "choices", [None])[0] if field else None
+    name = alias or (match.group(1) if match else "a setting")
+    return f"{name}: not a valid value ({'expected JSON' if 'dict' in str(field and field.annotation) else exc})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .quiet import silence_crewai
 
@@ -390,9 +435,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code
     except Exception as exc:
         from pydantic import ValidationError
+        from pydantic_settings import SettingsError
 
         from .errors import DevopsCrewError, PolicyViolation, StepFailure, exit_code
 
+        if isinstance(exc, SettingsError):  # a variable that is not even parseable (e.g. not JSON)
+            print(f"devops-crew: error: {_settings_message(exc)}", file=sys.stderr)
+            return EXIT_USAGE
         if isinstance(exc, ValidationError):  # a setting from the environment
             from .service import invalid_input_message
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from .models import LLMUsage, Outcome, PolicyDecision, RiskLevel
+from .models import PATTERN_TEXT, LLMUsage, Outcome, PolicyDecision, RiskLevel
 
 
 class DevopsCrewError(Exception):
@@ -64,7 +64,13 @@ class BroadTokenError(ConfigurationError):
 
 
 class InvalidInput(DevopsCrewError):
-    """Untrusted input (a gap, a form field, a message) failed validation; the text says which field."""
+    """Untrusted input (a gap, a form field, a message) failed validation; the text says which field.
+    ``problems`` is ``[(field, message)]`` when it came from a model, so an entry point can name its own
+    spelling of each field (the CLI says ``--skill``, not ``required_skills``)."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 class NotAuthenticated(DevopsCrewError):
@@ -134,12 +140,25 @@ class LLMError(StepFailure):
         self.usage = usage or LLMUsage()
 
 
+def validation_problems(exc: ValidationError, limit: int = 5) -> list[tuple[str, str]]:
+    """``[(field, message)]`` for the first ``limit`` problems of a pydantic validation error, in words:
+    a pattern is described (:data:`~devops_automation.models.PATTERN_TEXT`), never shown as a regex, and a
+    length is counted in characters."""
+    problems = []
+    for err in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in err.get("loc", ())) or "value"
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "string_pattern_mismatch":
+            message = PATTERN_TEXT.get(str((err.get("ctx") or {}).get("pattern")), "has characters it may not have")
+        elif err.get("type") in {"string_too_long", "string_too_short"}:
+            message = message.replace("String should have", "must have")
+        problems.append((where, message))
+    return problems
+
+
 def validation_fields(exc: ValidationError, limit: int = 5) -> str:
     """``field: message; ...`` for the first ``limit`` problems of a pydantic validation error."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err.get('loc', ())) or 'value'}: {err.get('msg', 'invalid')}"
-        for err in exc.errors()[:limit]
-    )
+    return "; ".join(f"{where}: {message}" for where, message in validation_problems(exc, limit))
 
 
 #: What ends a step as ``failed`` (resumable) instead of surfacing as a bug.

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 MAX_DESCRIPTION_CHARS = 10_000
 MAX_AGENTS = 12
@@ -21,6 +21,13 @@ TEAM_NAME_PATTERN = r"^[a-z][a-z0-9_]{1,38}[a-z0-9]$"
 SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,38}[a-z0-9]$"
 GAP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 SKILL_PATTERN = r"^[a-z0-9][a-z0-9.+#/_ -]{0,59}$"
+#: What each pattern means, in words: error messages say this, never the regular expression.
+PATTERN_TEXT = {
+    TEAM_NAME_PATTERN: "must be 3-40 characters of a-z, 0-9 and _, starting with a letter and not ending with _",
+    SLUG_PATTERN: "must be 2-40 characters of a-z, 0-9 and _, starting with a letter and not ending with _",
+    GAP_ID_PATTERN: "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit",
+    SKILL_PATTERN: "must be 1-60 characters of a-z, 0-9, space and . + # / _ -",
+}
 
 
 class Department(StrEnum):
@@ -62,13 +69,26 @@ TeamName = Annotated[str, Field(pattern=TEAM_NAME_PATTERN, description="snake_ca
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 
 
+#: The bidirectional embedding, override and isolate controls ("Trojan Source", CVE-2021-42574): text that
+#: reads one way on screen and another in the file. Refused in every text a request carries.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _newlines(value: object) -> object:
+    """Windows (CRLF) and old Mac (CR) line endings, as browsers and Windows clients send them, become LF."""
+    return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
+
+
 def _no_control_chars(value: str) -> str:
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
-        raise ValueError("must not contain control characters")
+    for position, ch in enumerate(value):
+        if ch in BIDI_CONTROLS:
+            raise ValueError(f"must not contain bidirectional-override characters (U+{ord(ch):04X} at {position})")
+        if unicodedata.category(ch) == "Cc" and ch not in "\n\t":
+            raise ValueError(f"must not contain control characters (U+{ord(ch):04X} at {position})")
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_control_chars)]
+Text = Annotated[str, BeforeValidator(_newlines), AfterValidator(_no_control_chars)]
 
 
 def without_placeholders(text: str) -> str:

@@ -29,7 +29,7 @@ from .audit import audit_context, verify_chain
 from .authz import Action, Actor, require
 from .drafting.base import Drafter
 from .engine import Hooks, Progress, ProgressEvent
-from .errors import ConfigurationError, InvalidInput, validation_fields
+from .errors import ConfigurationError, InvalidInput, validation_fields, validation_problems
 from .models import IN_PROGRESS, CapabilityGap, RequestState, TeamCreationRequest
 from .settings import Settings
 from .store import HEAD_REVISION, Store, open_store
@@ -46,7 +46,7 @@ def gap_from(data: CapabilityGap | dict[str, Any]) -> CapabilityGap:
     try:
         return CapabilityGap.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(invalid_input_message(exc)) from exc
+        raise InvalidInput(invalid_input_message(exc), validation_problems(exc)) from exc
 
 
 def invalid_input_message(exc: ValidationError) -> str:
@@ -321,6 +321,94 @@ class CrewService:
         """Where this service publishes: ``{"target", "forge", "drafter"}`` (builds the engine)."""
         app = self.app
         return {"target": app.target.url, "forge": app.forge.label, "drafter": app.drafter.label}
+
+    # -- review (dashboard) -------------------------------------------------------------------
+    def review(self, actor: Actor, request_id: str) -> View:
+        """What a reviewer sees of one request (shape: :func:`devops_automation.review.build_review`): the
+        SUMMARY, the pull request's body (Markdown), every file's change (from the crew's commit, or a
+        preview rendered from the stored spec), the LLM use, the decisions ``actor`` may take and why not,
+        and the request's audit trail when ``actor`` may read the audit log (``audit`` is None otherwise,
+        ``audit_note`` says why). Builds the engine. Raises PermissionDenied (needs ``read``), NotFound,
+        GitError (a checkout git cannot read)."""
+        from .authz import permission_allowed
+        from .review import build_review
+
+        require(actor, Action.read)
+        request = self._request(request_id)
+        app = self.app
+        may_audit = permission_allowed(actor, Action.audit)
+        rows = self.audit(actor, request_id=request.id, limit=500) if may_audit.allowed else None
+        return build_review(
+            request,
+            report.request_summary(request),
+            actor=actor,
+            ceiling_usd=self.settings.monthly_cost_ceiling_usd,
+            allow_self_approval=self.settings.allow_self_approval,
+            target=app.target,
+            forge=app.forge,
+            audit=rows,
+            audit_note="" if may_audit.allowed else f"The audit trail is not shown: {may_audit.message}.",
+        )
+
+    def merge(self, actor: Actor, request_id: str) -> View:
+        """Merge a published request's pull request on the embedded forge, if its head is still the
+        crew's commit, and record it as ``track`` does (state ``merged``). Needs the approver role and four
+        eyes (:data:`~devops_automation.authz.FOUR_EYES_ACTIONS`); on GitHub, humans merge on GitHub.
+        Raises PermissionDenied, NotFound, ActionRefused (state, closed or moved or draft pull request, not
+        the embedded forge), ForgeError."""
+        from .errors import ActionRefused
+        from .review import merge_pull_request
+
+        request = self._request(request_id)
+        require(actor, Action.merge, request, allow_self_approval=self.settings.allow_self_approval)
+        app = self.app
+        if not app.forge.embedded:
+            raise ActionRefused(
+                f"{app.forge.label} is not the embedded forge: merge pull request #"
+                f"{request.pr_number} there, then `devops-crew track` records it"
+            )
+        with self._acting(actor):
+            merged = merge_pull_request(app.store, app.auditor, app.forge, request_id, by=actor.ref())
+        return report.request_summary(merged)
+
+    def overview(
+        self,
+        actor: Actor,
+        *,
+        limit: int = 20,
+        states: set[str] | None = None,
+        team: str | None = None,
+        cursor: str | None = None,
+    ) -> list[View]:
+        """:meth:`list` for people: each SUMMARY also carries ``gap``, ``{"description", "requesting_team",
+        "urgency"}`` (the description cut to 300 characters), so a list shows what was asked for. Same
+        arguments, keyset paging (:func:`page_cursor`) and errors as :meth:`list`."""
+        require(actor, Action.read)
+        if not 1 <= limit <= MAX_LIST:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LIST}, not {limit}")
+        try:
+            wanted = {RequestState(s) for s in states} if states else None
+        except ValueError as exc:
+            raise InvalidInput(f"unknown state: {exc}") from exc
+        before = _read_cursor(cursor) if cursor else None
+        requests = self.store.list_requests(limit=limit, states=wanted, team=team or None, before=before)
+        return [
+            {
+                **report.request_summary(r),
+                "gap": {
+                    "description": r.gap.description[:300],
+                    "requesting_team": r.gap.requesting_team,
+                    "urgency": r.gap.urgency.value,
+                },
+            }
+            for r in requests
+        ]
+
+    def state_counts(self, actor: Actor) -> dict[str, int]:
+        """``{state: number of requests}`` for every state (zeros included). Raises PermissionDenied."""
+        require(actor, Action.read)
+        counts = self.store.count_by_state()
+        return {state.value: counts.get(state.value, 0) for state in RequestState}
 
 
 def serve_embedded_forge(settings: Settings, port: int, ready: Callable[[str], None]) -> None:

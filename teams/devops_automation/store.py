@@ -31,10 +31,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from . import tables
-from .errors import DevopsCrewError, NotFound
+from .errors import ConfigurationError, DevopsCrewError, NotFound
 from .models import ActorRef, CapabilityGap, RequestState, TeamCreationRequest, check_transition
 
 HEAD_REVISION = "0004"
@@ -89,15 +90,34 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 def open_store(url: str) -> Store:
+    """The store at ``url``, migrated to the newest schema. Raises ConfigurationError (naming the URL
+    without its password) when the URL is not one SQLAlchemy can use or the database does not answer."""
     url = normalize_url(url)
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = _sqlite_engine(url)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
+    try:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            engine = _sqlite_engine(url)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        reason = f"is not a database URL SQLAlchemy can use: {exc}"
+        raise ConfigurationError(f"DATABASE_URL {_shown(url)} {reason}") from None
     store = Store(engine)
-    store.migrate()
+    try:
+        store.migrate()
+    except OperationalError as exc:
+        engine.dispose()
+        reason = " ".join(str(exc.orig or exc).split())[:300]
+        raise ConfigurationError(f"cannot reach the database at {_shown(url)}: {reason}") from None
     return store
+
+
+def _shown(url: str) -> str:
+    """``url`` with any password masked, for an error message."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url[:80])
 
 
 @dataclass(frozen=True)
