@@ -182,3 +182,34 @@ def test_a_base_branch_that_does_not_exist_fails_the_step_instead_of_crashing(tm
         assert "develop" in (request.error or "")
     finally:
         app.close()
+
+
+def test_a_branch_someone_else_made_under_the_requests_name_is_left_alone(tmp_path: Path) -> None:
+    """The request's branch name exists on the forge with commits that are not the request's (a human, or
+    another installation): it is never overwritten; the request publishes under a fresh name."""
+    from devops_automation.engine import Hooks
+
+    pause = __import__("threading").Event()
+    app = build_app(
+        make_settings(tmp_path / "home", forge="fake", validate_render=False),
+        hooks=Hooks(
+            draining=pause, on_step=lambda _s, _t, r, _u: pause.set() if r.state.value == "scaffolded" else None
+        ),
+    )
+    try:
+        request = app.engine.submit(new_gap(7)).request
+        assert request.state is RequestState.scaffolded and request.branch
+        forge = fake(app)
+        main = forge.git("rev-parse", "refs/heads/main")
+        squatter = forge.git("commit-tree", forge.git("rev-parse", f"{main}^{{tree}}"), "-p", main, "-m", "mine")
+        forge.git("update-ref", f"refs/heads/{request.branch}", squatter)
+        __import__("time").sleep(1.1)  # the fresh name carries a new timestamp
+        pause.clear()
+        published = app.engine.run(request.id)
+        assert published.state is RequestState.published, published.error
+        assert published.branch != request.branch
+        assert forge.git("rev-parse", f"refs/heads/{request.branch}") == squatter  # untouched
+        actions = [r.action for r in app.store.iter_audit(request.id)]
+        assert "publish.branch_taken" in actions
+    finally:
+        app.close()

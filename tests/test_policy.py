@@ -120,3 +120,11 @@ def test_a_rate_limit_of_zero_means_no_new_teams() -> None:
     with pytest.raises(PolicyViolation) as info:
         policy.check_rate([], limit=0, cooldown_seconds=0, now=NOW)
     assert info.value.rule == "rate-limit" and "DEVOPS_CREW_RATE_LIMIT=0" in info.value.message
+
+
+def test_two_requests_in_the_same_second_never_share_a_branch() -> None:
+    first = policy.branch_name("refunds", NOW, request_id="req-aaaaaaaaaaaa")
+    second = policy.branch_name("refunds", NOW, request_id="req-bbbbbbbbbbbb")
+    assert first != second and first.startswith("auto/team-refunds-20261127T120000Z-")
+    assert policy.check_branch(first) == first and policy.check_branch(second) == second
+    assert policy.branch_name("refunds", NOW, request_id="req-aaaaaaaaaaaa") == first  # stable per request

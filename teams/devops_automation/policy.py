@@ -7,6 +7,7 @@ Each refusal names its rule and says what to do about it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,9 @@ from .models import Outcome, PolicyDecision, RiskLevel, TeamSpec
 __all__ = ["PolicyViolation"]
 
 BRANCH_PREFIX = "auto/"
-BRANCH_PATTERN = re.compile(r"^auto/(?:revert-)?team-([a-z][a-z0-9_]{1,38}[a-z0-9])-(\d{8}T\d{6}Z)$")
+BRANCH_PATTERN = re.compile(
+    r"^auto/(?:revert-)?team-([a-z][a-z0-9_]{1,38}[a-z0-9])-(\d{8}T\d{6}Z)(?:-([0-9a-f]{6}))?$"
+)
 PROTECTED_BRANCHES = frozenset({"main", "master", "trunk", "develop", "production", "release"})
 RESERVED_NAMES = frozenset(
     {
@@ -111,10 +114,14 @@ def check_paths(paths: Iterable[str], team_name: str) -> list[str]:
     return [str(check_path(p, team_name)) for p in paths]
 
 
-def branch_name(team_name: str, now: datetime | None = None, *, revert: bool = False) -> str:
-    """``auto/team-<name>-<UTC timestamp>``, or ``auto/revert-team-…`` for a rollback."""
+def branch_name(
+    team_name: str, now: datetime | None = None, *, revert: bool = False, request_id: str | None = None
+) -> str:
+    """``auto/team-<name>-<UTC timestamp>[-<6 hex of the request id>]``, or ``auto/revert-team-…`` for a
+    rollback. With ``request_id`` two requests for one name in the same second never share a branch."""
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    branch = f"{BRANCH_PREFIX}{'revert-' if revert else ''}team-{team_name}-{stamp}"
+    suffix = "-" + hashlib.sha256(request_id.encode()).hexdigest()[:6] if request_id else ""
+    branch = f"{BRANCH_PREFIX}{'revert-' if revert else ''}team-{team_name}-{stamp}{suffix}"
     check_branch(branch)
     return branch
 
@@ -125,7 +132,7 @@ def check_branch(branch: str) -> str:
     if bare in PROTECTED_BRANCHES or not bare.startswith(BRANCH_PREFIX):
         raise PolicyViolation("branch", f"refusing to push {branch[:80]!r}: only auto/ branches may be pushed")
     if not BRANCH_PATTERN.fullmatch(bare) or ".." in bare or "@{" in bare:
-        raise PolicyViolation("branch", f"branch {branch[:80]!r} is not auto/team-<name>-<UTC timestamp>")
+        raise PolicyViolation("branch", f"branch {branch[:80]!r} is not auto/team-<name>-<UTC timestamp>[-<id>]")
     return bare
 
 

@@ -27,10 +27,20 @@ from .settings import Settings
 
 
 class Published(NamedTuple):
-    """Where a team was published: the branch (maybe adopted from an earlier run) and its commit."""
+    """Where a team was published: the branch (maybe adopted from an earlier run) and the crew's commit on
+    it. ``head`` is what the branch points at on the remote (a human may have pushed on top: then it
+    differs from ``commit``); ``on_base`` says the crew's commit is already on the base branch (someone
+    fast-forwarded it), so there is nothing left to open a pull request for."""
 
     branch: str
     commit: str
+    head: str = ""
+    on_base: bool = False
+
+
+class BranchTaken(GitError):
+    """The request's branch exists on the remote holding none of this request's commits (a human made it,
+    or another installation): it is never overwritten; the caller publishes under a new name."""
 
 
 def commit_message(team_name: str, gap_id: str | None, request_id: str) -> str:
@@ -150,6 +160,16 @@ class TargetRepo:
             raise GitError(f"cannot read {branch} on {self.url}: {_stderr(exc)}") from exc
         return out.split()[0] if out.strip() else None
 
+    def on_base(self, commit: str) -> bool:
+        """Whether the base branch on the remote (fetched now) contains ``commit``. Raises GitError."""
+        if not commit:
+            return False
+        with self.locked() as repo:
+            try:
+                return repo.is_ancestor(commit, self.base_ref)
+            except GitCommandError:  # a commit this clone does not have is on no branch of it
+                return False
+
     def remote_branch_commit(self, repo: Repo, branch: str) -> str | None:
         ref = f"refs/remotes/origin/{branch}"
         return repo.git.rev_parse(ref) if ref in {r.path for r in repo.references} else None
@@ -176,10 +196,17 @@ class TargetRepo:
         with self.locked() as repo:
             adopted = self._gap_branch(repo, team_name, gap_id) if gap_id else None
             if adopted is not None:
-                return Published(check_branch(adopted), repo.git.rev_parse(f"refs/remotes/origin/{adopted}"))
+                head = repo.git.rev_parse(f"refs/remotes/origin/{adopted}")
+                ours = self._own_commit(repo, adopted, request_id=None, gap_id=gap_id) or head
+                return self._published(repo, check_branch(adopted), ours, head)
             pushed = self.remote_branch_commit(repo, branch)
-            if pushed and _carries(repo.commit(pushed).message, request_id=request_id):
-                return Published(branch, pushed)
+            if pushed:
+                ours = self._own_commit(repo, branch, request_id=request_id)
+                if ours is None:
+                    raise BranchTaken(f"{branch} exists on the remote without this request's commit; left alone")
+                if ours != pushed:
+                    self.auditor.event("publish.branch_moved", branch, request_id=request_id, commit=ours, head=pushed)
+                return self._published(repo, branch, ours, pushed)
             if self._existing_top_paths(repo, team_name):
                 raise PolicyViolation("existing-team", f"teams/{team_name}/ already exists on the base branch")
             local = branch in repo.heads and _carries(repo.heads[branch].commit.message, request_id=request_id)
@@ -188,7 +215,23 @@ class TargetRepo:
             else:
                 commit_sha = repo.heads[branch].commit.hexsha
             self._push(repo, branch, request_id, commit_sha)
-            return Published(branch, commit_sha)
+            return Published(branch, commit_sha, commit_sha)
+
+    def _own_commit(
+        self, repo: Repo, branch: str, *, request_id: str | None, gap_id: str | None = None, depth: int = 50
+    ) -> str | None:
+        """The commit on the remote ``branch`` (its head, or below commits a human pushed on top) that
+        carries this request's (or gap's) trailer, or None."""
+        out = repo.git.log(f"--max-count={depth}", "--format=%H%x00%B%x01", f"refs/remotes/origin/{branch}")
+        for entry in out.split("\x01"):
+            sha, _, body = entry.strip().partition("\x00")
+            if sha and _carries(body, request_id=request_id, gap_id=gap_id):
+                return sha
+        return None
+
+    def _published(self, repo: Repo, branch: str, commit: str, head: str) -> Published:
+        on_base = repo.is_ancestor(commit, self.base_ref)
+        return Published(branch, commit, head, on_base)
 
     def publish_revert(self, *, request_id: str, team_name: str, branch: str, merge_sha: str, message: str) -> str:
         """Push a branch that reverts the merged team (a new commit, never a force-push)."""
@@ -235,9 +278,9 @@ class TargetRepo:
         check_branch(branch)
         with self.auditor.action("git.push", f"{self.url} {branch}", request_id=request_id, commit=commit_sha):
             try:
-                repo.remotes.origin.push(f"refs/heads/{branch}:refs/heads/{branch}").raise_if_error()
+                repo.git.push("--porcelain", "origin", f"refs/heads/{branch}:refs/heads/{branch}")
             except GitCommandError as exc:
-                raise GitError(f"push of {branch} failed: {_stderr(exc)}") from exc
+                raise GitError(f"push of {branch} refused: {_push_reason(exc)}") from exc
 
     def _commit(
         self,
@@ -285,6 +328,20 @@ def _stderr(exc: GitCommandError) -> str:
     text = str(exc.stderr or exc.stdout or exc).strip()
     text = text.removeprefix("stderr:").strip().strip("'").strip()
     return " ".join(text.split())[:1000]
+
+
+def _push_reason(exc: GitCommandError) -> str:
+    """The remote's own reason for refusing a push: its ``remote:`` lines (a pre-receive hook's message,
+    GitHub's protected-branch text) and the porcelain status (``[remote rejected] (pre-receive hook
+    declined)``, ``[rejected] (non-fast-forward)``), instead of git's generic "failed to push some refs"."""
+    err = str(exc.stderr or "").replace("stderr:", "", 1)
+    out = str(exc.stdout or "").replace("stdout:", "", 1)
+    lines = [line.strip().strip("'").strip() for line in err.splitlines()]
+    remote = [line[7:].strip() for line in lines if line.startswith("remote:")]
+    porcelain = (line.strip().strip("'") for line in out.splitlines())
+    status = [line.split("\t")[-1].strip() for line in porcelain if line.startswith("!")]
+    parts = [p for p in remote if p.strip(" '")] + status
+    return " ".join(" ".join(parts).split())[:1000] or _stderr(exc)
 
 
 def _verb(exc: GitCommandError) -> str:

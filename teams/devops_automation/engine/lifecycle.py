@@ -120,7 +120,8 @@ class Lifecycle:
             if request.state is not RequestState.merged or not request.merge_commit_sha or request.spec is None:
                 raise ActionRefused(f"{request.id} is {request.state.value}; only merged teams can be rolled back")
             name = request.spec.name
-            request.rollback_branch = request.rollback_branch or policy.branch_name(name, revert=True)
+            fresh = policy.branch_name(name, revert=True, request_id=request.id)
+            request.rollback_branch = request.rollback_branch or fresh
             deps.auditor.event(
                 "request.rollback",
                 name,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from .. import policy, pr_text
 from ..drafting.base import DraftContext
-from ..errors import PolicyViolation, RenderInvalid
+from ..errors import ForgeError, PolicyViolation, RenderInvalid
 from ..forge.base import PRContent
 from ..models import IN_FLIGHT, Outcome, PolicyDecision, PRText, RequestState, TeamCreationRequest
 from ..store import NameTaken
-from ..target import commit_message
+from ..target import BranchTaken, Published, commit_message
 from .context import Deps, RunContext
 
 Step = Callable[[Deps, RunContext, TeamCreationRequest], TeamCreationRequest]
@@ -109,7 +109,7 @@ def _take_slot(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> Tea
         return refuse(deps, ctx, request, violation.decision(risk))
     risk = policy.RiskLevel.high if overridden else policy.risk_level(spec, settings.monthly_cost_ceiling_usd)
     request.decision = PolicyDecision(outcome=Outcome.approved, message="all policy rules passed", risk_level=risk)
-    request.branch = request.branch or policy.branch_name(spec.name)
+    request.branch = request.branch or policy.branch_name(spec.name, request_id=request.id)
     deps.auditor.event(
         "policy.approved",
         spec.name,
@@ -205,20 +205,24 @@ def publish(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCr
     if not rendered_root(deps, request).exists():  # lost after a crash: render again, identically
         request.files = _render(deps, ctx, request)
     ctx.say(f"committing {len(request.files)} files on {branch} and pushing")
-    published = deps.target.publish_branch(
-        gap_id=request.gap.id,
-        request_id=request.id,
-        team_name=spec.name,
-        branch=branch,
-        rendered_root=rendered_root(deps, request),
-        files=request.files,
-        message=commit_message(spec.name, request.gap.id, request.id),
-    )
+    try:
+        published = _publish_branch(deps, request, branch)
+    except BranchTaken:
+        fresh = policy.branch_name(spec.name, request_id=request.id)
+        if fresh == branch:  # the same second: the next resume gets a new name
+            raise
+        deps.auditor.event("publish.branch_taken", branch, request_id=request.id, instead=fresh)
+        ctx.say(f"{branch} exists with someone else's commits; publishing on {fresh} instead")
+        request.branch = branch = fresh
+        deps.store.save_request(request)
+        published = _publish_branch(deps, request, branch)
     if published.branch != branch:  # published by another process or installation: reuse it
         deps.auditor.event("publish.adopt_branch", published.branch, request_id=request.id, instead_of=branch)
         request.branch = branch = published.branch
     request.commit_sha = published.commit
     deps.store.save_request(request)
+    if published.on_base and deps.forge.find_pull_request(branch) is None:
+        return _already_on_base(deps, ctx, request)
     ctx.say(f"opening the pull request on the {deps.forge.label}")
 
     def compose() -> PRContent:
@@ -227,19 +231,50 @@ def publish(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCr
         body = pr_text.body(request, spec, request.files, request.drafter or deps.drafter.label, summary=summary)
         return PRContent(title=text.title, body=body)
 
-    with deps.auditor.action("forge.open_pull_request", branch, request_id=request.id) as call:
-        pr = deps.forge.ensure_pull_request(
-            head=branch,
-            base=deps.settings.base_branch,
-            compose=compose,
-            labels=pr_text.labels(request.decision),
-            draft=request.decision is not None and request.decision.risk_level is policy.RiskLevel.high,
-            changed_paths=request.files,
-        )
-        call.result.update(number=pr.number, url=pr.url, created=pr.created, warnings=pr.warnings)
+    try:
+        with deps.auditor.action("forge.open_pull_request", branch, request_id=request.id) as call:
+            pr = deps.forge.ensure_pull_request(
+                head=branch,
+                base=deps.settings.base_branch,
+                compose=compose,
+                labels=pr_text.labels(request.decision),
+                draft=request.decision is not None and request.decision.risk_level is policy.RiskLevel.high,
+                changed_paths=request.files,
+            )
+            call.result.update(number=pr.number, url=pr.url, created=pr.created, warnings=pr.warnings)
+    except ForgeError as exc:  # GitHub's 422 "No commits between": the base already has the commit
+        if exc.status == 422 and deps.target.on_base(request.commit_sha or ""):
+            return _already_on_base(deps, ctx, request)
+        raise
     request.pr_number, request.pr_url = pr.number, pr.url
     request = deps.store.save_request(request, RequestState.published)
     shutil.rmtree(render_dir(deps, request), ignore_errors=True)  # the branch holds it now
+    return request
+
+
+def _publish_branch(deps: Deps, request: TeamCreationRequest, branch: str) -> Published:
+    spec = request.spec
+    assert spec is not None
+    return deps.target.publish_branch(
+        gap_id=request.gap.id,
+        request_id=request.id,
+        team_name=spec.name,
+        branch=branch,
+        rendered_root=rendered_root(deps, request),
+        files=request.files,
+        message=commit_message(spec.name, request.gap.id, request.id),
+    )
+
+
+def _already_on_base(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
+    """The base branch already holds the crew's commit (someone fast-forwarded it): the team is merged
+    and there is no pull request to open. The request ends ``merged``, which is what the world says."""
+    ctx.say(f"{deps.settings.base_branch} already contains {request.commit_sha}: the team is merged")
+    deps.auditor.event("publish.already_on_base", request.commit_sha or "", request_id=request.id)
+    request.merge_commit_sha = request.commit_sha
+    deps.store.save_request(request, RequestState.published)
+    request = deps.store.save_request(request, RequestState.merged)
+    shutil.rmtree(render_dir(deps, request), ignore_errors=True)
     return request
 
 

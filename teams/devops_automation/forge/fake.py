@@ -170,7 +170,10 @@ class FakeForge:
                 content = compose()
                 existing = _Pull(len(self.pulls) + 1, head, base, content.title, content.body, draft, head_sha)
                 self.pulls[existing.number] = existing
+            # As on GitHub, labels and reviewers are calls of their own after the PR exists: each can fail.
+            self._enter("labels")
             existing.labels += [label for label in labels if label not in existing.labels]
+            self._enter("reviewers")
             return PullRequestRef(
                 number=existing.number, url=f"fake://pulls/{existing.number}", branch=head, created=created
             )

@@ -1,0 +1,162 @@
+"""The fault matrix: every write of the publish step fails once, a reviewer acts meanwhile, then the
+request is resumed (and tracked). Whatever the combination, the world and the request agree:
+
+- at most one branch and one pull request for the request on the forge;
+- the request ends published (with that pull request) or merged, never failed or stuck;
+- nothing a human made is deleted or overwritten (their commit stays the branch's head);
+- after ``track``, the state is what the forge says (merged, closed -> rejected, open -> published);
+- ``audit --verify`` passes.
+
+Faults are real where git allows it: the remote made unreachable (fetch), a pre-receive hook refusing the
+push with a reason (push); the forge's calls fail through the fake forge's fault points (open PR, labels,
+reviewers); a commit failure is injected into the checkout's commit (git offers no way to make it fail).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from git import GitCommandError, Repo
+
+from devops_automation.app import App, build_app
+from devops_automation.audit import verify_chain
+from devops_automation.engine import Hooks
+from devops_automation.forge.fake import FakeForge
+from devops_automation.models import LLMUsage, RequestState, TeamCreationRequest
+
+from .conftest import make_settings
+from .helpers import new_gap
+
+FAULTS = ["fetch", "commit", "push", "open_pr", "labels", "reviewers"]
+ACTIONS = ["nothing", "push_to_branch", "close_pr", "delete_branch", "merge_pr", "fast_forward_base"]
+CASES = list(itertools.product(FAULTS, ACTIONS))
+HOOK_REASON = "policy bot: pushes to auto/ are frozen during the incident"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_size() -> Iterator[None]:
+    yield
+    print(f"\nfault matrix: {len(CASES)} cases ({len(FAULTS)} faults x {len(ACTIONS)} reviewer actions)")
+
+
+class Harness:
+    """An app on the fake forge whose runs stop once a request is scaffolded (so a fault can be armed
+    for the publish step alone)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.pause = threading.Event()
+
+        def on_step(_step: str, _seconds: float, request: TeamCreationRequest, _spent: LLMUsage) -> None:
+            if request.state is RequestState.scaffolded:
+                self.pause.set()
+
+        settings = make_settings(tmp_path / "home", forge="fake", validate_render=False)
+        self.app: App = build_app(settings, hooks=Hooks(draining=self.pause, on_step=on_step))
+        assert isinstance(self.app.forge, FakeForge)
+        self.forge: FakeForge = self.app.forge
+        self.bare = self.forge.bare
+        self.human_commit: str | None = None
+
+    def git(self, *args: str) -> str:
+        return self.forge.git(*args)
+
+    def crew_branches(self, team: str) -> dict[str, str]:
+        return {h.name: h.commit.hexsha for h in Repo(self.bare).heads if h.name.startswith(f"auto/team-{team}-")}
+
+    def pulls_for(self, team: str) -> list:  # type: ignore[type-arg]
+        return [p for p in self.forge.pulls.values() if p.head.startswith(f"auto/team-{team}-")]
+
+    # -- faults ---------------------------------------------------------------------------------
+    def arm(self, fault: str, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+        """Make the next publish fail at ``fault``; returns what clears it."""
+        if fault == "fetch":
+            away = self.bare.with_name("moved-away.git")
+            self.bare.rename(away)
+            return lambda: away.rename(self.bare)
+        if fault == "push":
+            hook = self.bare / "hooks" / "pre-receive"
+            hook.write_text(f"#!/bin/sh\necho '{HOOK_REASON}' >&2\nexit 1\n")
+            hook.chmod(0o755)
+            return hook.unlink
+        if fault == "commit":
+            target = self.app.target
+            original = target._commit
+
+            def failing(*args: object, **kwargs: object) -> str:
+                monkeypatch.setattr(target, "_commit", original)
+                raise GitCommandError(["git", "commit"], 128, b"fatal: unable to write new index file")
+
+            monkeypatch.setattr(target, "_commit", failing)
+            return lambda: None
+        self.forge.fail({"open_pr": "ensure_pull_request"}.get(fault, fault))
+        return lambda: None
+
+    # -- what a reviewer does meanwhile ---------------------------------------------------------
+    def act(self, action: str, request: TeamCreationRequest) -> None:
+        branch = request.branch or ""
+        head = self.forge._sha(branch)
+        pulls = self.pulls_for(request.spec.name if request.spec else "")
+        if action == "push_to_branch" and head:
+            tree = self.git("rev-parse", f"{head}^{{tree}}")
+            self.human_commit = self.git("commit-tree", tree, "-p", head, "-m", "reviewer: fix the README wording")
+            self.git("update-ref", f"refs/heads/{branch}", self.human_commit, head)
+        elif action == "close_pr" and pulls:
+            self.forge.close_pull_request(pulls[0].number)
+        elif action == "delete_branch" and head:
+            self.forge.delete_branch(branch)
+        elif action == "merge_pr" and pulls and head:
+            self.forge.merge_pull_request(pulls[0].number, head)
+        elif action == "fast_forward_base" and head:
+            self.git("update-ref", "refs/heads/main", head)
+
+
+@pytest.mark.parametrize(("fault", "action"), CASES, ids=[f"{f}-then-{a}" for f, a in CASES])
+def test_a_failed_write_and_a_reviewer_then_resume_agree_with_the_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str, action: str
+) -> None:
+    harness = Harness(tmp_path)
+    engine = harness.app.engine
+    try:
+        request = engine.submit(new_gap(1)).request
+        assert request.state is RequestState.scaffolded, request.error
+        team = request.spec.name if request.spec else ""
+        clear = harness.arm(fault, monkeypatch)
+        harness.pause.clear()
+        failed = engine.run(request.id)
+        clear()
+        assert failed.state is RequestState.failed and failed.resume_state is RequestState.scaffolded, failed.error
+        if fault == "push":
+            assert HOOK_REASON in (failed.error or ""), failed.error  # the remote's own reason is kept
+        harness.act(action, failed)
+
+        resumed = engine.run(request.id)
+        assert resumed.state in {RequestState.published, RequestState.merged}, (resumed.state, resumed.error)
+        branches = harness.crew_branches(team)
+        pulls = harness.pulls_for(team)
+        assert len(branches) <= 1 and len(pulls) <= 1, (branches, [p.head for p in pulls])
+        if pulls:
+            assert resumed.pr_number == pulls[0].number and resumed.branch == pulls[0].head
+        if resumed.state is RequestState.merged:
+            main = harness.git("rev-parse", "refs/heads/main")
+            assert harness.app.target.on_base(resumed.commit_sha or "") and main
+        if harness.human_commit is not None:  # nothing a human made is overwritten
+            assert branches.get(resumed.branch or "") == harness.human_commit, branches
+
+        tracked = harness.app.lifecycle.track()
+        final = engine.get(request.id)
+        if pulls and pulls[0].merged:
+            assert final.state is RequestState.merged, tracked
+        elif pulls and pulls[0].state == "closed":
+            assert final.state is RequestState.rejected, tracked
+        else:
+            assert final.state in {RequestState.published, RequestState.merged}
+        rows = list(harness.app.store.iter_audit())
+        assert verify_chain(rows, harness.app.store.audit_head()) == []
+    finally:
+        harness.app.close()
+        shutil.rmtree(tmp_path / "home", ignore_errors=True)
