@@ -176,3 +176,69 @@ def test_a_second_installation_adopts_the_branch_and_pr_of_the_first(tmp_path: P
     assert posts(github, "/repos/acme/teams/pulls") == 1
     assert "publish.adopt_branch" in [r.action for r in second.store.iter_audit(again.id)]
     second.close()
+
+
+def test_github_rate_limit_rules_are_followed(tmp_path: Path, github: LocalForge) -> None:
+    """GitHub's documented rules: a secondary limit without Retry-After waits at least a minute (longer than
+    this worker may block: the step fails at once, resumable, saying when); a primary limit
+    (x-ratelimit-remaining: 0) waits until x-ratelimit-reset."""
+    import time
+    from datetime import UTC, datetime
+
+    github.inject_fault(
+        "POST", r"/repos/acme/teams/pulls$", 403, times=1, body={"message": "You have exceeded a secondary rate limit."}
+    )
+    app = github_app(tmp_path, github)
+    started = time.monotonic()
+    failed = app.engine.submit(NEW_TEAM_GAP).request
+    assert time.monotonic() - started < 10
+    assert failed.state is RequestState.failed and "rate limited: retry after" in (failed.error or ""), failed.error
+    assert posts(github, "/repos/acme/teams/pulls") == 1  # not hammered with retries 0.2 s apart
+
+    reset = int(time.time()) + 2
+    github.inject_fault(
+        "POST",
+        r"/repos/acme/teams/pulls$",
+        403,
+        times=1,
+        body={"message": "API rate limit exceeded for user ID 1."},
+        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset), "x-ratelimit-limit": "5000"},
+    )
+    started = time.monotonic()
+    finished = app.engine.run(failed.id)
+    assert finished.state is RequestState.published, finished.error
+    assert time.time() >= reset and time.monotonic() - started < 10  # waited for the reset, not a minute
+    assert posts(github, "/repos/acme/teams/pulls") == 3
+
+    far = int(time.time()) + 3600
+    github.inject_fault(
+        "GET",
+        r"/pulls/\d+$",
+        403,
+        times=1,
+        body={"message": "API rate limit exceeded for user ID 1."},
+        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(far)},
+    )
+    from devops_automation.errors import ForgeError
+
+    with pytest.raises(ForgeError) as refused:
+        app.forge.get_pull_request(finished.pr_number or 0)
+    lifts = datetime.fromtimestamp(far + 1, UTC).strftime("%Y-%m-%dT%H:%M")
+    assert lifts in str(refused.value) and refused.value.status == 403
+    app.close()
+
+
+def test_rate_limit_wait_reads_each_header() -> None:
+    from github import GithubException
+
+    from devops_automation.forge.github import rate_limit_wait
+
+    def exc(status: int, headers: dict[str, str], message: str = "") -> GithubException:
+        return GithubException(status, {"message": message}, headers)
+
+    assert rate_limit_wait(exc(403, {"Retry-After": "7"}), 1, 0) == 7
+    assert rate_limit_wait(exc(403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "100"}), 1, 40) == 61
+    assert rate_limit_wait(exc(429, {}), 1, 0) == 60 and rate_limit_wait(exc(429, {}), 3, 0) == 240
+    assert rate_limit_wait(exc(403, {}, "You have exceeded a secondary rate limit"), 2, 0) == 120
+    assert rate_limit_wait(exc(403, {}, "Resource not accessible by integration"), 1, 0) is None
+    assert rate_limit_wait(exc(404, {"Retry-After": "1"}), 1, 0) is None

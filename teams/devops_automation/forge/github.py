@@ -3,14 +3,16 @@ embedded local forge. The only module of the product that imports ``github``.
 
 Every PyGithub and ``requests`` exception is mapped into :class:`~devops_automation.errors.ForgeError`
 (with the HTTP status) before it leaves this module. Transient failures (5xx, connection errors,
-GitHub's secondary rate limit: 403/429 with ``Retry-After``) are retried with tenacity and backoff;
+GitHub's rate limits, by its documented rules: see :func:`rate_limit_wait`) are retried with tenacity;
 a 4xx that will not change is raised at once.
 PyGithub's own retry is switched off so there is exactly one retry policy, this one.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
@@ -31,20 +33,48 @@ T = TypeVar("T")
 __all__ = ["BroadTokenError", "ForgeError", "GitHubForge"]
 
 
+#: GitHub: after a secondary rate limit without ``retry-after``, "wait for at least one minute before
+#: retrying", longer each time it persists (docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api).
+SECONDARY_MIN_WAIT_SECONDS = 60.0
+
+
+def _headers(exc: GithubException) -> dict[str, str]:
+    return {k.lower(): str(v) for k, v in (exc.headers or {}).items()}
+
+
+def rate_limit_wait(exc: BaseException | None, attempt: int, now: float) -> float | None:
+    """Seconds GitHub's documented rules say to wait before retrying ``exc`` (None: not a rate limit).
+
+    - ``retry-after`` present: that many seconds;
+    - ``x-ratelimit-remaining: 0`` (the primary limit): until ``x-ratelimit-reset`` (epoch seconds, UTC);
+    - otherwise a 429, or a 403 that says "rate limit" (the secondary limit): at least one minute,
+      doubling with each ``attempt`` (1-based).
+    """
+    if not isinstance(exc, GithubException) or exc.status not in (403, 429):
+        return None
+    headers = _headers(exc)
+    if "retry-after" in headers:
+        try:
+            return max(0.0, float(headers["retry-after"]))
+        except ValueError:
+            pass
+    if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
+        try:
+            return max(0.0, float(headers["x-ratelimit-reset"]) - now) + 1.0
+        except ValueError:
+            pass
+    message = str(exc.data).lower() if exc.data else ""
+    if exc.status == 429 or "rate limit" in message or headers.get("x-ratelimit-remaining") == "0":
+        return SECONDARY_MIN_WAIT_SECONDS * 2 ** max(0, attempt - 1)
+    return None  # a plain 403: permissions, which waiting does not change
+
+
 def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: connection failures, 5xx, and rate limits (GitHub's 403/429 rules)."""
     if isinstance(exc, requests.ConnectionError | requests.Timeout):
         return True
     if isinstance(exc, GithubException):
-        if exc.status >= 500 or exc.status == 429:
-            return True
-        if exc.status == 403:
-            headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-            message = str(exc.data).lower() if exc.data else ""
-            return (
-                "retry-after" in headers
-                or headers.get("x-ratelimit-remaining") == "0"
-                or "secondary rate limit" in message
-            )
+        return exc.status >= 500 or rate_limit_wait(exc, 1, time.time()) is not None
     return False
 
 
@@ -53,16 +83,6 @@ def _message(exc: GithubException) -> str:
     if isinstance(data, dict) and data.get("message"):
         return " ".join(str(data["message"]).split())[:300]
     return " ".join(str(data or exc).split())[:300]
-
-
-def _retry_after(exc: BaseException | None) -> float | None:
-    if isinstance(exc, GithubException) and exc.headers:
-        headers = {k.lower(): v for k, v in exc.headers.items()}
-        try:
-            return float(headers["retry-after"])
-        except (KeyError, ValueError):
-            return None
-    return None
 
 
 class GitHubForge:
@@ -96,22 +116,35 @@ class GitHubForge:
     # -- retries ------------------------------------------------------------------------------
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        hinted = _retry_after(exc)
-        backoff = wait_exponential(multiplier=0.2, max=self.max_wait_seconds)(state)
-        return min(self.max_wait_seconds, hinted if hinted is not None else backoff)
+        limited = rate_limit_wait(exc, state.attempt_number, time.time())
+        if limited is not None:
+            return limited
+        return wait_exponential(multiplier=0.2, max=self.max_wait_seconds)(state)
+
+    def _stop(self, state: RetryCallState) -> bool:
+        """Out of attempts, or the next wait is longer than a worker may block (the step fails instead,
+        resumable, with the time the limit lifts)."""
+        too_long = state.upcoming_sleep > self.max_wait_seconds
+        return too_long or stop_after_attempt(self.max_attempts)(state)
 
     def call(self, fn: Callable[[], T]) -> T:
-        """Run one PyGithub call with the retry policy; any failure leaves as :class:`ForgeError`."""
+        """Run one PyGithub call with the retry policy; any failure leaves as :class:`ForgeError`. A rate
+        limit whose wait exceeds ``max_wait_seconds`` is not waited for: ForgeError names when it lifts."""
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
             wait=self._wait,
-            stop=stop_after_attempt(self.max_attempts),
+            stop=self._stop,
             reraise=True,
         )
         try:
             return retrying(fn)
         except GithubException as exc:
-            raise ForgeError(f"{self.label} answered {exc.status}: {_message(exc)}", status=exc.status) from exc
+            message = f"{self.label} answered {exc.status}: {_message(exc)}"
+            wait = rate_limit_wait(exc, retrying.statistics.get("attempt_number", 1), time.time())
+            if wait is not None:
+                lifts = datetime.fromtimestamp(time.time() + wait, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                message += f" (rate limited: retry after {lifts}; resume then)"
+            raise ForgeError(message, status=exc.status) from exc
         except requests.RequestException as exc:
             raise ForgeError(f"{self.label} is unreachable: {' '.join(str(exc).split())[:300]}") from exc
 

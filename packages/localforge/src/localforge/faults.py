@@ -29,12 +29,14 @@ class Fault:
     remaining: int
     retry_after: int | None
     body: dict[str, Any] | None
+    headers: dict[str, str] | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return self.remaining > 0 and self.method in ("*", method) and self.pattern.search(path) is not None
 
     def response(self) -> tuple[int, dict[str, Any], dict[str, str]]:
         headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        headers.update(self.headers or {})
         if self.body is not None:
             return self.status, self.body, headers
         if self.status == 429 or (self.status == 403 and self.retry_after is not None):
@@ -64,12 +66,13 @@ class FaultInjector:
         times: int = 1,
         retry_after: int | None = None,
         body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         if times < 1:
             raise ValueError("times must be at least 1")
         if not 400 <= status <= 599:
             raise ValueError("a fault's status must be 4xx or 5xx")
-        fault = Fault(method.upper(), re.compile(path_regex), status, times, retry_after, body)
+        fault = Fault(method.upper(), re.compile(path_regex), status, times, retry_after, body, headers)
         with self._lock:
             self._faults.append(fault)
 

@@ -361,10 +361,12 @@ class LocalForge:
         times: int = 1,
         retry_after: int | None = None,
         body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Make the next ``times`` requests matching ``method`` (or ``"*"``) and ``path_regex`` (searched in
-        the path below ``/api/v3``) fail with ``status``; ``retry_after`` adds a ``Retry-After`` header."""
-        self.faults.add(method, path_regex, status, times, retry_after, body)
+        the path below ``/api/v3``) fail with ``status``; ``retry_after`` adds a ``Retry-After`` header and
+        ``headers`` any others (``x-ratelimit-remaining``/``x-ratelimit-reset`` for a primary limit)."""
+        self.faults.add(method, path_regex, status, times, retry_after, body, headers)
 
     def add_observer(self, observer: Callable[[Exchange], None]) -> None:
         """Call ``observer`` with every request and response (after the response is built)."""

@@ -219,8 +219,11 @@ class ForgeApp:
             "X-Accepted-OAuth-Scopes": "",
             "X-GitHub-Request-Id": uuid.uuid4().hex[:20].upper(),
             **self.rate.headers(),
-            **(headers or {}),
         }
+        for name, value in (headers or {}).items():  # a given header replaces a default, whatever its case
+            for existing in [k for k in out if k.lower() == name.lower()]:
+                del out[existing]
+            out[name] = value
         if body is None:
             out.pop("Content-Type")
             return RawResponse(status, out, b"")
