@@ -213,3 +213,30 @@ def test_a_branch_someone_else_made_under_the_requests_name_is_left_alone(tmp_pa
         assert "publish.branch_taken" in actions
     finally:
         app.close()
+
+
+def test_the_operators_git_configuration_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A global git config with a failing pre-push hook, forced signing, a push alias and another
+    identity: the bot's commits are the same and they succeed."""
+    home = tmp_path / "operator"
+    hooks = home / "hooks"
+    hooks.mkdir(parents=True)
+    for name in ("pre-push", "pre-commit", "post-checkout"):
+        (hooks / name).write_text("#!/bin/sh\necho operator hook ran >&2\nexit 1\n")
+        (hooks / name).chmod(0o755)
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = Operator\n\temail = op@example.com\n[core]\n\thooksPath = " + str(hooks) + "\n"
+        "[commit]\n\tgpgsign = true\n[push]\n\tdefault = nothing\n[alias]\n\tpush = !false\n"
+        '[url "file:///nowhere/"]\n\tinsteadOf = /\n'
+    )
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    app = fast_app(tmp_path)
+    try:
+        request = app.engine.submit(new_gap(8)).request
+        assert request.state is RequestState.published, request.error
+        commit = Repo(fake(app).bare).commit(request.branch)
+        assert commit.author.name == app.settings.bot_name and commit.committer.email == app.settings.bot_email
+        assert not commit.gpgsig
+    finally:
+        app.close()

@@ -9,6 +9,7 @@ Every GitPython, git and file-system failure leaves this module as
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,7 +59,14 @@ class TargetRepo:
         self.auditor = auditor
         self.path = settings.checkout_dir
         self.url = url
-        self.git_env = {"GIT_TERMINAL_PROMPT": "0", **(git_env or {})}
+        # The operator's own git configuration (global and system: hooks, signing, aliases, templates,
+        # insteadOf rewrites) must not change what the bot commits or whether it succeeds.
+        self.git_env = {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            **(git_env or {}),
+        }
         self._lock = FileLock(str(settings.home / "checkout.lock"), timeout=120)
         self.bot = Actor(settings.bot_name, settings.bot_email)
 
@@ -256,7 +264,7 @@ class TargetRepo:
                 except PolicyViolation:
                     repo.git.reset("--hard", self.base_ref)  # leave no half-done revert behind
                     raise
-                commit = repo.index.commit(message, author=self.bot, committer=self.bot)
+                commit = repo.index.commit(message, author=self.bot, committer=self.bot, skip_hooks=True)
                 call.result.update(commit=commit.hexsha, files=len(staged))
             self._push(repo, branch, request_id, commit.hexsha)
             return commit.hexsha
@@ -310,7 +318,7 @@ class TargetRepo:
         staged = [d.a_path or d.b_path for d in repo.index.diff(self.base_ref)]
         check_paths(staged, team_name)  # what git will commit, not just what we meant to write
         with self.auditor.action("git.commit", f"{self.path} {branch}", request_id=request_id) as call:
-            commit = repo.index.commit(message, author=self.bot, committer=self.bot)
+            commit = repo.index.commit(message, author=self.bot, committer=self.bot, skip_hooks=True)
             call.result["commit"] = commit.hexsha
         return commit.hexsha
 
