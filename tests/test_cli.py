@@ -267,3 +267,16 @@ def test_the_cli_actor_comes_from_the_uid_not_from_logname(tmp_path: Path) -> No
     request_id = json.loads(waiting.stdout)["request"]["id"]
     spoofed = run(home, "approve", request_id, **env, LOGNAME="somebody-else", USER="somebody-else")
     assert spoofed.returncode == 2 and "four eyes" in spoofed.stderr
+
+
+def test_a_rejected_gap_submitted_again_says_who_rejected_it_and_how_to_resubmit(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {"DEVOPS_CREW_VALIDATE_RENDER": "false", "DEVOPS_CREW_COST_CEILING_USD": "5", "DEVOPS_CREW_FORGE": "fake"}
+    first = run(home, "request", "We need rust services", "--skill", "rust", "--json", **env)
+    request_id = json.loads(first.stdout)["request"]["id"]
+    rejected = run(home, "reject", request_id, "--reason", "not this quarter", **env)
+    assert rejected.returncode == 0, rejected.stderr
+    again = run(home, "request", "We need rust services", "--skill", "rust", **env)
+    assert again.returncode == 3
+    assert f"{request_id}: rejected by " in again.stdout and "not this quarter" in again.stdout
+    assert "to submit it anew, give it a new --gap-id" in again.stdout

@@ -240,3 +240,49 @@ def test_the_operators_git_configuration_changes_nothing(tmp_path: Path, monkeyp
         assert not commit.gpgsig
     finally:
         app.close()
+
+
+def test_overridden_teams_count_for_every_later_request(tmp_path: Path) -> None:
+    """An override lifts the rate limit and cooldown for its own request only: the team it made counts
+    toward the 24 h window and the cooldown of every request after it."""
+    from devops_automation import report
+
+    app = fast_app(tmp_path, rate_limit_per_day=2, cooldown_seconds=0)
+    try:
+        for n in (1, 2):
+            assert app.engine.submit(new_gap(n)).request.state is RequestState.published
+        third = app.engine.submit(new_gap(3)).request
+        assert third.state is RequestState.refused and third.decision and third.decision.rule == "rate-limit"
+        assert f"devops-crew approve {third.id} --override --reason TEXT" in third.decision.remedy
+        overridden = app.engine.approve(third.id, by="bob", override=True, reason="incident")
+        assert overridden.state is RequestState.published
+        fourth = app.engine.submit(new_gap(4)).request
+        assert fourth.decision and fourth.decision.rule == "rate-limit"
+        assert "3 teams were proposed in the last 24 h; the limit is 2" in fourth.decision.message
+        assert "(in 23 h)" in report.describe(report.request_summary(fourth))  # relative to now, when shown
+    finally:
+        app.close()
+    cooled = fast_app(tmp_path / "second", cooldown_seconds=300)
+    try:
+        assert cooled.engine.submit(new_gap(5)).request.state is RequestState.published
+        waiting = cooled.engine.submit(new_gap(6)).request
+        assert waiting.decision and waiting.decision.rule == "cooldown"
+        cooled.engine.approve(waiting.id, by="bob", override=True, reason="incident")
+        later = cooled.engine.submit(new_gap(7)).request
+        assert later.decision and later.decision.rule == "cooldown"
+        overridden_at = cooled.store.ledger()[-1]
+        assert f"proposed at {overridden_at:%Y-%m-%d %H:%M:%S} UTC" in later.decision.message  # the override's
+        assert " s ago" not in later.decision.message  # no wait frozen into the stored text
+    finally:
+        cooled.close()
+
+
+def test_relative_times_are_computed_when_shown() -> None:
+    from datetime import UTC, datetime
+
+    from devops_automation.report import with_relative_times
+
+    now = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
+    assert with_relative_times("Retry after 2026-12-01 12:00:45 UTC, or", now).endswith("UTC (in 45 s), or")
+    assert "(in 30 min)" in with_relative_times("Retry after 2026-12-01 12:30 UTC", now)
+    assert "(now)" in with_relative_times("Retry after 2026-12-01 11:00 UTC", now)

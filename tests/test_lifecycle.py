@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from git import Repo
 
+from devops_automation import report
 from devops_automation.app import App, build_app
 from devops_automation.errors import ActionRefused
 from devops_automation.models import CapabilityGap, RequestState
@@ -60,6 +61,17 @@ def test_rollback_opens_a_revert_pr_and_never_rewrites_main(app: App) -> None:
     again = app.lifecycle.rollback(request.id, by="carol")  # idempotent: same branch, same PR
     assert again.rollback_pr_number == rolled.rollback_pr_number
     assert app.forge.repo.get_pulls(state="all").totalCount == 2
+    assert [r.note for r in app.lifecycle.track()] == []  # the revert is still under review
+    summary = report.request_summary(app.store.require_request(request.id))
+    assert summary["rollback"]["pull_request"]["number"] == revert.number
+    assert f"revert pull request #{revert.number} open" in report.describe(summary)
+    revert.merge(merge_method="merge")
+    tracked = app.lifecycle.track()
+    assert [(r.request_id, r.after, r.pr_number) for r in tracked] == [(request.id, "rolled_back", revert.number)]
+    final = app.store.require_request(request.id)
+    assert final.state is RequestState.rolled_back
+    assert "rolled back by revert pull request" in report.describe(report.request_summary(final))
+    assert app.lifecycle.track() == []  # nothing left to follow
 
 
 def test_auto_merge_waits_for_green_checks_and_low_risk(tmp_path: Path) -> None:

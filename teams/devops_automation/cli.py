@@ -151,7 +151,10 @@ def cmd_request(args: argparse.Namespace) -> int:
             if not exc.problems:
                 raise
             raise CliError(_flag_problems(exc.problems)) from None
-    return _one(args, summary, " (this gap already had a request)" if summary["duplicate"] else "")
+    note = " (this gap already had a request)" if summary["duplicate"] else ""
+    if summary["duplicate"] and summary["state"] == "rejected":
+        note += "\n    to submit it anew, give it a new --gap-id (or word it differently)"
+    return _one(args, summary, note)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -239,11 +239,14 @@ class RequestState(StrEnum):
     scaffolded = "scaffolded"
     published = "published"
     merged = "merged"
+    rolled_back = "rolled_back"  # merged, then its revert pull request merged (``rollback``)
     rejected = "rejected"
     failed = "failed"
 
 
-TERMINAL_STATES = frozenset({RequestState.reuse_existing, RequestState.merged, RequestState.rejected})
+TERMINAL_STATES = frozenset(
+    {RequestState.reuse_existing, RequestState.merged, RequestState.rolled_back, RequestState.rejected}
+)
 
 # Which state may follow which. `failed` and `refused` are resumable: running the request again
 # retries from the last good step, so they lead back into the path.
@@ -262,10 +265,11 @@ TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     RequestState.approved_by_policy: frozenset({RequestState.scaffolded}),
     RequestState.scaffolded: frozenset({RequestState.published}),
     RequestState.published: frozenset({RequestState.merged, RequestState.rejected}),
+    RequestState.merged: frozenset({RequestState.rolled_back}),  # its revert pull request merged
     RequestState.failed: frozenset(set(RequestState) - {RequestState.failed}),
 }
 for _state in RequestState:
-    if _state not in TERMINAL_STATES and _state is not RequestState.failed:
+    if _state not in TERMINAL_STATES and _state is not RequestState.failed:  # merged: only rolled_back
         TRANSITIONS[_state] = TRANSITIONS.get(_state, frozenset()) | {RequestState.failed}
 
 

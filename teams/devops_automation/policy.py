@@ -144,7 +144,7 @@ def check_rate(
     now: datetime | None = None,
     request_id: str = "ID",
 ) -> None:
-    """``ledger`` holds when each non-overridden slot was used. Raise when none is free now. A limit of 0
+    """``ledger`` holds when each slot was used (overridden ones included). Raise when none is free now. A limit of 0
     means no new teams at all (each still may be overridden by a human). Remedies name ``request_id``."""
     now = now or datetime.now(UTC)
     override = f"or have a human run `devops-crew approve {request_id} --override --reason TEXT`"
@@ -152,9 +152,9 @@ def check_rate(
         raise PolicyViolation(
             "rate-limit", "no new teams may be proposed (DEVOPS_CREW_RATE_LIMIT=0)", f"Raise the limit, {override}."
         )
-    recent = [t for t in ledger if t > now - timedelta(hours=24)]
+    recent = sorted(t for t in ledger if t > now - timedelta(hours=24))
     if len(recent) >= limit:
-        free_at = min(recent) + timedelta(hours=24)
+        free_at = recent[len(recent) - limit] + timedelta(hours=24)  # when fewer than `limit` remain
         raise PolicyViolation(
             "rate-limit",
             f"{len(recent)} teams were proposed in the last 24 h; the limit is {limit}",
@@ -165,7 +165,7 @@ def check_rate(
         if wait > timedelta(0):
             raise PolicyViolation(
                 "cooldown",
-                f"the last team was proposed {cooldown_seconds - int(wait.total_seconds())} s ago; "
+                f"the last team was proposed at {max(ledger):%Y-%m-%d %H:%M:%S} UTC; "
                 f"the cooldown is {cooldown_seconds} s",
                 f"Retry after {(now + wait):%Y-%m-%d %H:%M:%S} UTC, {override}.",
             )

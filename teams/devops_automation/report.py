@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 from .models import TeamCreationRequest
@@ -64,6 +66,29 @@ def request_summary(request: TeamCreationRequest, *, duplicate: bool | None = No
     return summary
 
 
+_RETRY_AT = re.compile(r"Retry after (\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)?) UTC")
+
+
+def with_relative_times(text: str, now: datetime | None = None) -> str:
+    """``Retry after 2026-12-01 20:17 UTC`` + ``(in 4 min)`` or ``(now)``, counted from ``now``: stored
+    decisions keep absolute times, so a later ``status`` never repeats a wait that has passed."""
+    now = now or datetime.now(UTC)
+
+    def relative(match: re.Match[str]) -> str:
+        stamp = match.group(1)
+        at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S" if stamp.count(":") == 2 else "%Y-%m-%d %H:%M")
+        seconds = int((at.replace(tzinfo=UTC) - now).total_seconds())
+        if seconds <= 0:
+            return f"{match.group(0)} (now)"
+        if seconds < 120:
+            amount = f"{seconds} s"
+        else:
+            amount = f"{seconds // 60} min" if seconds < 7200 else f"{seconds // 3600} h"
+        return f"{match.group(0)} (in {amount})"
+
+    return _RETRY_AT.sub(relative, text)
+
+
 def describe(summary: dict[str, Any]) -> str:
     """One human line (two when there is a remedy or LLM use) saying what happened to a request,
     from its SUMMARY (:func:`request_summary`)."""
@@ -84,7 +109,17 @@ def describe(summary: dict[str, Any]) -> str:
     decision = summary["decision"]
     if decision and state in {"refused", "awaiting_approval"}:
         text = f"{rid}: {state} by rule {decision['rule']}: {decision['message']}"
-        return text + (f"\n    {decision['remedy']}" if decision["remedy"] else "")
+        return text + (f"\n    {with_relative_times(decision['remedy'])}" if decision["remedy"] else "")
     if state == "failed":
         return f"{rid}: failed at {summary['resume_state'] or '?'}: {summary['error']}"
+    if state == "rejected":
+        error = summary["error"] or "rejected"
+        return f"{rid}: {error}" if error.startswith("rejected") else f"{rid}: rejected: {error}"
+    rollback = summary.get("rollback") or {}
+    revert = rollback.get("pull_request") or {}
+    if state == "rolled_back":
+        return f"{rid}: team {summary['team']} rolled back by revert pull request #{revert.get('number')}"
+    if state == "merged" and revert:
+        number, url = revert.get("number"), revert.get("url")
+        return f"{rid}: team {summary['team']} merged; revert pull request #{number} open\n    {url}"
     return f"{rid}: {state}"

@@ -38,7 +38,7 @@ from . import tables
 from .errors import ConfigurationError, DevopsCrewError, NotFound
 from .models import ActorRef, CapabilityGap, RequestState, TeamCreationRequest, check_transition
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 #: What a request id can look like (``req-`` and 12 hex digits when this store makes one).
 REQUEST_ID = re.compile(r"req-[A-Za-z0-9_-]{1,36}")
 GENESIS_HASH = "0" * 64
@@ -351,7 +351,7 @@ class Store:
                 .where(
                     ledger.c.team_name == team_name,
                     ledger.c.request_id != request_id,
-                    requests.c.state.not_in(["rejected", "merged"]),
+                    requests.c.state.not_in(["rejected", "merged", "rolled_back"]),
                 )
             ).first()
             if holder:
@@ -368,11 +368,9 @@ class Store:
             )
 
     def _ledger_rows(self, conn: Connection) -> list[datetime]:
-        rows = conn.execute(
-            select(tables.rate_ledger.c.consumed_at)
-            .where(tables.rate_ledger.c.overridden.is_(False))
-            .order_by(tables.rate_ledger.c.consumed_at)
-        )
+        """When each slot was used, oldest first: overridden ones too (an override lifts the limit for its
+        own request; the team it made still counts for every later one)."""
+        rows = conn.execute(select(tables.rate_ledger.c.consumed_at).order_by(tables.rate_ledger.c.consumed_at))
         return [utc(r[0]) for r in rows]
 
     def ledger(self) -> list[datetime]:

@@ -31,7 +31,7 @@ class Lifecycle:
 
     def track(self, *, progress: Progress | None = None) -> list[TrackResult]:
         """Refresh every published request from its pull request; one failing PR does not stop the rest."""
-        results = []
+        results = self._track_rollbacks(progress)
         store = self.deps.store
         for request in store.list_requests(limit=10_000, states={RequestState.published}):
             ctx = RunContext(request.id, progress, step="track")
@@ -48,6 +48,39 @@ class Lifecycle:
                     results.append(
                         TrackResult(request_id=fresh.id, pr_number=number, before=state, after=state, note=note)
                     )
+        return results
+
+    def _track_rollbacks(self, progress: Progress | None) -> list[TrackResult]:
+        """Merged requests with an open revert pull request: once it merges, the request is ``rolled_back``."""
+        store, forge, results = self.deps.store, self.deps.forge, []
+        for request in store.list_requests(limit=10_000, states={RequestState.merged}):
+            if request.rollback_pr_number is None:
+                continue
+            ctx = RunContext(request.id, progress, step="track")
+            with store.request_lock(request.id), audit_context(run=ctx.run_id):
+                fresh = store.require_request(request.id)
+                number = fresh.rollback_pr_number
+                if fresh.state is not RequestState.merged or number is None:
+                    continue
+                result = TrackResult(request_id=fresh.id, pr_number=number, before="merged", after="merged")
+                try:
+                    pr = forge.get_pull_request(number)
+                except STEP_FAILURES as exc:
+                    result.note = f"revert could not be tracked: {' '.join(str(exc).split())[:300]}"
+                    results.append(result)
+                    continue
+                if pr.merged:
+                    self.deps.auditor.event(
+                        "request.rolled_back", f"#{number}", request_id=fresh.id, sha=pr.merge_commit_sha
+                    )
+                    store.save_request(fresh, RequestState.rolled_back)
+                    result.after, result.note = "rolled_back", f"revert #{number} merged"
+                    ctx.say(f"revert pull request #{number} merged: the team is removed")
+                elif pr.state == "closed":
+                    result.note = f"revert #{number} was closed without merging; the team stays"
+                else:
+                    continue  # still under review: nothing to report
+                results.append(result)
         return results
 
     def _track_one(self, ctx: RunContext, request: TeamCreationRequest) -> TrackResult:
