@@ -6,7 +6,8 @@ answers with a :class:`Verdict` (never raises), :func:`require` raises
 
 - each action needs a role (:data:`ACTION_ROLES`); ``admin`` holds every role;
 - **four eyes**: the requester of a request never approves it, neither the cost ceiling nor an override
-  (as GitHub does not let an author approve their own pull request). ``DEVOPS_CREW_ALLOW_SELF_APPROVAL``
+  (as GitHub does not let an author approve their own pull request), nor merges its pull request from the
+  dashboard (``merge``, embedded forge only). ``DEVOPS_CREW_ALLOW_SELF_APPROVAL``
   lifts this for single-person setups; the approval then records ``self_approval: true``;
 - an override needs a reason;
 - the ``scheduler`` channel may only resume and track, whatever roles it claims;
@@ -54,6 +55,7 @@ class Action(StrEnum):
     track = "track"
     rollback = "rollback"
     audit = "audit"
+    merge = "merge"  # merge a published pull request from the dashboard (embedded forge only)
 
 
 ACTION_ROLES: dict[Action, Role] = {
@@ -66,9 +68,10 @@ ACTION_ROLES: dict[Action, Role] = {
     Action.track: Role.operator,
     Action.rollback: Role.approver,
     Action.audit: Role.auditor,
+    Action.merge: Role.approver,
 }
 SCHEDULER_ACTIONS = frozenset({Action.resume, Action.track})
-FOUR_EYES_ACTIONS = frozenset({Action.approve, Action.override})
+FOUR_EYES_ACTIONS = frozenset({Action.approve, Action.override, Action.merge})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
