@@ -69,7 +69,7 @@ def test_a_waiting_request_is_previewed_from_its_stored_spec(service: CrewServic
     assert "```text\nGap number 1 needs kotlin and swift apps\n```" in pull["body"]
     assert pull["title"] == "Add team mobile_team_1 for capability gap gap-n1" and "risk:high" in pull["labels"]
     assert review["cost"] == {"monthly_usd": request.spec.monthly_cost_usd, "ceiling_usd": 5.0, "above_ceiling": True}
-    assert review["llm_usage"] == {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+    assert review["llm_usage"] == request.llm_usage.model_dump() and review["llm_usage"]["calls"] == 0
     assert review["request"]["id"] == rid and review["gap"]["id"] == "gap-n1" and review["notes"] == []
     assert review["decisions"]["approve"] == {"applies": True, "allowed": True, "reason": "", "rule": "role"}
     assert review["decisions"]["merge"]["applies"] is False
