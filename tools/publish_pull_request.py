@@ -3,7 +3,7 @@ team (committing and pushing it if it does not yet) and hands the title and summ
 which opens the pull request inside its fixed body.
 
 The model chooses the words, never the ref or the files: the branch must be the approved
-``auto/team-<name>-<timestamp>`` (``policy.check_branch``), the files are the ones the pipeline
+``auto/team-<name>-<timestamp>-<id>`` (``policy.check_branch``), the files are the ones the pipeline
 rendered and approved (``policy.check_paths`` again here), and ``TargetRepo.publish_branch`` checks
 both once more next to the push. With ``dry_run`` (the benchmark's naive crew) nothing is pushed.
 """

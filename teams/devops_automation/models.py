@@ -358,6 +358,9 @@ class LLMUsage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    #: Some tokens were estimated: the server reported no usage (or only a total) for some call, or a call
+    #: got no answer (a timeout). Estimates are never zero for work the server was asked to do.
+    estimated: bool = False
 
     def __add__(self, other: LLMUsage) -> LLMUsage:
         return LLMUsage(
@@ -365,6 +368,7 @@ class LLMUsage(BaseModel):
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cost_usd=round(self.cost_usd + other.cost_usd, 6),
+            estimated=self.estimated or other.estimated,
         )
 
 

@@ -43,7 +43,8 @@ def body(request: TeamCreationRequest, spec: TeamSpec, files: list[str], drafter
     usage = request.llm_usage
     llm_line = (
         f"LLM use so far: {usage.calls} calls, {usage.prompt_tokens} prompt + {usage.completion_tokens} completion "
-        f"tokens, about ${usage.cost_usd:.4f}."
+        f"tokens, about ${usage.cost_usd:.4f}"
+        + (" (estimated: the server did not report all of its usage)." if usage.estimated else ".")
         if usage.calls
         else "No language model was used."
     )

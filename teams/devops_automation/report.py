@@ -96,7 +96,7 @@ def describe(summary: dict[str, Any]) -> str:
     usage = summary["llm_usage"]
     llm = (
         f"\n    LLM: {usage['calls']} calls, {usage['prompt_tokens']}+{usage['completion_tokens']} tokens, "
-        f"${usage['cost_usd']:.4f}"
+        f"${usage['cost_usd']:.4f}{' (estimated)' if usage.get('estimated') else ''}"
         if usage["calls"]
         else ""
     )

@@ -19,7 +19,7 @@ from devops_automation.drafting.base import DraftContext
 from devops_automation.drafting.offline import OfflineDrafter
 from devops_automation.models import CapabilityGap
 
-BRANCH = re.compile(r"auto/team-[a-z0-9_]+-\d{8}T\d{6}Z")
+BRANCH = re.compile(r"auto/team-[a-z0-9_]+-\d{8}T\d{6}Z(?:-[0-9a-f]{6})?")
 
 
 @dataclass

@@ -66,6 +66,10 @@ class OpenAIStub:
     def __init__(self, model: FakeModel | None = None, api_key: str = API_KEY) -> None:
         self.model = model or FakeModel()
         self.api_key = api_key
+        #: How replies report usage, as servers differ: "full", "total_only" (total_tokens alone) or "none".
+        self.usage_mode = "full"
+        #: The next this many structured (json_schema) replies are cut off at the length limit.
+        self.cut_off_structured = 0
         self.requests: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
         self.errors: list[str] = []
@@ -111,7 +115,21 @@ class OpenAIStub:
             json.dumps(body["messages"]) + json.dumps(body.get("tools") or "") + json.dumps(response_format or "")
         )
         completion = approx_tokens(reply.content or json.dumps(message.get("tool_calls")))
-        return {
+        finish = "tool_calls" if reply.tool_calls else "stop"
+        if schema and self.cut_off_structured > 0:
+            self.cut_off_structured -= 1
+            message["content"] = (reply.content or "")[: max(1, len(reply.content or "") // 3)]
+            finish = "length"
+        usage: dict[str, int] | None = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        if self.usage_mode == "total_only":
+            usage = {"total_tokens": prompt + completion}
+        elif self.usage_mode == "none":
+            usage = None
+        answer = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -122,11 +140,13 @@ class OpenAIStub:
                     "index": 0,
                     "message": message,
                     "logprobs": None,
-                    "finish_reason": "tool_calls" if reply.tool_calls else "stop",
+                    "finish_reason": finish,
                 }
             ],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }
+        if usage is not None:
+            answer["usage"] = usage
+        return answer
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self

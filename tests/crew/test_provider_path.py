@@ -188,3 +188,44 @@ def test_an_invalid_structured_reply_fails_the_draft_and_is_still_counted(tmp_pa
     assert failed[0]["usage"]["prompt"] == sum(r["usage"]["prompt_tokens"] for r in stub.responses)
     assert request.llm_usage.calls == 2  # the failed step's calls count on the request too
     assert request.llm_usage.prompt_tokens == failed[0]["usage"]["prompt"]
+
+
+@pytest.mark.parametrize("mode", ["none", "total_only"])
+def test_a_server_that_reports_little_usage_is_estimated_never_zero(tmp_path: Path, mode: str) -> None:
+    """Servers that send no ``usage``, or only ``total_tokens``: every call counts, the tokens are what was
+    reported plus estimates, and the PR says the figures are estimated."""
+    with OpenAIStub() as stub:
+        stub.usage_mode = mode
+        app = build_app(stub_settings(tmp_path / "home", stub))
+        try:
+            request = app.engine.submit(NEW_TEAM_GAP).request
+            body = gh_pull(app, request.pr_number).body if request.pr_number else ""
+        finally:
+            app.close()
+    assert request.state is RequestState.published, request.error
+    usage = request.llm_usage
+    assert usage.calls == len(stub.requests) >= 3
+    assert usage.estimated and usage.prompt_tokens > 0 and usage.completion_tokens > 0 and usage.cost_usd > 0
+    if mode == "total_only":
+        reported = sum(r["usage"]["total_tokens"] for r in stub.responses)
+        assert usage.prompt_tokens + usage.completion_tokens == reported  # what was reported is used as is
+    assert "(estimated: the server did not report all of its usage)" in body
+    assert "$0.0000" not in body
+
+
+def test_a_structured_reply_cut_off_at_the_length_limit_is_counted(tmp_path: Path) -> None:
+    """The SDK raises on a reply cut off at the length limit before LangChain reports its usage: the
+    call still counts, with the usage the server reported."""
+    with OpenAIStub() as stub:
+        stub.cut_off_structured = 5  # every attempt at the spec is cut off
+        settings = stub_settings(tmp_path / "home", stub)
+        app = offline_app(settings)
+        try:
+            wire(app, build_crew_components(settings, app.auditor, app.target))
+            request = app.engine.submit(NEW_TEAM_GAP).request
+        finally:
+            app.close()
+    assert request.state is RequestState.failed, request.state
+    assert request.llm_usage.calls == len(stub.requests) >= 2, (request.llm_usage, len(stub.requests))
+    reported = sum(r["usage"]["prompt_tokens"] for r in stub.responses)
+    assert request.llm_usage.prompt_tokens == reported and not request.llm_usage.estimated

@@ -7,8 +7,10 @@ reports token usage on every reply. :class:`LangChainLLM` is the small adapter t
 use it, so swapping in another LangChain chat model (Anthropic, Ollama, Azure, ...) is one argument to
 :func:`devops_automation.crew.build_crew_components`, with nothing CrewAI-specific to configure.
 
-Every call is counted through CrewAI's own per-LLM accounting (``get_token_usage_summary``), also when
-the reply is unusable, so the request's LLM usage is what the provider reported, call by call.
+Every HTTP call to the model is counted where it is made (:mod:`.metering`: the chat model's httpx client
+counts each ``/chat/completions`` request and reads its reply's usage), also when LangChain or the SDK fail
+on the reply, and for a timed-out attempt; what the server did not report is estimated and marked so. For a
+chat model built elsewhere (no metered client), CrewAI's own per-LLM accounting of the replies is used.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic import BaseModel, Field, ValidationError
 from ..errors import ConfigurationError
 from ..models import LLMUsage
 from ..settings import Settings
+from .metering import CURRENT, Tally, metered_client
 
 LLMFactory = Callable[[], BaseLLM]
 
@@ -81,6 +84,7 @@ class LangChainLLM(BaseLLM):
     llm_type: str = "langchain"
     chat_model: Any = Field(exclude=True, description="a langchain_core BaseChatModel")
     context_window: int = 128_000
+    tally: Tally = Field(default_factory=Tally, exclude=True, description="HTTP calls this adapter made")
 
     def call(
         self,
@@ -94,6 +98,15 @@ class LangChainLLM(BaseLLM):
     ) -> str | list[dict[str, Any]] | BaseModel:
         """One chat completion: a list of tool calls, a validated ``response_model``, or text."""
         history = to_langchain_messages(self._format_messages(messages))  # type: ignore[arg-type]
+        token = CURRENT.set(self.tally)  # the metered HTTP client counts into this adapter's tally
+        try:
+            return self._call(history, tools, response_model)
+        finally:
+            CURRENT.reset(token)
+
+    def _call(
+        self, history: list[Any], tools: list[dict[str, Any]] | None, response_model: type[BaseModel] | None
+    ) -> str | list[dict[str, Any]] | BaseModel:
         if response_model is not None and not tools:
             return self._structured(history, response_model)
         model = self.chat_model.bind_tools(tools) if tools else self.chat_model
@@ -179,6 +192,7 @@ def make_chat_model(settings: Settings) -> Any:
         model=model,
         api_key=key or "unused",  # local OpenAI-compatible servers often take no key
         base_url=settings.openai_base_url,
+        http_client=metered_client(settings.llm_timeout_seconds),
         timeout=settings.llm_timeout_seconds,
         max_retries=settings.llm_max_retries,
         temperature=settings.llm_temperature,
@@ -196,13 +210,17 @@ def llm_factory(chat_model: Any, model_name: str) -> LLMFactory:
 
 
 def usage_of(llm: BaseLLM, settings: Settings, model_name: str) -> LLMUsage:
-    """What ``llm`` consumed so far, priced with the settings' table (USD per million tokens)."""
-    metrics = llm.get_token_usage_summary()
+    """What ``llm`` consumed so far, priced with the settings' table (USD per million tokens): the HTTP
+    calls its metered client counted (estimates marked), else CrewAI's accounting of the replies."""
+    tally = getattr(llm, "tally", None)
+    if isinstance(tally, Tally) and tally.calls:
+        calls, prompt, completion, estimated = tally.totals()
+    else:
+        metrics = llm.get_token_usage_summary()
+        calls, prompt, completion = metrics.successful_requests, metrics.prompt_tokens, metrics.completion_tokens
+        estimated = False
     prompt_price, completion_price = settings.llm_price(model_name)
-    cost = (metrics.prompt_tokens * prompt_price + metrics.completion_tokens * completion_price) / 1_000_000
+    cost = (prompt * prompt_price + completion * completion_price) / 1_000_000
     return LLMUsage(
-        calls=metrics.successful_requests,
-        prompt_tokens=metrics.prompt_tokens,
-        completion_tokens=metrics.completion_tokens,
-        cost_usd=round(cost, 6),
+        calls=calls, prompt_tokens=prompt, completion_tokens=completion, cost_usd=round(cost, 6), estimated=estimated
     )
