@@ -179,14 +179,18 @@ def risk_level(spec: TeamSpec, ceiling: float) -> RiskLevel:
     return RiskLevel.medium
 
 
-def cost_decision(spec: TeamSpec, ceiling: float, approved_by: str | None) -> PolicyDecision | None:
-    """A waiting decision when the team costs more than the ceiling and no human approved it."""
+def cost_decision(
+    spec: TeamSpec, ceiling: float, approved_by: str | None, *, request_id: str = "ID"
+) -> PolicyDecision | None:
+    """A waiting decision when the team costs more than the ceiling and no human approved it (the remedy
+    names ``request_id``)."""
     if spec.monthly_cost_usd > ceiling and not approved_by:
         return PolicyDecision(
             outcome=Outcome.needs_approval,
             rule="cost-ceiling",
             message=f"estimated ${spec.monthly_cost_usd:,.2f}/month is above the ceiling of ${ceiling:,.2f}",
-            remedy="A human may approve it with `devops-crew approve ID`, or reject it with `devops-crew reject ID`.",
+            remedy=f"A human may approve it with `devops-crew approve {request_id}`, "
+            f"or reject it with `devops-crew reject {request_id} --reason TEXT`.",
             risk_level=RiskLevel.high,
         )
     return None

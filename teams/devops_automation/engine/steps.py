@@ -58,7 +58,9 @@ def gate(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreat
         _check_not_in_flight(deps, request)
     except PolicyViolation as violation:
         return refuse(deps, ctx, request, violation.decision())
-    waiting = policy.cost_decision(spec, deps.settings.monthly_cost_ceiling_usd, request.cost_approved_by)
+    waiting = policy.cost_decision(
+        spec, deps.settings.monthly_cost_ceiling_usd, request.cost_approved_by, request_id=request.id
+    )
     if waiting is not None:
         request.decision = waiting
         deps.auditor.event("policy.needs_approval", spec.name, request_id=request.id, rule=waiting.rule)
