@@ -376,8 +376,8 @@ class PRText(BaseModel):
     """The human part of a pull request: the fixed sections (gap, team, cost, files, checklist)
     are always added by code around it."""
 
-    title: str = Field(min_length=1, max_length=200)
-    summary: str = Field("", max_length=4000)
+    title: Text = Field(min_length=1, max_length=200)
+    summary: Text = Field("", max_length=4000)
 
 
 class ActorRef(BaseModel):

@@ -148,3 +148,18 @@ def test_a_spec_that_carries_policy_settings_is_refused(
     assert request.state is RequestState.failed and "Extra inputs are not permitted" in request.error
     assert request.override_approved_by is None
     assert set(remote_branches(bare(crew_app.app))) == {"main"}
+
+
+def test_bidirectional_overrides_never_reach_the_pull_request_text() -> None:
+    """Trojan-Source characters: refused in every model field, dropped from the model's PR summary."""
+    from pydantic import ValidationError
+
+    from devops_automation.crew.components import clean_summary
+    from devops_automation.models import PRText
+
+    hostile = "approve\u202e evil \u2066x\u2069 done\r\nnext\x07"
+    cleaned = clean_summary(hostile)
+    assert cleaned == "approve evil x done\nnext "
+    assert PRText(title="t", summary=cleaned).summary == cleaned
+    with pytest.raises(ValidationError, match="bidirectional-override"):
+        PRText(title="t", summary=hostile)

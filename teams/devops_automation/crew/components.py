@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from ..audit import Auditor, redact
 from ..drafting.base import DraftContext, Drafted
 from ..errors import LLMError
-from ..models import CapabilityGap, Department, LLMUsage, PRText, TeamCreationRequest, TeamSpec
+from ..models import BIDI_CONTROLS, CapabilityGap, Department, LLMUsage, PRText, TeamCreationRequest, TeamSpec
 from ..pr_text import title as default_title
 from ..settings import Settings
 from ..target import TargetRepo
@@ -198,6 +198,18 @@ def clean_title(text: str, spec: TeamSpec) -> str:
     return line[:200]
 
 
+def clean_summary(text: str) -> str:
+    """The model's summary as plain text for the PR body: bidirectional-override characters dropped
+    (they would make the text read differently from what it is), other control characters but newline
+    and tab turned into spaces, Windows line endings into newlines; at most 4,000 characters."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    kept = (
+        "" if ch in BIDI_CONTROLS else " " if unicodedata.category(ch) == "Cc" and ch not in "\n\t" else ch
+        for ch in text
+    )
+    return "".join(kept)[:4000]
+
+
 class CrewPRWriter:
     """PRWriter: the PR author writes title and summary and submits them through ``publish_pull_request``."""
 
@@ -230,10 +242,9 @@ class CrewPRWriter:
         if answer is None or not isinstance(answer.get("title"), str):
             # The model answered without the tool: keep its words as the summary, code writes the title.
             runtime.auditor.event("crew.pr_author_skipped_tool", spec.name, request_id=request.id)
-            return PRText(title=default_title(spec, request), summary=output.raw[:4000]), usage
+            return PRText(title=default_title(spec, request), summary=clean_summary(output.raw)), usage
         title = clean_title(answer["title"], spec) or default_title(spec, request)
-        summary = str(answer.get("summary") or "")[:4000]
-        return PRText(title=title, summary=summary), usage
+        return PRText(title=title, summary=clean_summary(str(answer.get("summary") or ""))), usage
 
 
 __all__ = [
@@ -242,6 +253,7 @@ __all__ = [
     "CrewPRWriter",
     "CrewReviser",
     "CrewRuntime",
+    "clean_summary",
     "clean_title",
     "drafting_inputs",
     "naive_inputs",
