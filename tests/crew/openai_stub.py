@@ -70,6 +70,8 @@ class OpenAIStub:
         self.usage_mode = "full"
         #: The next this many structured (json_schema) replies are cut off at the length limit.
         self.cut_off_structured = 0
+        #: The next this many tool calls carry arguments that are JSON but not an object.
+        self.bad_tool_args = 0
         self.requests: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
         self.errors: list[str] = []
@@ -111,6 +113,11 @@ class OpenAIStub:
                 }
                 for n, a in reply.tool_calls
             ]
+            if self.bad_tool_args > 0:
+                self.bad_tool_args -= 1
+                for call in message["tool_calls"]:
+                    call["function"]["arguments"] = '["not", "an", "object"]'
+
         prompt = approx_tokens(
             json.dumps(body["messages"]) + json.dumps(body.get("tools") or "") + json.dumps(response_format or "")
         )

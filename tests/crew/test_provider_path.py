@@ -229,3 +229,17 @@ def test_a_structured_reply_cut_off_at_the_length_limit_is_counted(tmp_path: Pat
     assert request.llm_usage.calls == len(stub.requests) >= 2, (request.llm_usage, len(stub.requests))
     reported = sum(r["usage"]["prompt_tokens"] for r in stub.responses)
     assert request.llm_usage.prompt_tokens == reported and not request.llm_usage.estimated
+
+
+def test_tool_arguments_that_are_not_an_object_are_still_counted(tmp_path: Path) -> None:
+    """LangChain cannot parse tool arguments that are a JSON array; the calls that carried them count."""
+    with OpenAIStub() as stub:
+        stub.bad_tool_args = 2
+        app = build_app(stub_settings(tmp_path / "home", stub))
+        try:
+            request = app.engine.submit(NEW_TEAM_GAP).request
+        finally:
+            app.close()
+    assert request.state in {RequestState.published, RequestState.failed}
+    assert request.llm_usage.calls == len(stub.requests) >= 1, (request.llm_usage, len(stub.requests))
+    assert request.llm_usage.prompt_tokens == sum(r["usage"]["prompt_tokens"] for r in stub.responses)
