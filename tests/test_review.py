@@ -112,8 +112,10 @@ def test_a_published_request_shows_the_crews_commit_and_the_forges_pull_request(
     actions = [(row["action"], row["phase"]) for row in review["audit"]]
     assert ("policy.human_approval", "recorded") in actions and ("git.push", "succeeded") in actions
     assert all(row["request_id"] == rid for row in review["audit"])
-    hidden = service.review(BOB, rid)
-    assert hidden["audit"] is None and hidden["audit_note"].endswith("it needs the auditor role.")
+    hidden = service.review(BOB, rid)  # an approver sees the history of what he decides on
+    assert hidden["audit"] == review["audit"]
+    viewer = service.review(Actor(id="vic", channel=Channel.web, roles=frozenset({Role.viewer})), rid)
+    assert viewer["audit"] is None and viewer["audit_note"].endswith("it needs the auditor role.")
     merge = hidden["decisions"]["merge"]
     assert merge["applies"] and not merge["allowed"] and "is a draft" in merge["reason"]
 

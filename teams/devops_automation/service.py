@@ -271,6 +271,9 @@ class CrewService:
     def audit(self, actor: Actor, *, request_id: str | None = None, limit: int = 50) -> list[View]:
         """The last ``limit`` audit rows (of one request, or all), oldest first."""
         require(actor, Action.audit)
+        return self._audit_rows(request_id, limit)
+
+    def _audit_rows(self, request_id: str | None, limit: int) -> list[View]:
         rows = [r for r in self.store.iter_audit(request_id)][-limit:]
         return [
             {
@@ -327,17 +330,20 @@ class CrewService:
         """What a reviewer sees of one request (shape: :func:`devops_automation.review.build_review`): the
         SUMMARY, the pull request's body (Markdown), every file's change (from the crew's commit, or a
         preview rendered from the stored spec), the LLM use, the decisions ``actor`` may take and why not,
-        and the request's audit trail when ``actor`` may read the audit log (``audit`` is None otherwise,
+        and the request's audit trail when ``actor`` decides on requests (approver) or may read the audit
+        log (auditor): a reviewer sees the history of what they decide on (``audit`` is None otherwise,
         ``audit_note`` says why). Builds the engine. Raises PermissionDenied (needs ``read``), NotFound,
         GitError (a checkout git cannot read)."""
-        from .authz import permission_allowed
+        from .authz import Role, permission_allowed
         from .review import build_review
 
         require(actor, Action.read)
         request = self._request(request_id)
         app = self.app
         may_audit = permission_allowed(actor, Action.audit)
-        rows = self.audit(actor, request_id=request.id, limit=500) if may_audit.allowed else None
+        if actor.has(Role.approver):  # a reviewer sees the history of what they decide on
+            may_audit = may_audit.model_copy(update={"allowed": True})
+        rows = self._audit_rows(request.id, 500) if may_audit.allowed else None
         return build_review(
             request,
             report.request_summary(request),
