@@ -274,7 +274,7 @@ class CrewService:
         return self._audit_rows(request_id, limit)
 
     def _audit_rows(self, request_id: str | None, limit: int) -> list[View]:
-        rows = [r for r in self.store.iter_audit(request_id)][-limit:]
+        rows = self.store.tail_audit(request_id, limit)
         return [
             {
                 "seq": r.seq,
@@ -292,9 +292,19 @@ class CrewService:
     def verify_audit(self, actor: Actor) -> View:
         """Walk the hash chain: ``{"rows", "ok", "problems"}``."""
         require(actor, Action.audit)
-        rows = list(self.store.iter_audit())
-        problems = verify_chain(rows, self.store.audit_head())
-        return {"rows": len(rows), "ok": not problems, "problems": problems}
+        counted = [0]
+
+        head = self.store.audit_head()  # rows written while we walk are for the next verification
+
+        def counting() -> Iterator[Any]:
+            for row in self.store.iter_audit():  # streamed: constant memory
+                if head is not None and row.seq > head[0]:
+                    break
+                counted[0] += 1
+                yield row
+
+        problems = verify_chain(counting(), head)
+        return {"rows": counted[0], "ok": not problems, "problems": problems}
 
     # -- operations -------------------------------------------------------------------------
     def schema_status(self) -> tuple[bool, str]:

@@ -89,6 +89,12 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _audit_row(row: Any) -> AuditRow:
+    values = row._asdict()
+    values["ts"] = utc(values["ts"])
+    return AuditRow(**values)
+
+
 def open_store(url: str) -> Store:
     """The store at ``url``, migrated to the newest schema. Raises ConfigurationError (naming the URL
     without its password) when the URL is not one SQLAlchemy can use or the database does not answer."""
@@ -322,14 +328,24 @@ class Store:
         return (row[0], row[1]) if row else None
 
     def iter_audit(self, request_id: str | None = None) -> Iterator[AuditRow]:
+        """Every audit row (of one request), oldest first, streamed in batches (a server-side cursor on
+        PostgreSQL): memory stays constant however long the log is."""
         query = select(tables.audit_log).order_by(tables.audit_log.c.seq)
         if request_id is not None:
             query = query.where(tables.audit_log.c.request_id == request_id)
         with self.engine.connect() as conn:
-            for row in conn.execute(query):
-                values = row._asdict()
-                values["ts"] = utc(values["ts"])
-                yield AuditRow(**values)
+            for row in conn.execution_options(stream_results=True, yield_per=1000).execute(query):
+                yield _audit_row(row)
+
+    def tail_audit(self, request_id: str | None = None, limit: int = 50) -> list[AuditRow]:
+        """The last ``limit`` audit rows (of one request), oldest first: one indexed read of ``limit``
+        rows, not the whole log."""
+        c = tables.audit_log.c
+        query = select(tables.audit_log).order_by(c.seq.desc()).limit(limit)
+        if request_id is not None:
+            query = query.where(c.request_id == request_id)
+        with self.engine.connect() as conn:
+            return [_audit_row(row) for row in reversed(conn.execute(query).all())]
 
     # -- rate-limit ledger --------------------------------------------------------------------
     def consume_slot(self, request_id: str, team_name: str, *, overridden: bool, check: Any = None) -> None:
