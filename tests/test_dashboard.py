@@ -213,11 +213,15 @@ def test_session_cookies_are_hardened_and_sign_out_ends_the_session(tmp_path: Pa
         assert {"httponly", "samesite=lax", "path=/"} <= flags and "secure" not in flags
         page = client.get("/")
         assert page.status_code == 200
-        assert client.post("/logout").status_code == 403  # sign-out is a form too: CSRF applies
+        assert client.post("/logout").status_code in {403, 415}  # sign-out is a form too: CSRF applies
+        assert client.post("/logout", data={"x": "1"}).status_code == 403
+        copied = dict(client.cookies)  # someone copied the signed-in cookie before sign-out
         answer = client.post("/logout", data={"csrftoken": csrf(page.text)})
         assert answer.status_code == 303 and answer.headers["location"] == "/login"
         assert flashes(client.get("/login").text) == [("ok", "Signed out.")]
         assert client.get("/").status_code == 303
+        with server.client(cookies=copied) as replay:  # the session ended on the server, not just here
+            assert replay.get("/").status_code == 303
     with running_server(server_settings(tmp_path / "tls", secure_cookies=True)) as server, server.client() as client:
         first = client.get("/login")
         assert "secure" in first.headers["set-cookie"].lower()  # the CSRF cookie
@@ -229,6 +233,36 @@ def test_session_cookies_are_hardened_and_sign_out_ends_the_session(tmp_path: Pa
         )
         cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith(security.SESSION_COOKIE))
         assert "secure" in {part.strip().lower() for part in cookie.split(";")}
+
+
+def test_bodies_the_forms_never_send_are_refused_not_a_500(tmp_path: Path) -> None:
+    with running_server(server_settings(tmp_path / "home")) as server, server.client() as client:
+        page = client.get("/login")
+        token = csrf(page.text)
+        for headers, content in [
+            ({"content-type": "multipart/form-data; boundary=b"}, b"--b--"),
+            ({"content-type": "multipart/form-data;boundary=b"}, b"junk"),
+            ({"content-type": "multipart/form-data"}, b"junk"),
+            ({"content-type": "application/json"}, b'{"username": "bob"}'),
+        ]:
+            answer = client.post("/login", headers=headers, content=content)
+            assert answer.status_code == 415, (headers, answer.status_code)
+        multipart = client.post("/login", files={"f": b"x"}, data={"csrftoken": token, "username": "bob"})
+        assert multipart.status_code == 415
+        with_bearer = client.post(
+            "/login",
+            data={"username": "bob", "password": PASSWORD},
+            headers={"Authorization": "Bearer junk"},  # asgi-csrf would wave this through: not here
+        )
+        assert with_bearer.status_code == 403
+
+
+def test_failed_sign_ins_are_throttled(tmp_path: Path) -> None:
+    with running_server(server_settings(tmp_path / "home")) as server, server.client() as client:
+        answers = [login(client, "bob", "not the password").status_code for _ in range(6)]
+        assert answers == [401] * 5 + [429]
+        blocked = login(client, "bob")  # even the right password waits out the window
+        assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.text
 
 
 def test_forms_without_a_valid_csrf_token_are_refused(server: RunningServer, tmp_path: Path) -> None:
@@ -247,7 +281,7 @@ def test_forms_without_a_valid_csrf_token_are_refused(server: RunningServer, tmp
         with running_server(server_settings(tmp_path / "other", session_secret="another-secret-9876543210")) as other:
             foreign = csrf(other.client().get("/login").text)  # signed with another server's key
         assert bob.post(url, data={"csrftoken": foreign}).status_code == 403
-        assert bob.post(url, json={"reason": "json"}).status_code == 403  # not a form: refused, not parsed
+        assert bob.post(url, json={"reason": "json"}).status_code == 415  # not a form: refused, not parsed
     assert state_of(server, waiting["id"]) == "awaiting_approval"
 
 

@@ -151,12 +151,20 @@ def test_oversize_bodies_are_refused_before_parsing(tmp_path: Path) -> None:
         assert server.runtime.service.list(_viewer(), limit=10) == []
 
 
-def test_readyz_reports_each_dependency_and_turns_503_while_draining(server: RunningServer) -> None:
+def test_readyz_reports_each_dependency_and_turns_503_while_draining(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devops_automation.server import health
+
+    forge = server.runtime.service.app.forge
     with server.client() as client:
-        ready = client.get("/readyz")
+        for _ in range(30):  # anonymous probes do not spend the forge token: one call per interval
+            ready = client.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["store"]["detail"].startswith("schema ")
-        server.runtime.service.app.forge.fail("ping")
+        assert forge.calls.count("ping") == 1
+        monkeypatch.setattr(health, "FORGE_CHECK_TTL_SECONDS", 0.0)
+        forge.fail("ping")
         down = client.get("/readyz")
         assert down.status_code == 503 and "injected failure" in down.json()["checks"]["forge"]["detail"]
         assert client.get("/readyz").status_code == 200  # it recovered
@@ -194,3 +202,42 @@ def test_the_openapi_description_lists_the_json_api(server: RunningServer) -> No
         paths = client.get("/openapi.json").json()["paths"]
     for path in ["/api/v1/requests", "/api/v1/requests/{request_id}/approve", "/api/v1/audit", "/readyz"]:
         assert path in paths
+
+
+def test_reasons_are_as_untrusted_as_gaps(tmp_path: Path) -> None:
+    with running_server(server_settings(tmp_path / "home", monthly_cost_ceiling_usd=5)) as server, server.client() as c:
+        rid = c.post("/api/v1/requests", params={"wait": "true"}, json=_gap(30), headers=bearer("billing_ops"))
+        rid = rid.json()["request"]["id"]
+        for reason in ["ok\x1b]0;PWNED\x07\x1b[2K\r approved by bob", "fine \u202eevil", "x" * 2001]:
+            for action in ("reject", "approve"):
+                who = "billing_ops" if action == "reject" else "bob"
+                answer = c.post(f"/api/v1/requests/{rid}/{action}", json={"reason": reason}, headers=bearer(who))
+                assert answer.status_code == 422 and "reason" in answer.json()["error"]["message"], answer.text
+        view = c.get(f"/api/v1/requests/{rid}", headers=bearer("vic")).json()["request"]
+        assert view["state"] == "awaiting_approval" and view["approvals"] == [] and view["error"] is None
+
+
+def test_errors_keep_one_shape_and_nothing_loads_from_elsewhere(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    with server.client() as client:
+        assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+        missing = client.get("/api/v1/nothing-here", headers=bearer("vic"))
+        assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
+        broken = client.post(
+            "/api/v1/requests", content=b"{not json", headers={**bearer("alice"), "content-type": "application/json"}
+        )
+        assert broken.status_code == 422 and "error" in broken.json()
+
+        def locked(*_args: object, **_kwargs: object) -> None:
+            raise OperationalError("SELECT", {}, Exception("database is locked"))
+
+        monkeypatch.setattr(server.runtime.service.store, "list_requests", locked)
+        down = client.get("/api/v1/requests", headers=bearer("vic"))
+        assert down.status_code == 503 and down.headers["retry-after"]
+        assert down.json()["error"] == {
+            "type": "unavailable",
+            "message": "the state store did not answer: database is locked",
+        }

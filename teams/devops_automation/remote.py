@@ -11,6 +11,7 @@ CLI prints and exits exactly as it does locally.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -37,6 +38,11 @@ ERROR_TYPES: dict[str, type[errors.DevopsCrewError]] = {
 }
 #: Engine calls wait for the run; the server answers when it stops (a validated render takes seconds).
 CALL_TIMEOUT_SECONDS = 600.0
+
+
+def _id(request_id: str) -> str:
+    """A request id as one path segment, whatever it holds (``../resume-pending?`` stays one segment)."""
+    return quote(request_id, safe="")
 
 
 class RemoteService:
@@ -79,6 +85,8 @@ class RemoteService:
         except ValueError:
             body = {}
         if response.is_success:
+            if not isinstance(body, dict):
+                raise errors.DevopsCrewError(f"the server at {self.url} answered something that is not JSON")
             return body
         error = body.get("error") if isinstance(body, dict) else None
         if not isinstance(error, dict):
@@ -100,23 +108,23 @@ class RemoteService:
         return self._call("POST", "/requests", params={"wait": "true"}, json=data)["request"]
 
     def get(self, _actor: Any, request_id: str) -> View:
-        return self._call("GET", f"/requests/{request_id}")["request"]
+        return self._call("GET", f"/requests/{_id(request_id)}")["request"]
 
     def list(self, _actor: Any, *, limit: int = 20, states: set[str] | None = None, **_: Any) -> list[View]:
         params: list[tuple[str, str | int]] = [("limit", limit), *(("state", s) for s in sorted(states or ()))]
         return self._call("GET", "/requests", params=params)["requests"]
 
     def approve(self, _actor: Any, request_id: str, *, reason: str = "", progress: Any = None) -> View:
-        return self._call("POST", f"/requests/{request_id}/approve", json={"reason": reason})["request"]
+        return self._call("POST", f"/requests/{_id(request_id)}/approve", json={"reason": reason})["request"]
 
     def override(self, _actor: Any, request_id: str, *, reason: str, progress: Any = None) -> View:
-        return self._call("POST", f"/requests/{request_id}/override", json={"reason": reason})["request"]
+        return self._call("POST", f"/requests/{_id(request_id)}/override", json={"reason": reason})["request"]
 
     def reject(self, _actor: Any, request_id: str, *, reason: str = "") -> View:
-        return self._call("POST", f"/requests/{request_id}/reject", json={"reason": reason})["request"]
+        return self._call("POST", f"/requests/{_id(request_id)}/reject", json={"reason": reason})["request"]
 
     def resume(self, _actor: Any, request_id: str, *, progress: Any = None) -> View:
-        return self._call("POST", f"/requests/{request_id}/resume")["request"]
+        return self._call("POST", f"/requests/{_id(request_id)}/resume")["request"]
 
     def resume_pending(self, _actor: Any, *, progress: Any = None) -> list[View]:
         return self._call("POST", "/resume-pending")["requests"]
@@ -125,7 +133,7 @@ class RemoteService:
         return self._call("POST", "/track")["results"]
 
     def rollback(self, _actor: Any, request_id: str, *, progress: Any = None) -> View:
-        return self._call("POST", f"/requests/{request_id}/rollback")["request"]
+        return self._call("POST", f"/requests/{_id(request_id)}/rollback")["request"]
 
     def audit(self, _actor: Any, *, request_id: str | None = None, limit: int = 50) -> list[View]:
         params: dict[str, Any] = {"limit": limit, **({"request_id": request_id} if request_id else {})}

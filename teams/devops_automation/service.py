@@ -19,9 +19,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from . import report
 from .app import App, build_app
@@ -30,7 +30,7 @@ from .authz import Action, Actor, require
 from .drafting.base import Drafter
 from .engine import Hooks, Progress, ProgressEvent
 from .errors import ConfigurationError, InvalidInput, validation_fields, validation_problems
-from .models import IN_PROGRESS, CapabilityGap, RequestState, TeamCreationRequest
+from .models import IN_PROGRESS, CapabilityGap, RequestState, TeamCreationRequest, Text
 from .settings import Settings
 from .store import HEAD_REVISION, Store, open_store
 
@@ -47,6 +47,18 @@ def gap_from(data: CapabilityGap | dict[str, Any]) -> CapabilityGap:
         return CapabilityGap.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(invalid_input_message(exc), validation_problems(exc)) from exc
+
+
+_REASON = TypeAdapter(Annotated[Text, Field(max_length=2000)])
+
+
+def checked_reason(reason: str) -> str:
+    """A human decision's reason, as untrusted as a gap: no control or bidirectional-override characters
+    (they would rewrite an operator's terminal or hide text), at most 2,000 characters. Raises InvalidInput."""
+    try:
+        return _REASON.validate_python(reason).strip()
+    except ValidationError as exc:
+        raise InvalidInput("reason: " + validation_problems(exc)[0][1]) from None
 
 
 def invalid_input_message(exc: ValidationError) -> str:
@@ -191,7 +203,8 @@ class CrewService:
 
     def approve(self, actor: Actor, request_id: str, *, reason: str = "", progress: Progress | None = None) -> View:
         """Approve a request waiting on the cost ceiling, then drive it on. Four eyes: the requester
-        cannot. Raises PermissionDenied, NotFound, ActionRefused."""
+        cannot. Raises PermissionDenied, NotFound, ActionRefused, InvalidInput (the reason)."""
+        reason = checked_reason(reason)
         verdict = require(
             actor,
             Action.approve,
@@ -206,7 +219,8 @@ class CrewService:
 
     def override(self, actor: Actor, request_id: str, *, reason: str, progress: Progress | None = None) -> View:
         """Lift the rate limit and cooldown for this one request (needs a reason; four eyes).
-        Raises PermissionDenied, NotFound, ActionRefused."""
+        Raises PermissionDenied, NotFound, ActionRefused, InvalidInput (the reason)."""
+        reason = checked_reason(reason)
         verdict = require(
             actor,
             Action.override,
@@ -227,7 +241,8 @@ class CrewService:
 
     def reject(self, actor: Actor, request_id: str, *, reason: str = "") -> View:
         """Reject a waiting, refused or failed request (its requester may withdraw it).
-        Raises PermissionDenied, NotFound, ActionRefused."""
+        Raises PermissionDenied, NotFound, ActionRefused, InvalidInput (the reason)."""
+        reason = checked_reason(reason)
         require(actor, Action.reject, self._request(request_id))
         with self._acting(actor):
             request = self.app.engine.reject(request_id, by=actor.ref(), reason=reason)
@@ -305,6 +320,21 @@ class CrewService:
 
         problems = verify_chain(counting(), head)
         return {"rows": counted[0], "ok": not problems, "problems": problems}
+
+    # -- web sessions (the dashboard's sign-in) -----------------------------------------------
+    def open_session(self, actor: Actor, ttl_seconds: int) -> str:
+        """A server-side session for a web user who just proved their password: its id goes in the
+        (signed) cookie; the store keeps only a hash, so signing out ends it on every replica."""
+        return self.store.create_session(actor.id, ttl_seconds)
+
+    def session_user(self, session_id: str) -> str | None:
+        """The user name of a live session, or None (unknown, signed out or expired)."""
+        return self.store.session_user(session_id) if 20 <= len(session_id) <= 100 else None
+
+    def close_session(self, session_id: str) -> None:
+        """Sign out: the session ends everywhere, whoever holds a copy of its cookie."""
+        if 20 <= len(session_id) <= 100:
+            self.store.end_session(session_id)
 
     # -- operations -------------------------------------------------------------------------
     def schema_status(self) -> tuple[bool, str]:

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Engine,
     and_,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -38,7 +39,7 @@ from . import tables
 from .errors import ConfigurationError, DevopsCrewError, NotFound
 from .models import ActorRef, CapabilityGap, RequestState, TeamCreationRequest, check_transition
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 #: What a request id can look like (``req-`` and 12 hex digits when this store makes one).
 REQUEST_ID = re.compile(r"req-[A-Za-z0-9_-]{1,36}")
 GENESIS_HASH = "0" * 64
@@ -87,6 +88,10 @@ def _sqlite_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _session_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
 
 
 def _audit_row(row: Any) -> AuditRow:
@@ -238,7 +243,7 @@ class Store:
         cannot be one: ids reach here from URLs and chat messages)."""
         request = self.get_request(request_id) if REQUEST_ID.fullmatch(request_id) else None
         if request is None:
-            raise NotFound(f"no request {request_id!r}; `devops-crew status` lists them")
+            raise NotFound(f"no request {request_id[:60]!r}; `devops-crew status` lists them")
         return request
 
     def get_request_by_gap(self, gap_id: str) -> TeamCreationRequest | None:
@@ -346,6 +351,37 @@ class Store:
             query = query.where(c.request_id == request_id)
         with self.engine.connect() as conn:
             return [_audit_row(row) for row in reversed(conn.execute(query).all())]
+
+    # -- web sessions -------------------------------------------------------------------------
+    def create_session(self, user_name: str, ttl_seconds: int) -> str:
+        """A new session for ``user_name``: returns its id (32 random bytes, URL-safe); only its SHA-256
+        is stored. Expired sessions are purged on the way."""
+        session_id = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            conn.execute(delete(tables.web_sessions).where(tables.web_sessions.c.expires_at < now))
+            conn.execute(
+                insert(tables.web_sessions).values(
+                    id_hash=_session_hash(session_id),
+                    user_name=user_name,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=ttl_seconds),
+                )
+            )
+        return session_id
+
+    def session_user(self, session_id: str) -> str | None:
+        """The user of a live session, or None (unknown, ended or expired)."""
+        c = tables.web_sessions.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(c.user_name, c.expires_at).where(c.id_hash == _session_hash(session_id))).first()
+        if row is None or utc(row[1]) <= datetime.now(UTC):
+            return None
+        return str(row[0])
+
+    def end_session(self, session_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(tables.web_sessions).where(tables.web_sessions.c.id_hash == _session_hash(session_id)))
 
     # -- rate-limit ledger --------------------------------------------------------------------
     def consume_slot(self, request_id: str, team_name: str, *, overridden: bool, check: Any = None) -> None:

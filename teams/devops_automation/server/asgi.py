@@ -20,6 +20,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import DevopsCrewError, PermissionDenied, Unavailable, http_status
 from ..service import CrewService
@@ -52,6 +54,29 @@ async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, PermissionDenied) or http_status(exc) < 500:
         log.info("refused: %s", exc)
     return JSONResponse(error_body(exc), status_code=http_status(exc), headers=headers)
+
+
+async def _store_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The state store did not answer (locked, down, out of connections): 503, one line, retry later."""
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+    log.warning("state store error: %s", reason)
+    body = {"error": {"type": "unavailable", "message": f"the state store did not answer: {reason}"}}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own answers (404 no route, 405, a body that is not JSON) in the one error shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_input")
+    body = {"error": {"type": kind, "message": " ".join(str(exc.detail).split())[:300]}}
+    return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    """A bug: the caller gets one line (the traceback goes to the server's log), never a stack trace."""
+    log.error("unexpected error: %s: %s", type(exc).__name__, exc, exc_info=exc)
+    body = {"error": {"type": "internal", "message": "internal error; the server log has the details"}}
+    return JSONResponse(body, status_code=500)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -110,6 +135,8 @@ def create_app(
                 log.warning("shutdown grace of %gs ran out with work still running", settings.shutdown_grace_seconds)
 
     app = FastAPI(
+        docs_url=None,  # the Swagger and ReDoc pages load script from a CDN: nothing loads from elsewhere
+        redoc_url=None,
         title="devops-crew",
         summary="Turns capability gaps into reviewed pull requests that add new teams.",
         version="0.1.0",
@@ -119,6 +146,9 @@ def create_app(
     app.state.startup_hooks, app.state.shutdown_hooks = startup, shutdown
     app.add_exception_handler(DevopsCrewError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DBAPIError, _store_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
     app.include_router(health.router)
     app.include_router(api.router)
     a2a.install(app, settings)

@@ -16,6 +16,8 @@ password against a dummy hash, so timing does not tell which user names exist.
 from __future__ import annotations
 
 import hmac
+import threading
+import time
 from dataclasses import dataclass
 
 from pwdlib import PasswordHash
@@ -109,3 +111,44 @@ class Authenticator:
         """The web user ``name`` as the settings define them now (a session re-reads its roles)."""
         entry = self._users.get(name)
         return entry[1] if entry else None
+
+
+class LoginThrottle:
+    """Failed sign-ins per user name and per client address: after ``limit`` failures within ``window``
+    seconds, that name (or address) may not try again until the window has passed. Per process (each
+    replica counts its own); argon2's cost is the other half of the defence."""
+
+    def __init__(self, *, limit: int = 5, window: float = 60.0) -> None:
+        self.limit, self.window = limit, window
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        kept = [t for t in self._failures.get(key, []) if now - t < self.window]
+        if kept:
+            self._failures[key] = kept
+        else:
+            self._failures.pop(key, None)
+        return kept
+
+    def blocked(self, *keys: str) -> float:
+        """Seconds until any of ``keys`` may try again (0: now)."""
+        now = time.monotonic()
+        with self._lock:
+            waits = [self.window - (now - r[0]) for k in keys if len(r := self._recent(k, now)) >= self.limit]
+        return max(waits, default=0.0)
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                self._recent(key, now)
+                self._failures.setdefault(key, []).append(now)
+            if len(self._failures) > 10_000:  # bounded memory under a flood of names
+                for key in list(self._failures)[:5_000]:
+                    del self._failures[key]
+
+    def succeeded(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)

@@ -16,6 +16,9 @@ from .runtime import Runtime
 
 router = APIRouter(tags=["probes"])
 PROBE_TIMEOUT_SECONDS = 5.0
+#: A forge answer is reused this long: probes are anonymous, and each forge call spends the crew's
+#: token's rate limit (5,000 an hour on GitHub).
+FORGE_CHECK_TTL_SECONDS = 30.0
 
 
 def _runtime(request: Request) -> Runtime:
@@ -38,9 +41,26 @@ def _check_forge(rt: Runtime) -> dict[str, Any]:
     return {"ok": True, "detail": rt.service.ping_forge()}
 
 
+class ForgeCheck:
+    """The forge's last readiness answer, refreshed at most every :data:`FORGE_CHECK_TTL_SECONDS`, one
+    call in flight at a time whatever the number of probes."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._at = -FORGE_CHECK_TTL_SECONDS
+        self._result: dict[str, Any] = {}
+
+    async def result(self, rt: Runtime) -> dict[str, Any]:
+        async with self._lock:
+            if time.monotonic() - self._at >= FORGE_CHECK_TTL_SECONDS or not self._result.get("ok"):
+                self._result = await _probe(_check_forge, rt)
+                self._at = time.monotonic()
+            return self._result
+
+
 async def _probe(check: Any, rt: Runtime) -> dict[str, Any]:
     try:
-        return await asyncio.wait_for(asyncio.to_thread(check, rt), PROBE_TIMEOUT_SECONDS)
+        return await asyncio.wait_for(rt.quick(check, rt), PROBE_TIMEOUT_SECONDS)
     except TimeoutError:
         return {"ok": False, "detail": f"no answer within {PROBE_TIMEOUT_SECONDS:g} s"}
     except DevopsCrewError as exc:
@@ -55,7 +75,10 @@ async def readyz(request: Request) -> JSONResponse:
     and while draining (so the Service stops routing here before the pod stops)."""
     rt = _runtime(request)
     store = await _probe(_check_store, rt)
-    forge = await _probe(_check_forge, rt) if store["ok"] else {"ok": False, "detail": "store not ready"}
+    checker = getattr(request.app.state, "forge_check", None)
+    if checker is None:
+        checker = request.app.state.forge_check = ForgeCheck()
+    forge = await checker.result(rt) if store["ok"] else {"ok": False, "detail": "store not ready"}
     checks = {"store": store, "forge": forge, "intake": {"ok": not rt.draining.is_set(), "detail": ""}}
     if rt.draining.is_set():
         checks["intake"]["detail"] = "draining for shutdown"
@@ -67,5 +90,9 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     """Prometheus exposition (reads request counts from the store off the loop)."""
-    body = await asyncio.to_thread(_runtime(request).metrics.render)
+    rt = _runtime(request)
+    try:
+        body = await asyncio.wait_for(rt.quick(rt.metrics.render), PROBE_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return Response("# the store did not answer in time\n", status_code=503, media_type=CONTENT_TYPE)
     return Response(body, media_type=CONTENT_TYPE)

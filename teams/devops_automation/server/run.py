@@ -8,6 +8,7 @@ period, then the lifespan's shutdown waits for the runs with what remains of it.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
@@ -71,6 +72,12 @@ def serve(settings: Settings, *, host: str, port: int, ready: Callable[[str], No
         runtime.draining.set()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if runtime.stopped_clean is False:
+        # A run is still inside a step after the grace period (e.g. waiting on a lock): exit now, as the
+        # grace promises. The step it was in is redone by the next start; every saved state stays.
+        logging.getLogger("devops_crew.server").warning("grace period over with a run still working: exiting")
+        logging.shutdown()
+        os._exit(1)
 
 
 def _stopped(_sig: int, _frame: Any) -> None:

@@ -8,20 +8,23 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..authz import Actor, Channel, Role
 from ..errors import DevopsCrewError, Unavailable
 from ..models import RequestState
 from ..service import CrewService, Hooks, ProgressEvent, View
 from ..settings import Settings
-from .auth import Authenticator
+from .auth import Authenticator, LoginThrottle
 from .events import Event, EventHub
 from .metrics import Metrics
 from .worker import WorkerPool
 
 log = logging.getLogger("devops_crew.server")
+T = TypeVar("T")
 
 SERVER_ACTOR = Actor(
     id="devops-crew-server", channel=Channel.scheduler, display_name="devops-crew server", roles={Role.operator}
@@ -40,6 +43,14 @@ class Runtime:
     metrics: Metrics
     draining: threading.Event
     started_at: float = field(default_factory=time.monotonic)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    #: After :meth:`shutdown`: whether every run reached a saved state within the grace period.
+    stopped_clean: bool | None = None
+    #: Short blocking calls (session lookups, password checks, probes, metrics): their own threads, so
+    #: neither a busy engine pool nor anonymous probes can starve a sign-in, and the loop never blocks.
+    io: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="devops-crew-io")
+    )
 
     @classmethod
     def create(cls, settings: Settings, *, service: CrewService | None = None) -> Runtime:
@@ -58,6 +69,10 @@ class Runtime:
         pool = WorkerPool(settings.server_workers, draining)
         holder.update(service=service, pool=pool)
         return cls(settings, service, auth, pool, hub, metrics, draining)
+
+    async def quick(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """Run a short blocking call on the ``io`` threads and await it."""
+        return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
 
     # -- work ---------------------------------------------------------------------------------
     def progress(self, event: ProgressEvent) -> None:
@@ -78,14 +93,17 @@ class Runtime:
         :meth:`CrewService.accept` raises, and Unavailable when the server takes no work."""
         if self.draining.is_set():
             raise Unavailable("the server is shutting down; retry against another replica or after restart")
+        self.pool.check_capacity(2)  # the accept and its run: refuse before recording anything
         view = self.published(await self.pool.run(self.service.accept, actor, gap))
-        if view["duplicate"] or view["state"] != RequestState.received.value:
+        if view["state"] != RequestState.received.value:
             return view
+        # A new request, or a duplicate still in `received` (its run was refused, or a crash cut it off):
+        # drive it. A run already driving it holds its lock; this one then finds nothing left to do.
         future = self.pool.submit(self.drive, actor, view["id"])
         if not wait:
             return view
         final = await asyncio.wrap_future(future)
-        return {**final, "duplicate": False}
+        return {**final, "duplicate": view["duplicate"]}
 
     def resume_interrupted(self) -> list[str]:
         """At start: queue every request a crash or shutdown left mid-way (ids queued). A request another
@@ -115,6 +133,8 @@ class Runtime:
         """Stop intake, let runs reach their next saved state within ``grace_seconds``, close the service.
         Returns True when nothing was cut off."""
         clean = self.pool.shutdown(grace_seconds)
+        self.stopped_clean = clean
+        self.io.shutdown(wait=False, cancel_futures=True)
         if clean:
             self.service.close()
         return clean

@@ -31,7 +31,7 @@ from ...models import IN_PROGRESS, RequestState, Urgency
 from ...service import page_cursor
 from ..runtime import Runtime
 from . import render
-from .security import CSRF_FIELD, safe_next
+from .security import CSRF_FIELD, SESSION_MAX_AGE_SECONDS, safe_next
 
 log = logging.getLogger("devops_crew.dashboard")
 router = APIRouter(include_in_schema=False)
@@ -46,7 +46,7 @@ NEEDS_DECISION = ("awaiting_approval", "refused", "failed")
 REFRESH_SECONDS = 2
 STATES = [s.value for s in RequestState]
 MOVING = frozenset(s.value for s in IN_PROGRESS)
-_FLASH_KEY, _USER_KEY = "flash", "user"
+_FLASH_KEY, _SESSION_KEY = "flash", "sid"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
@@ -59,15 +59,24 @@ def runtime(request: Request) -> Runtime:
 
 
 def web_actor(request: Request) -> Actor:
-    """The signed-in web user as an Actor on channel ``web``, read again from the settings' users on each
-    request (a user removed from ``DEVOPS_CREW_WEB_USERS`` is signed out). Raises LoginRequired."""
-    name = request.session.get(_USER_KEY)
-    actor = runtime(request).auth.user(name) if isinstance(name, str) else None
+    """The signed-in web user as an Actor on channel ``web``. The cookie holds only a session id; the
+    session lives in the store (signing out ends it everywhere, a copied cookie included) and the user is
+    read again from the settings' users on each request (a removed user is signed out). Raises
+    LoginRequired."""
+    actor = _session_actor(request)
     if actor is None:
-        if name is not None:
-            request.session.pop(_USER_KEY, None)
+        request.session.pop(_SESSION_KEY, None)
         raise LoginRequired
     return actor
+
+
+def _session_actor(request: Request) -> Actor | None:
+    session_id = request.session.get(_SESSION_KEY)
+    if not isinstance(session_id, str):
+        return None
+    rt = runtime(request)
+    name = rt.service.session_user(session_id)
+    return rt.auth.user(name) if name else None
 
 
 async def login_required(request: Request, _exc: Exception) -> Response:
@@ -166,7 +175,7 @@ def error_page(request: Request, actor: Actor | None, exc: DevopsCrewError) -> H
 # -- sign in and out ---------------------------------------------------------------------------------
 @router.get("/login")
 async def login_form(request: Request, next: str = "/") -> Response:
-    if isinstance(request.session.get(_USER_KEY), str) and runtime(request).auth.user(request.session[_USER_KEY]):
+    if await runtime(request).quick(_session_actor, request) is not None:
         return RedirectResponse(safe_next(next), status_code=303)
     return page(request, "login.html", next=safe_next(next), username="", error="")
 
@@ -178,18 +187,30 @@ async def login(request: Request) -> Response:
     name = str(form.get("username", ""))[:64].strip()
     password = str(form.get("password", ""))[:1024]
     target = safe_next(str(form.get("next", "/")))
-    actor = await asyncio.to_thread(runtime(request).auth.login, name, password) if name and password else None
+    rt = runtime(request)
+    keys = (f"user:{name.lower()}", f"addr:{request.client.host if request.client else '?'}")
+    wait = rt.throttle.blocked(*keys)
+    if wait > 0:
+        error = f"Too many failed sign-ins; try again in {int(wait) + 1} s."
+        return page(request, "login.html", 429, next=target, username=name, error=error)
+    actor = await rt.quick(rt.auth.login, name, password) if name and password else None
     if actor is None:
+        rt.throttle.failed(*keys)
         log.info("dashboard: failed sign-in for %r", one_line(name, 64))
         return page(request, "login.html", 401, next=target, username=name, error="Unknown user or wrong password.")
+    rt.throttle.succeeded(keys[0])
+    session_id = await rt.quick(rt.service.open_session, actor, SESSION_MAX_AGE_SECONDS)
     request.session.clear()  # nothing of an earlier session survives a sign-in
-    request.session[_USER_KEY] = actor.id
+    request.session[_SESSION_KEY] = session_id
     log.info("dashboard: %s signed in", actor.key)
     return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    session_id = request.session.get(_SESSION_KEY)
+    if isinstance(session_id, str):
+        await runtime(request).quick(runtime(request).service.close_session, session_id)
     request.session.clear()
     flash(request, "ok", "Signed out.")
     return RedirectResponse("/login", status_code=303)
@@ -234,7 +255,7 @@ async def request_list(request: Request) -> Response:
     """Requests newest first, filtered by state(s) and proposed team, paged by keyset cursor (never an
     offset: a deep page is one indexed range read). The first unfiltered page also shows what waits for
     a decision."""
-    actor = web_actor(request)
+    actor = await runtime(request).quick(web_actor, request)
     rt = runtime(request)
     try:
         states, team, cursor, limit = _list_query(request)
@@ -298,7 +319,7 @@ def _audit_rows(rows: list[dict[str, Any]] | None) -> list[dict[str, Any]] | Non
 @router.get("/requests/{request_id}")
 async def request_page(request: Request, request_id: str) -> Response:
     """One request as a reviewer sees it (:meth:`CrewService.review`)."""
-    actor = web_actor(request)
+    actor = await runtime(request).quick(web_actor, request)
     rt = runtime(request)
     try:
         review = await rt.pool.run(rt.service.review, actor, request_id)
@@ -372,7 +393,7 @@ def _reason(form: Any) -> str:
 async def decide(request: Request, request_id: str, action: str) -> Response:
     """approve (optional reason), override (reason required), reject (reason required), merge (the
     embedded forge). Authorisation, four eyes and state rules are the service's."""
-    actor = web_actor(request)
+    actor = await runtime(request).quick(web_actor, request)
     rt = runtime(request)
     back = RedirectResponse(f"/requests/{request_id}" if _ID.fullmatch(request_id) else "/", status_code=303)
     form = await request.form()
@@ -428,7 +449,7 @@ def _gap_from_form(form: Any) -> dict[str, Any]:
 
 @router.get("/new")
 async def new_form(request: Request) -> Response:
-    actor = web_actor(request)
+    actor = await runtime(request).quick(web_actor, request)
     verdict = permission_allowed(actor, Action.submit)
     return page(
         request,
@@ -443,7 +464,7 @@ async def new_form(request: Request) -> Response:
 @router.post("/new")
 async def submit(request: Request) -> Response:
     """Record the gap's request and start its run on a worker; the request page follows the run."""
-    actor = web_actor(request)
+    actor = await runtime(request).quick(web_actor, request)
     rt = runtime(request)
     form = await request.form()
     values = {name: str(form.get(name, ""))[:20_000] for name in _GAP_FIELDS}

@@ -25,7 +25,7 @@ from pygments.lexer import Lexer
 from pygments.lexers import DiffLexer, TextLexer, get_lexer_for_filename
 from pygments.util import ClassNotFound
 
-_SAFE_LINK = re.compile(r"^(?:https?:|mailto:|#|/(?!/)|\.{0,2}/)", re.IGNORECASE)
+_SAFE_LINK = re.compile(r"^(?:https?:|mailto:|#|/(?!/)|\.{1,2}/)", re.IGNORECASE)
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 #: CSS class of highlighted code blocks (``static/code.css`` styles it).
 CODE_CLASS = "code"

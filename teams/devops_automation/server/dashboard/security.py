@@ -115,6 +115,15 @@ class CsrfProtection:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_dashboard_path(scope.get("path", "")):
+            headers = dict(scope.get("headers") or [])
+            if scope.get("method") not in SAFE_METHODS:
+                kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+                if kind != b"application/x-www-form-urlencoded":  # the dashboard's forms send nothing else
+                    await _plain(send, 415, "the dashboard's forms are application/x-www-form-urlencoded")
+                    return
+            if b"authorization" in headers:  # asgi-csrf waves bearer requests through: not on cookie pages
+                scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]}
         started = False
 
         async def tracking_send(message: Message) -> None:
@@ -125,18 +134,25 @@ class CsrfProtection:
 
         try:
             await self._inner(scope, receive, tracking_send)
-        except UnicodeDecodeError:
+        except (UnicodeDecodeError, ValueError, TypeError, IndexError):  # a body asgi-csrf cannot parse
             if started:
                 raise
-            body = b"the form is not UTF-8"
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 400,
-                    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _plain(send, 400, "the form cannot be read")
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _plain(send: Send, status: int, text: str) -> None:
+    body = text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class SecurityHeaders:
