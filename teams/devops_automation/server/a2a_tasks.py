@@ -1,0 +1,224 @@
+"""Where A2A tasks live: a2a-sdk's ``DatabaseTaskStore`` over the state store's own database.
+
+The table is ``a2a_tasks``, with exactly the columns of a2a-sdk's ``TaskMixin`` (``a2a/server/models.py``),
+created by the Alembic migration 0005 like every other table (never by ``create_all``). Every replica and
+every restart sees the same tasks, so ``tasks/get`` answers wherever it lands.
+
+A task names its request in ``metadata["request_id"]``. The request is the truth; a task is its view for
+one A2A caller, and can always be brought up to date from it (:func:`advanced`, :meth:`RequestTaskStore.get`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from a2a.server.context import ServerCallContext
+from a2a.server.models import create_task_model
+from a2a.server.tasks import DatabaseTaskStore
+from a2a.types import Message, Part, Role, Task, TaskState, TaskStatus
+from sqlalchemy import event, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+from ..errors import ConfigurationError
+
+TABLE = "a2a_tasks"
+#: Task states that may still change: the start-up hook and ``tasks/get`` bring these up to date.
+OPEN_STATES = frozenset({TaskState.submitted, TaskState.working, TaskState.input_required})
+#: How long a SQLite writer waits for the lock before giving up, as the synchronous store does.
+SQLITE_BUSY_SECONDS = 30
+
+
+class _Base(DeclarativeBase):
+    """A declarative base of our own: a2a-sdk's ``Base.metadata`` stays without our table."""
+
+
+# Made once per process: a2a-sdk's DatabaseTaskStore(table_name=...) defines a new mapped class on every
+# construction and the second one fails ("Table 'a2a_tasks' is already defined"), so a process that builds
+# two applications (tests, the benchmark) would break. The store below uses this one class instead.
+TaskRow: Any = create_task_model(TABLE, _Base)
+
+
+def async_database_url(url: str) -> str:
+    """The asynchronous driver's URL for the state store's ``url``: ``sqlite:///…`` ->
+    ``sqlite+aiosqlite:///…``; ``postgres://`` and ``postgresql://`` (and psycopg2) ->
+    ``postgresql+psycopg://`` (psycopg 3 is asynchronous too); ``postgresql+psycopg://`` stays.
+    Raises ConfigurationError for any other database (the state store supports only these two)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigurationError("DATABASE_URL is not a database URL") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if backend in {"postgresql", "postgres"}:
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    raise ConfigurationError(f"DATABASE_URL: A2A tasks are kept on SQLite or PostgreSQL, not {backend}")
+
+
+def task_engine(url: str) -> AsyncEngine:
+    """An async engine for the tasks, beside the state store's synchronous one on the same database.
+
+    SQLite: every transaction is ``BEGIN IMMEDIATE`` and waits up to 30 s for the lock, as the state
+    store's are (``store._sqlite_engine``). a2a-sdk's ``save`` reads then writes (``session.merge``); in a
+    deferred transaction that upgrade fails at once with "database is locked" whenever another writer
+    committed in between, which a busy server does all the time. Raises ConfigurationError."""
+    async_url = async_database_url(url)
+    if not async_url.startswith("sqlite"):
+        return create_async_engine(async_url, pool_pre_ping=True)
+    engine = create_async_engine(async_url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # BEGIN is ours, below
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def agent_message(task: Task, parts: list[Part], metadata: dict[str, Any] | None = None) -> Message:
+    """A new message from this agent in ``task``."""
+    return Message(
+        role=Role.agent,
+        message_id=str(uuid.uuid4()),
+        task_id=task.id,
+        context_id=task.context_id,
+        parts=parts,
+        metadata=metadata,
+    )
+
+
+def advanced(task: Task, state: TaskState, message: Message | None, metadata: dict[str, Any] | None = None) -> Task:
+    """A copy of ``task`` moved to ``state`` with ``message``, as a2a-sdk's TaskManager moves a task on a
+    status update: the previous status message goes to the history, ``metadata`` is merged."""
+    moved = task.model_copy(deep=True)
+    if moved.status.message is not None:
+        moved.history = [*(moved.history or []), moved.status.message]
+    moved.status = TaskStatus(state=state, message=message, timestamp=datetime.now(UTC).isoformat())
+    if metadata:
+        moved.metadata = {**(moved.metadata or {}), **metadata}
+    return moved
+
+
+def with_answer_in_history(task: Task) -> Task:
+    """``task`` as it is stored: its history ends with its current status message, once.
+
+    a2a-sdk's client appends every status message to the history it builds while streaming, but its
+    server's TaskManager moves a status message into the history only when the next status replaces it, so
+    a polled task's history lacks the latest message. CrewAI's polling client hands its LLM the history
+    only: the final answer (the pull request URL) would never reach it. Stored this way, ``tasks/get``
+    shows the conversation a streaming client sees. The TaskManager appending the same message again on
+    the next update is folded away here (same ``message_id``, consecutive)."""
+    history: list[Message] = []
+    changed = False
+    for message in task.history or []:
+        if history and history[-1].message_id == message.message_id:
+            changed = True
+        else:
+            history.append(message)
+    current = task.status.message
+    if current is not None and (not history or history[-1].message_id != current.message_id):
+        history.append(current)
+        changed = True
+    if not changed:
+        return task
+    return task.model_copy(update={"history": history})
+
+
+Refresher = Callable[[Task, ServerCallContext | None], Awaitable[Task | None]]
+
+
+class RequestTaskStore(DatabaseTaskStore):
+    """a2a-sdk's database task store on ``a2a_tasks``, with these additions:
+
+    - ``tasks/get`` of a task that may still change first asks ``refresher`` (set by the endpoint) whether
+      its request moved on, and saves what it answers: a task whose run this process is not following
+      (another replica's, one a restart interrupted, one a human approved later) still answers with its
+      request's state;
+    - a save is one upsert and stores the history with its answer last (:func:`with_answer_in_history`);
+      ``on_saved`` hears of every save;
+    - :meth:`open_tasks` lists the tasks that may still change (the start-up hook);
+    - after :meth:`close`, reads and writes raise instead of opening new connections (a connection left
+      open keeps aiosqlite's thread, and the process, alive at exit).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine, create_table=False)  # the default table's existing class: nothing is defined
+        self.task_model = TaskRow
+        self.refresher: Refresher | None = None
+        self.on_saved: Callable[[Task], None] | None = None
+        self.closed = False
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("the A2A task store is closed (the server is shutting down)")
+
+    async def get(self, task_id: str, context: ServerCallContext | None = None) -> Task | None:
+        """The stored task, brought up to date from its request on ``tasks/get`` (see the class)."""
+        self._check_open()
+        task = await super().get(task_id, context)
+        method = context.state.get("method") if context is not None else None
+        if task is None or self.refresher is None or method != "tasks/get" or task.status.state not in OPEN_STATES:
+            return task
+        fresher = await self.refresher(task, context)
+        if fresher is None:
+            return task
+        await self.save(fresher, context)
+        return with_answer_in_history(fresher)
+
+    async def stored(self, task_id: str) -> Task | None:
+        """The task as stored, without asking its request."""
+        self._check_open()
+        return await super().get(task_id)
+
+    async def save(self, task: Task, context: ServerCallContext | None = None) -> None:
+        """Saves ``task`` with its current status message as the last message of its history (see
+        :func:`with_answer_in_history`), in one ``INSERT ... ON CONFLICT DO UPDATE`` (a2a-sdk's ORM
+        ``merge`` reads the row first: two statements and the ORM's bookkeeping for every status update)."""
+        self._check_open()
+        await self._ensure_initialized()
+        stored = with_answer_in_history(task)
+        table = TaskRow.__table__
+        values = {
+            "id": stored.id,
+            "context_id": stored.context_id,
+            "kind": stored.kind,
+            "status": stored.status,
+            "artifacts": stored.artifacts,
+            "history": stored.history,
+            "metadata": stored.metadata,
+        }
+        insert = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
+        statement = insert(table).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.id], set_={k: statement.excluded[k] for k in values if k != "id"}
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(statement)
+        if self.on_saved is not None:
+            self.on_saved(stored)
+
+    async def open_tasks(self, limit: int = 10_000) -> list[Task]:
+        """Tasks still ``submitted``, ``working`` or ``input-required`` (at most ``limit``)."""
+        self._check_open()
+        await self._ensure_initialized()
+        state = TaskRow.__table__.c.status["state"].as_string()
+        query = select(TaskRow).where(state.in_([s.value for s in OPEN_STATES])).limit(limit)
+        async with self.async_session_maker() as session:
+            rows = (await session.execute(query)).scalars().all()
+            return [self._from_orm(row) for row in rows]
+
+    async def close(self) -> None:
+        """Refuse further use and close the engine's connections."""
+        self.closed = True
+        await self.engine.dispose()
