@@ -366,8 +366,7 @@ def test_rate_limited_gaps_wait_for_an_override_and_other_rules_reject(tmp_path:
         first, limited, reserved = asyncio.run(scenario())
     assert first.status.state is TaskState.completed
     assert limited.status.state is TaskState.input_required and "rate-limit" in answer(limited)[0]
-    assert reserved.status.state in {TaskState.rejected, TaskState.input_required}
-    assert reserved.status.state is TaskState.rejected, answer(reserved)[0]
+    assert reserved.status.state is TaskState.rejected, answer(reserved)[0]  # the name rule comes before the limit
     assert "reserved-name" in answer(reserved)[0]
 
 
