@@ -314,7 +314,9 @@ class TargetRepo:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, dest)
             call.result["written"] = len(files)
-        repo.index.add(files)
+        # git itself, in the checkout: GitPython's index.add changes the process's working directory for
+        # the call, which races with other threads (a server renders and commits for several requests).
+        repo.git.add("--", *files)
         staged = [d.a_path or d.b_path for d in repo.index.diff(self.base_ref)]
         check_paths(staged, team_name)  # what git will commit, not just what we meant to write
         with self.auditor.action("git.commit", f"{self.path} {branch}", request_id=request_id) as call:

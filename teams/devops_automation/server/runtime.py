@@ -94,7 +94,8 @@ class Runtime:
         if self.draining.is_set():
             raise Unavailable("the server is shutting down; retry against another replica or after restart")
         self.pool.check_capacity(2)  # the accept and its run: refuse before recording anything
-        view = self.published(await self.pool.run(self.service.accept, actor, gap))
+        # Recording is a short call: on the io threads, so acknowledgements never queue behind runs.
+        view = self.published(await self.quick(self.service.accept, actor, gap))
         if view["state"] != RequestState.received.value:
             return view
         # A new request, or a duplicate still in `received` (its run was refused, or a crash cut it off):
