@@ -40,6 +40,7 @@ from .errors import ConfigurationError, DevopsCrewError, NotFound
 from .models import ActorRef, CapabilityGap, RequestState, TeamCreationRequest, check_transition
 
 HEAD_REVISION = "0006"
+_WRITE = "devops_crew_write"
 #: What a request id can look like (``req-`` and 12 hex digits when this store makes one).
 REQUEST_ID = re.compile(r"req-[A-Za-z0-9_-]{1,36}")
 GENESIS_HASH = "0" * 64
@@ -85,7 +86,8 @@ def _sqlite_engine(url: str) -> Engine:
     def _on_begin(conn: Connection) -> None:
         # IMMEDIATE takes the write lock up front: two processes never interleave a
         # read-then-write (rate-limit check, audit chain), they queue.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Only write transactions (Store._write) take it; reads begin deferred and never queue behind writers.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
     return engine
 
@@ -175,6 +177,15 @@ class Store:
         with FileLock(str(self._lock_dir / f"{request_id}.lock"), timeout=timeout):
             yield
 
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction: on SQLite ``BEGIN IMMEDIATE`` (the write lock up front, so two writers queue
+        instead of failing a read-then-write), on PostgreSQL a plain transaction."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
@@ -198,7 +209,7 @@ class Store:
 
         config = Config()
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7301)"))
             config.attributes["connection"] = conn
@@ -212,7 +223,7 @@ class Store:
         return it instead (with ``False``)."""
         request = TeamCreationRequest(id="req-" + secrets.token_hex(6), gap=gap, requester=requester)
         try:
-            with self.engine.begin() as conn:
+            with self._write() as conn:
                 conn.execute(
                     insert(tables.requests).values(
                         id=request.id,
@@ -282,7 +293,7 @@ class Store:
 
     def save_request(self, request: TeamCreationRequest, new_state: RequestState | None = None) -> TeamCreationRequest:
         """Persist ``request``; with ``new_state``, check the transition against the stored state."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             stored = conn.execute(select(tables.requests.c.state).where(tables.requests.c.id == request.id)).scalar()
             if stored is None:
                 raise StoreError(f"request {request.id} does not exist")
@@ -307,7 +318,7 @@ class Store:
         self, *, request_id: str | None, action: str, phase: str, target: str, detail: str, hasher: Any
     ) -> AuditRow:
         """Append one row, chained to the previous one. ``hasher`` computes a row's hash."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7302)"))
             last = conn.execute(
@@ -358,7 +369,7 @@ class Store:
         is stored. Expired sessions are purged on the way."""
         session_id = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(delete(tables.web_sessions).where(tables.web_sessions.c.expires_at < now))
             conn.execute(
                 insert(tables.web_sessions).values(
@@ -380,7 +391,7 @@ class Store:
         return str(row[0])
 
     def end_session(self, session_id: str) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(delete(tables.web_sessions).where(tables.web_sessions.c.id_hash == _session_hash(session_id)))
 
     # -- rate-limit ledger --------------------------------------------------------------------
@@ -388,7 +399,7 @@ class Store:
         """Record that ``request_id`` used a slot for ``team_name``. Inside one serialised transaction:
         :class:`NameTaken` if another open request holds the name, then ``check(ledger)`` may veto, so
         concurrent processes can neither both take the last slot nor both claim one new team."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7303)"))
             already = conn.execute(
@@ -430,5 +441,5 @@ class Store:
             return self._ledger_rows(conn)
 
     def release_slot(self, request_id: str) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(tables.rate_ledger.delete().where(tables.rate_ledger.c.request_id == request_id))
