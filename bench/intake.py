@@ -305,6 +305,63 @@ def bench_floor(clients: int, per_client: int) -> None:
         )
 
 
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        return int(sock.getsockname()[1])
+
+
+def bench_oneshot(runs: int) -> None:
+    """``devops-crew request`` as a user runs it, on embedded defaults with full render validation: each in
+    a fresh process that builds the engine itself, and the same against a running ``devops-crew serve``
+    (DEVOPS_CREW_SERVER_URL). Prints both medians side by side."""
+    exe = str(Path(sys.executable).with_name("devops-crew"))
+    root = Path(tempfile.mkdtemp(prefix="oneshot-"))
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DEVOPS_CREW_", "GITHUB_", "OPENAI_"))}
+    base.update(DEVOPS_CREW_COOLDOWN_SECONDS="0", DEVOPS_CREW_RATE_LIMIT="1000", HOME=str(root))
+    token = "oneshot-token-" + uuid.uuid4().hex
+    users = json.dumps({"ops": {"roles": ["all"], "token": token}})
+    port = free_port()
+    server = subprocess.Popen(
+        [exe, "serve", "--port", str(port)],
+        env={**base, "DEVOPS_CREW_HOME": str(root / "server"), "DEVOPS_CREW_WEB_USERS": users},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        while "serving at" not in (line := server.stderr.readline()):
+            if not line and server.poll() is not None:
+                raise SystemExit("devops-crew serve did not start")
+        timings: dict[str, list[float]] = {"local": [], "server": []}
+        for n in range(runs):
+            for mode in ("local", "server"):
+                env = {**base, "DEVOPS_CREW_HOME": str(root / f"{mode}-{n}")}
+                if mode == "server":
+                    env.update(DEVOPS_CREW_SERVER_URL=f"http://127.0.0.1:{port}", DEVOPS_CREW_SERVER_TOKEN=token)
+                skill = f"lang{n}{mode[0]}"
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [exe, "request", f"We need {skill} services built", "--skill", skill, "-q"],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
+                timings[mode].append(time.perf_counter() - started)
+                if done.returncode != 0:
+                    raise SystemExit(f"{mode} request failed: {done.stdout}{done.stderr}")
+        local, remote = (statistics.median(timings[m]) for m in ("local", "server"))
+        print(
+            f"one-shot `devops-crew request` (validated render, PR opened), median of {runs}: "
+            f"{local:.2f} s on its own, {remote:.2f} s against a running server ({local / remote:.1f}x)"
+        )
+    finally:
+        server.terminate()
+        server.wait(60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=20)
@@ -314,6 +371,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: SQLite in a temporary home)")
     parser.add_argument("--sequential", type=int, default=20, help="first, this many gaps from one client (0: skip)")
     parser.add_argument("--no-floor", action="store_true", help="skip the bare a2a-sdk floor")
+    parser.add_argument("--oneshot", type=int, default=3, help="one-shot `devops-crew request` runs each way (0: skip)")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     if not args.no_floor:
@@ -322,6 +380,8 @@ def main() -> None:
     if args.sequential and not args.database_url:  # one empty database per phase: only SQLite makes its own
         passed = bench_crew(1, args.sequential, args.workers, args.validate, args.database_url)
     passed = bench_crew(args.clients, args.per_client, args.workers, args.validate, args.database_url) and passed
+    if args.oneshot:
+        bench_oneshot(args.oneshot)
     sys.exit(0 if passed else 1)
 
 
