@@ -6,10 +6,12 @@ owned by Alembic; :func:`open_store` brings any database to the newest revision 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -152,6 +154,9 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._writers: threading.RLock | contextlib.nullcontext[None] = (
+            threading.RLock() if database else contextlib.nullcontext()
+        )
         self._lock_dir = Path(database).parent / "locks" if database else None
 
     @contextmanager
@@ -181,7 +186,9 @@ class Store:
     def _write(self) -> Iterator[Connection]:
         """A write transaction: on SQLite ``BEGIN IMMEDIATE`` (the write lock up front, so two writers queue
         instead of failing a read-then-write), on PostgreSQL a plain transaction."""
-        with self.engine.connect() as conn:
+        # Writers of this process queue on a lock instead of on SQLite's busy handler, which sleeps and
+        # backs off (tens of ms each time) while another thread of the same server holds the file.
+        with self._writers, self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
