@@ -63,13 +63,15 @@ def async_database_url(url: str) -> str:
     raise ConfigurationError(f"DATABASE_URL: A2A tasks are kept on SQLite or PostgreSQL, not {backend}")
 
 
+WRITE_OPTION = "devops_crew_write"
+
+
 def task_engine(url: str) -> AsyncEngine:
     """An async engine for the tasks, beside the state store's synchronous one on the same database.
 
-    SQLite: every transaction is ``BEGIN IMMEDIATE`` and waits up to 30 s for the lock, as the state
-    store's are (``store._sqlite_engine``). a2a-sdk's ``save`` reads then writes (``session.merge``); in a
-    deferred transaction that upgrade fails at once with "database is locked" whenever another writer
-    committed in between, which a busy server does all the time. Raises ConfigurationError."""
+    SQLite: every write transaction is ``BEGIN IMMEDIATE`` and waits up to 30 s for the lock, as the state
+    store's are (``store._sqlite_engine``); reads (``tasks/get`` polls) begin deferred and never queue.
+    Raises ConfigurationError."""
     async_url = async_database_url(url)
     if not async_url.startswith("sqlite"):
         return create_async_engine(async_url, pool_pre_ping=True)
@@ -81,7 +83,7 @@ def task_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
     return engine
 
@@ -203,8 +205,10 @@ class RequestTaskStore(DatabaseTaskStore):
         statement = statement.on_conflict_do_update(
             index_elements=[table.c.id], set_={k: statement.excluded[k] for k in values if k != "id"}
         )
-        async with self.engine.begin() as conn:
-            await conn.execute(statement)
+        async with self.engine.connect() as conn:
+            await conn.execution_options(**{WRITE_OPTION: True})
+            async with conn.begin():
+                await conn.execute(statement)
         if self.on_saved is not None:
             self.on_saved(stored)
 
