@@ -235,8 +235,12 @@ def test_a_gap_sent_as_text_streams_progress_and_ends_with_one_answer(server: Ru
 def test_a_message_with_data_and_text_takes_the_data_and_the_text_fills_a_missing_description() -> None:
     both = gap_from_message(message(text="from the text", data={"required_skills": ["kotlin"]}), CALLER)
     assert both == {"required_skills": ["kotlin"], "description": "from the text", "requesting_team": "billing_ops"}
-    data_wins = gap_from_message(message(text="ignored", data={"description": "d", "requesting_team": "ops"}), CALLER)
-    assert data_wins == {"description": "d", "requesting_team": "ops"}
+    data_wins = gap_from_message(
+        message(text="ignored", data={"description": "d", "requesting_team": "billing_ops"}), CALLER
+    )
+    assert data_wins == {"description": "d", "requesting_team": "billing_ops"}
+    with pytest.raises(InvalidInput, match="files gaps for its own team"):  # not in another team's name
+        gap_from_message(message(data={"description": "d", "requesting_team": "ops"}), CALLER)
     with pytest.raises(InvalidInput, match="carries no gap"):
         gap_from_message(message(), CALLER)
     with pytest.raises(InvalidInput, match="one gap per message"):
@@ -652,3 +656,63 @@ def _home_entries(home: Path) -> set[str]:
         if folder.is_dir():
             found |= {str(p) for p in folder.iterdir()}
     return found
+
+
+def test_a_caller_cannot_write_into_another_teams_task(tmp_path: Path) -> None:
+    """A task takes messages from the team whose request it follows: another team's message to it is
+    answered as for a task that does not exist, and nothing lands in the history."""
+    with running_server(server_settings(tmp_path / "home", monthly_cost_ceiling_usd=5)) as server:
+
+        async def open_task() -> Task:
+            async with a2a(server.url, streaming=False, caller="web_frontend") as client:
+                ((ack, _),) = await send(client, message(data=gap_data(40)))
+                return await until_final(client, ack.id)
+
+        waiting = asyncio.run(open_task())
+        assert waiting.status.state is TaskState.input_required
+        intruder = message(text="I approve", data={"state": "approved"}, task_id=waiting.id)
+        body = intruder.model_dump(mode="json", by_alias=True, exclude_none=True)
+        body["contextId"] = waiting.context_id
+        for method in ("message/send", "message/stream"):
+            answered = rpc(server, {"jsonrpc": "2.0", "id": 1, "method": method, "params": {"message": body}})
+            assert answered.status_code < 500 and answered.json()["error"]["code"] == -32001, answered.text
+        history = stored_tasks(server.runtime.settings.home)[waiting.id]["history"]
+        assert all("I approve" not in json.dumps(turn) for turn in history)
+        own = rpc(
+            server,
+            {"jsonrpc": "2.0", "id": 2, "method": "message/send", "params": {"message": body}},
+            caller="web_frontend",
+        )
+        assert "result" in own.json(), own.text  # its own team may still write
+
+
+def test_bodies_a2a_sdk_would_choke_on_later_are_refused_up_front(server: RunningServer) -> None:
+    deep: dict[str, Any] = {}
+    cursor = deep
+    for _ in range(300):
+        cursor["x"] = {}
+        cursor = cursor["x"]
+    plain = message(text="needs kotlin apps").model_dump(mode="json", by_alias=True, exclude_none=True)
+    nested = {**plain, "metadata": deep}
+    started = time.monotonic()
+    answered = rpc(server, {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": nested}})
+    assert answered.json()["error"]["code"] == -32602 and "nests deeper" in answered.json()["error"]["message"]
+    assert time.monotonic() - started < 5
+    raw = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "message/send", "params": {"message": plain}})
+    surrogate = raw.replace("needs kotlin apps", "needs \\ud800 apps").encode()  # a JSON escape, not text
+    assert b"\\ud800" in surrogate
+    answered = rpc(server, surrogate)
+    assert answered.status_code < 500 and answered.json()["error"]["code"] in {-32602, -32700}, answered.text
+    assert "INSERT" not in answered.text and "codec" not in answered.text
+    assert requests_of(server) == []
+
+
+def test_a_caller_files_gaps_for_its_own_team_only(server: RunningServer) -> None:
+    async def ask() -> Task:
+        async with a2a(server.url, streaming=False) as client:  # billing_ops
+            ((ack, _),) = await send(client, message(data=gap_data(41, requesting_team="web_frontend")))
+            return await until_final(client, ack.id)
+
+    refused = asyncio.run(ask())
+    assert refused.status.state is TaskState.rejected
+    assert "requesting_team" in answer(refused)[0] and requests_of(server) == []

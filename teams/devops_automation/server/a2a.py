@@ -29,13 +29,14 @@ from typing import Any
 
 from a2a.server.apps import A2AStarletteApplication
 from a2a.server.request_handlers import DefaultRequestHandler
-from a2a.types import JSONParseError, JSONRPCError, JSONRPCErrorResponse
+from a2a.types import InvalidParamsError, JSONParseError, JSONRPCError, JSONRPCErrorResponse, TaskNotFoundError
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, PREV_AGENT_CARD_WELL_KNOWN_PATH
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..authz import Channel
+from ..authz import Actor, Channel
+from ..errors import DevopsCrewError
 from ..settings import Settings
 from .a2a_card import agent_card, base_url
 from .a2a_executor import CallerContextBuilder, GapExecutor, TaskWatch
@@ -52,6 +53,56 @@ UNAUTHENTICATED = -32000
 def _error(code_or_error: JSONRPCError | JSONParseError, status: int = 200, **headers: str) -> JSONResponse:
     body = JSONRPCErrorResponse(id=None, error=code_or_error).model_dump(mode="json", exclude_none=True)
     return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+#: Deepest nesting of objects and arrays a JSON-RPC body may have (a gap needs three or four levels).
+MAX_JSON_DEPTH = 32
+
+
+def odd_json(body: Any) -> str:
+    """Why a parsed body cannot be taken, or "": nesting deeper than :data:`MAX_JSON_DEPTH`, or a string
+    with a lone surrogate (valid JSON escapes, but not text: it cannot be stored or echoed)."""
+    stack: list[tuple[Any, int]] = [(body, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"the message nests deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+            stack.extend((k, depth + 1) for k in value)
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return "the message holds a string that is not text (a lone UTF-16 surrogate)"
+    return ""
+
+
+async def _foreign_task(rt: Runtime, store: RequestTaskStore, body: Any, actor: Actor) -> bool:
+    """Whether a ``message/send`` or ``message/stream`` names a task another caller opened: a task takes
+    messages from the team whose request it follows only (anyone else's turn would land in that team's
+    history, which its agent reads)."""
+    if not isinstance(body, dict) or body.get("method") not in {"message/send", "message/stream"}:
+        return False
+    params = body.get("params")
+    message = params.get("message") if isinstance(params, dict) else None
+    task_id = message.get("taskId") if isinstance(message, dict) else None
+    if not isinstance(task_id, str):
+        return False
+    task = await store.stored(task_id)
+    if task is None:
+        return False  # a2a-sdk answers "task not found" itself
+    request_id = (task.metadata or {}).get("request_id")
+    if not isinstance(request_id, str):
+        return True  # a task whose request is unknown takes no one's messages
+    try:
+        view = await rt.quick(rt.service.get, actor, request_id)
+    except DevopsCrewError:
+        return True
+    requester = view.get("requester") or {}
+    return (requester.get("id"), requester.get("channel")) != (actor.id, actor.channel.value)
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -84,9 +135,15 @@ def install(app: FastAPI, settings: Settings) -> None:
             return _error(refusal, 401, **{"WWW-Authenticate": 'Bearer realm="devops-crew"'})
         request.state.a2a_actor = actor
         try:
-            json.loads(await request.body())
+            body = json.loads(await request.body())
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             return _error(JSONParseError(message=f"the body is not JSON: {exc}"))
+        problem = odd_json(body)
+        if problem:  # before a2a-sdk: it would store the message and fail later, out of the caller's sight
+            return _error(InvalidParamsError(message=problem))
+        if await _foreign_task(runtime(), store, body, actor):
+            # As for a task that does not exist: the answer does not confirm someone else's task id.
+            return _error(TaskNotFoundError(message="Task not found"))
         return await sdk_endpoint(request)
 
     async def card(request: Request) -> JSONResponse:

@@ -63,8 +63,13 @@ def gap_from_message(message: Message | None, caller: Actor) -> dict[str, Any]:
             "the message carries no gap: send a data part with the gap's fields (description, required_skills, "
             "...) or plain text describing what no team can do yet"
         )
-    if gap.get("requesting_team") in (None, ""):
+    named = gap.get("requesting_team")
+    if named in (None, ""):
         gap["requesting_team"] = caller.id[:MAX_TEAM_CHARS]
+    elif named != caller.id[:MAX_TEAM_CHARS]:  # it becomes the PR's "requested by" and the team's owner
+        raise InvalidInput(
+            f"requesting_team: an A2A caller files gaps for its own team ({caller.id}), not for {str(named)[:60]!r}"
+        )
     return gap
 
 
