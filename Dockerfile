@@ -30,5 +30,9 @@ RUN pip install --no-cache-dir ./packages/localforge .
 
 USER 10001
 VOLUME ["/var/lib/devops-crew"]
+# The pod's long-running process: A2A, JSON API, dashboard, /healthz, /readyz, /metrics on port 8080.
+# A CronJob passes its own args (resume --pending, track).
+ENV DEVOPS_CREW_SERVER_HOST=0.0.0.0 DEVOPS_CREW_SERVER_PORT=8080
+EXPOSE 8080
 ENTRYPOINT ["devops-crew"]
-CMD ["resume", "--pending"]
+CMD ["serve"]
