@@ -10,6 +10,10 @@ from git import Repo
 
 from devops_automation.app import App
 from devops_automation.models import CapabilityGap
+from devops_automation.service import CrewService
+from devops_automation.settings import Settings
+
+from .conftest import make_settings
 
 NEW_TEAM_GAP = CapabilityGap(
     id="gap-d3",
@@ -62,3 +66,15 @@ def gh_pull(app: App, number: int) -> Any:
 def swap(app: App, **changes: Any) -> None:
     """Replace engine dependencies (drafter, reviser, pr_writer) for a test."""
     app.engine.deps = dataclasses.replace(app.engine.deps, **changes)
+
+
+def fast_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings on the fake forge (a real bare repository) with render validation off: runs in seconds."""
+    values: dict[str, object] = {"forge": "fake", "validate_render": False}
+    values.update(overrides)
+    return make_settings(tmp_path / "home", **values)
+
+
+def service_for(tmp_path: Path, **overrides: object) -> CrewService:
+    """A service over :func:`fast_settings`."""
+    return CrewService(fast_settings(tmp_path, **overrides))

@@ -20,13 +20,11 @@ from devops_automation.forge.fake import FakeForge
 from devops_automation.models import CapabilityGap, RequestState
 
 from .conftest import make_settings
-from .helpers import NEW_TEAM_GAP, changed_paths, new_gap
+from .helpers import NEW_TEAM_GAP, changed_paths, fast_settings, new_gap
 
 
 def fast_app(tmp_path: Path, **overrides: object) -> App:
-    values: dict[str, object] = {"forge": "fake", "validate_render": False}
-    values.update(overrides)
-    return build_app(make_settings(tmp_path / "home", **values))
+    return build_app(fast_settings(tmp_path, **overrides))
 
 
 @pytest.fixture

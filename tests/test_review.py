@@ -18,8 +18,7 @@ from devops_automation.review import commit_files, decisions
 from devops_automation.scaffold.render import expected_files
 from devops_automation.service import CrewService
 
-from .conftest import make_settings
-from .helpers import COVERED_GAP, new_gap
+from .helpers import COVERED_GAP, new_gap, service_for
 
 ALICE = Actor(id="alice", channel=Channel.web, roles=frozenset({Role.requester, Role.viewer}))
 BOB = Actor(id="bob", channel=Channel.web, roles=frozenset({Role.approver, Role.viewer}))
@@ -27,12 +26,6 @@ CAROL = Actor(id="carol", channel=Channel.web, roles=frozenset({Role.approver, R
 OSCAR = Actor(id="oscar", channel=Channel.web, roles=frozenset({Role.auditor, Role.viewer}))
 NOBODY = Actor(id="nobody", channel=Channel.web, roles=frozenset())
 CRON = Actor(id="cron", channel=Channel.scheduler, roles=frozenset({Role.admin}))
-
-
-def service_for(tmp_path: Path, **overrides: object) -> CrewService:
-    values: dict[str, object] = {"forge": "fake", "validate_render": False}
-    values.update(overrides)
-    return CrewService(make_settings(tmp_path / "home", **values))
 
 
 @pytest.fixture

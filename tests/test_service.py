@@ -17,8 +17,7 @@ from devops_automation.authz import Action, Actor, Channel, Role, parse_roles, p
 from devops_automation.errors import ActionRefused, InvalidInput, NotFound, PermissionDenied
 from devops_automation.service import CrewService
 
-from .conftest import make_settings
-from .helpers import new_gap
+from .helpers import new_gap, service_for
 
 ALICE = Actor(id="alice", channel=Channel.web, roles=frozenset({Role.requester, Role.viewer}))
 BOB = Actor(id="bob", channel=Channel.web, roles=frozenset({Role.approver, Role.viewer}))
@@ -26,12 +25,6 @@ ADMIN_ALICE = Actor(id="alice", channel=Channel.web, roles=frozenset({Role.admin
 ALICE_ON_DISCORD = Actor(id="alice", channel=Channel.discord, roles=frozenset({Role.admin}))
 CRON = Actor(id="cronjob", channel=Channel.scheduler, roles=frozenset({Role.admin}))
 VIEWER = Actor(id="vic", channel=Channel.web, roles=frozenset({Role.viewer}))
-
-
-def service_for(tmp_path: Path, **overrides: object) -> CrewService:
-    values: dict[str, object] = {"forge": "fake", "validate_render": False}
-    values.update(overrides)
-    return CrewService(make_settings(tmp_path / "home", **values))
 
 
 @pytest.fixture

@@ -190,6 +190,12 @@ class CrewService:
         """The newest ``limit`` (1..1000) requests' SUMMARYs, newest first, optionally in ``states``, for
         one proposed ``team``, and after ``cursor`` (:func:`page_cursor` of the previous page's last
         SUMMARY). Raises PermissionDenied, InvalidInput."""
+        return [report.request_summary(r) for r in self._page(actor, limit, states, team, cursor)]
+
+    def _page(
+        self, actor: Actor, limit: int, states: set[str] | None, team: str | None, cursor: str | None
+    ) -> list[TeamCreationRequest]:
+        """One keyset page for :meth:`list` and :meth:`overview`. Raises PermissionDenied, InvalidInput."""
         require(actor, Action.read)
         if not 1 <= limit <= MAX_LIST:
             raise InvalidInput(f"limit must be between 1 and {MAX_LIST}, not {limit}")
@@ -198,8 +204,7 @@ class CrewService:
         except ValueError as exc:
             raise InvalidInput(f"unknown state: {exc}") from exc
         before = _read_cursor(cursor) if cursor else None
-        requests = self.store.list_requests(limit=limit, states=wanted, team=team or None, before=before)
-        return [report.request_summary(r) for r in requests]
+        return self.store.list_requests(limit=limit, states=wanted, team=team or None, before=before)
 
     def approve(self, actor: Actor, request_id: str, *, reason: str = "", progress: Progress | None = None) -> View:
         """Approve a request waiting on the cost ceiling, then drive it on. Four eyes: the requester
@@ -429,15 +434,7 @@ class CrewService:
         """:meth:`list` for people: each SUMMARY also carries ``gap``, ``{"description", "requesting_team",
         "urgency"}`` (the description cut to 300 characters), so a list shows what was asked for. Same
         arguments, keyset paging (:func:`page_cursor`) and errors as :meth:`list`."""
-        require(actor, Action.read)
-        if not 1 <= limit <= MAX_LIST:
-            raise InvalidInput(f"limit must be between 1 and {MAX_LIST}, not {limit}")
-        try:
-            wanted = {RequestState(s) for s in states} if states else None
-        except ValueError as exc:
-            raise InvalidInput(f"unknown state: {exc}") from exc
-        before = _read_cursor(cursor) if cursor else None
-        requests = self.store.list_requests(limit=limit, states=wanted, team=team or None, before=before)
+        requests = self._page(actor, limit, states, team, cursor)
         return [
             {
                 **report.request_summary(r),

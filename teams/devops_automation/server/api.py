@@ -17,12 +17,9 @@ from ..models import CapabilityGap, RequestState
 from ..report import SCHEMA_VERSION
 from ..service import MAX_LIST, page_cursor
 from .runtime import Runtime
+from .runtime import runtime_of as runtime
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
-
-
-def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 def token_actor(request: Request) -> Actor:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..errors import DevopsCrewError
 from .metrics import CONTENT_TYPE
-from .runtime import Runtime
+from .runtime import Runtime, runtime_of
 
 router = APIRouter(tags=["probes"])
 PROBE_TIMEOUT_SECONDS = 5.0
@@ -21,14 +21,10 @@ PROBE_TIMEOUT_SECONDS = 5.0
 FORGE_CHECK_TTL_SECONDS = 30.0
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
-
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
     """Liveness: 200 while the event loop answers (also while draining)."""
-    rt = _runtime(request)
+    rt = runtime_of(request)
     return JSONResponse({"status": "ok", "uptime_seconds": round(time.monotonic() - rt.started_at, 3)})
 
 
@@ -73,7 +69,7 @@ async def _probe(check: Any, rt: Runtime) -> dict[str, Any]:
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: 200 when the store answers at the current schema and the forge answers; 503 otherwise
     and while draining (so the Service stops routing here before the pod stops)."""
-    rt = _runtime(request)
+    rt = runtime_of(request)
     store = await _probe(_check_store, rt)
     checker = getattr(request.app.state, "forge_check", None)
     if checker is None:
@@ -90,7 +86,7 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     """Prometheus exposition (reads request counts from the store off the loop)."""
-    rt = _runtime(request)
+    rt = runtime_of(request)
     try:
         body = await asyncio.wait_for(rt.quick(rt.metrics.render), PROBE_TIMEOUT_SECONDS)
     except TimeoutError:

@@ -13,8 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from starlette.requests import Request
+
 from ..authz import Actor, Channel, Role
-from ..errors import DevopsCrewError, Unavailable
+from ..errors import DevopsCrewError
 from ..models import RequestState
 from ..service import CrewService, Hooks, ProgressEvent, View
 from ..settings import Settings
@@ -91,8 +93,6 @@ class Runtime:
     async def accept_and_drive(self, actor: Actor, gap: dict[str, Any], *, wait: bool) -> View:
         """Record the gap's request and queue its run; with ``wait``, await the run's end. Raises what
         :meth:`CrewService.accept` raises, and Unavailable when the server takes no work."""
-        if self.draining.is_set():
-            raise Unavailable("the server is shutting down; retry against another replica or after restart")
         self.pool.check_capacity(2)  # the accept and its run: refuse before recording anything
         # Recording is a short call: on the io threads, so acknowledgements never queue behind runs.
         view = self.published(await self.quick(self.service.accept, actor, gap))
@@ -140,3 +140,7 @@ class Runtime:
             self.service.close()
         return clean
 
+
+def runtime_of(request: Request) -> Runtime:
+    """The server's runtime, from any route (also a FastAPI dependency)."""
+    return request.app.state.runtime

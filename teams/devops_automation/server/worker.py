@@ -46,19 +46,20 @@ class WorkerPool:
 
     def check_capacity(self, jobs: int = 1) -> None:
         """Raise Unavailable unless ``jobs`` more could be queued now (draining, or the queue full)."""
+        with self._lock:
+            self._refuse_unless_room(jobs)
+
+    def _refuse_unless_room(self, jobs: int) -> None:
+        """Under ``self._lock``: Unavailable while draining or when ``jobs`` more would overfill the queue."""
         if self._draining.is_set():
             raise Unavailable("the server is shutting down; retry against another replica or after restart")
-        with self._lock:
-            if len(self._pending) + jobs > self._max_queued + self.workers:
-                raise Unavailable(f"the server's work queue is full ({len(self._pending)} jobs); retry later")
+        if len(self._pending) + jobs > self._max_queued + self.workers:
+            raise Unavailable(f"the server's work queue is full ({len(self._pending)} jobs); retry later")
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Queue ``fn(*args, **kwargs)``. Raises Unavailable while draining or when the queue is full."""
-        if self._draining.is_set():
-            raise Unavailable("the server is shutting down; retry against another replica or after restart")
         with self._lock:
-            if len(self._pending) >= self._max_queued + self.workers:
-                raise Unavailable(f"the server's work queue is full ({len(self._pending)} jobs); retry later")
+            self._refuse_unless_room(1)
 
             def job() -> T:
                 with self._lock:

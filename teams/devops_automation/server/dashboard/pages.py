@@ -30,6 +30,7 @@ from ...errors import DevopsCrewError, InvalidInput, http_status
 from ...models import IN_PROGRESS, RequestState, Urgency
 from ...service import page_cursor
 from ..runtime import Runtime
+from ..runtime import runtime_of as runtime
 from . import render
 from .security import CSRF_FIELD, SESSION_MAX_AGE_SECONDS, safe_next
 
@@ -52,10 +53,6 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 class LoginRequired(Exception):
     """Raised by :func:`web_actor` for a request without a valid session; answered with a redirect."""
-
-
-def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 def web_actor(request: Request) -> Actor:
