@@ -14,6 +14,9 @@ from .drafting.base import Drafter, PRWriter, SpecReviser
 from .engine import Deps, Engine, Hooks, Lifecycle
 from .errors import DevopsCrewError
 from .forge import Forge, open_forge
+from .notify.channels import configured_channels
+from .notify.dispatch import Dispatcher, RetryPolicy
+from .notify.outbox import Outbox
 from .quiet import silence_crewai
 from .settings import Settings
 from .store import Store, open_store
@@ -31,6 +34,7 @@ class App:
     target: TargetRepo
     drafter: Drafter
     engine: Engine
+    dispatcher: Dispatcher
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -85,4 +89,15 @@ def build_app(
             store.close()
         raise
     deps = Deps(settings, store, auditor, target, forge, drafter, reviser, pr_writer, hooks or Hooks())
-    return App(settings, store, auditor, forge, target, drafter, Engine(deps))
+    return App(
+        settings, store, auditor, forge, target, drafter, Engine(deps), make_dispatcher(settings, store, auditor)
+    )
+
+
+def make_dispatcher(settings: Settings, store: Store, auditor: Auditor) -> Dispatcher:
+    """The notification dispatcher for the channels ``settings`` configure; tells ``store`` which
+    channels each new event gets a delivery row for."""
+    channels = configured_channels(settings)
+    store.notification_channels = tuple(channels)
+    retry = RetryPolicy(base_seconds=settings.notify_backoff_seconds, max_attempts=settings.notify_max_attempts)
+    return Dispatcher(Outbox(store), channels, auditor, retry=retry)

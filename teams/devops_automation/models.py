@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -134,6 +135,16 @@ class CapabilityGap(BaseModel):
         words = " ".join(re.findall(r"\w+", self.description.lower()))
         material = words + "|" + ",".join(sorted(self.required_skills)) + "|" + (self.proposed_name or "")
         return hashlib.sha256(material.encode()).hexdigest()
+
+
+def skills_key(skills: Iterable[str]) -> str | None:
+    """One key for a set of skills however they are cased, spaced or ordered (SHA-256 hex of the sorted,
+    lower-cased set), or None for no skills. Two gaps with the same key ask for the same skills: the
+    ``previously-rejected`` rule and the gap review's sightings compare them by it."""
+    names = sorted({" ".join(s.lower().split()) for s in skills if s.strip()})
+    if not names:
+        return None
+    return hashlib.sha256("|".join(names).encode()).hexdigest()
 
 
 class AgentSpec(BaseModel):
@@ -441,6 +452,9 @@ class TeamCreationRequest(BaseModel):
     revisions: int = 0
     override_approved_by: str | None = None
     cost_approved_by: str | None = None
+    rejected_by: ActorRef | None = None  # the human who rejected it (None: its pull request was closed)
+    rejection_reason: str | None = None
+    reconsidered_by: str | None = None  # a human lifted `previously-rejected` for this request
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 

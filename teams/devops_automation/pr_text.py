@@ -10,6 +10,21 @@ from .models import PolicyDecision, TeamCreationRequest, TeamSpec
 BASE_LABELS = ["automated", "new-team", "needs-review"]
 
 
+def review_checklist(team: str) -> list[str]:
+    """What a reviewer checks before approving a new team (the PR body and the notifications show it)."""
+    return [
+        "The gap is real and no existing team covers it",
+        "Agents, goals and tasks make sense for the gap",
+        "Cost estimate and resources are acceptable",
+        "Manifests and Dockerfile are fit for the cluster",
+        f"Nothing outside `teams/{team}/` and `k8s/teams/{team}/` changed",
+    ]
+
+
+def checklist_markdown(team: str) -> str:
+    return "\n".join(f"- [ ] {item}" for item in review_checklist(team))
+
+
 def fenced(text: str) -> str:
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
@@ -76,11 +91,7 @@ Tasks: {", ".join(f"`{t.name}`" for t in spec.tasks)}
 
 ## Review checklist
 
-- [ ] The gap is real and no existing team covers it
-- [ ] Agents, goals and tasks make sense for the gap
-- [ ] Cost estimate and resources are acceptable
-- [ ] Manifests and Dockerfile are fit for the cluster
-- [ ] Nothing outside `teams/{spec.name}/` and `k8s/teams/{spec.name}/` changed
+{checklist_markdown(spec.name)}
 
 Tracking id: `{request.id}` · opened by devops-crew
 """

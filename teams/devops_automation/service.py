@@ -17,7 +17,7 @@ import binascii
 import json
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -31,6 +31,7 @@ from .drafting.base import Drafter
 from .engine import Hooks, Progress, ProgressEvent
 from .errors import ConfigurationError, InvalidInput, validation_fields, validation_problems
 from .models import IN_PROGRESS, CapabilityGap, RequestState, TeamCreationRequest, Text
+from .notify.outbox import Outbox
 from .settings import Settings
 from .store import HEAD_REVISION, Store, open_store
 
@@ -139,6 +140,28 @@ class CrewService:
         with audit_context(actor=actor.id, channel=actor.channel.value):
             yield
 
+    def _flush(self) -> None:
+        """Send the notifications the call just caused (short budget; what fails is retried later by
+        :meth:`deliver_notifications`). A channel never fails the call."""
+        with suppress(Exception):
+            self.app.dispatcher.deliver_due(budget_seconds=self.settings.notify_timeout_seconds * 2)
+
+    def deliver_notifications(self, actor: Actor, *, budget_seconds: float = 60.0) -> View:
+        """Send every notification due now (retries included): ``{"sent", "retrying", "dead", "skipped",
+        "errors"}``. Raises PermissionDenied (needs the operator role, as ``track``)."""
+        require(actor, Action.track)
+        with self._acting(actor):
+            done = self.app.dispatcher.deliver_due(budget_seconds=budget_seconds)
+        return dict(done.__dict__)
+
+    def feed(self, actor: Actor, *, limit: int = 50, request_id: str | None = None) -> list[View]:
+        """The newest notification events (of one request), newest first, with each channel's delivery
+        status: the dashboard's feed. Raises PermissionDenied, InvalidInput."""
+        require(actor, Action.read)
+        if not 1 <= limit <= MAX_LIST:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LIST}, not {limit}")
+        return Outbox(self.store).feed(limit=limit, request_id=request_id)
+
     def _request(self, request_id: str) -> TeamCreationRequest:
         return self.store.require_request(request_id)
 
@@ -152,6 +175,7 @@ class CrewService:
         checked = gap_from(gap)
         with self._acting(actor):
             submission = self.app.engine.submit(checked, requester=actor.ref(), progress=progress)
+        self._flush()
         return report.request_summary(submission.request, duplicate=submission.duplicate)
 
     def accept(self, actor: Actor, gap: CapabilityGap | dict[str, Any]) -> View:
@@ -171,7 +195,9 @@ class CrewService:
         own = request.requester is not None and request.requester.key == actor.key
         require(actor, Action.submit if own else Action.resume)
         with self._acting(actor):
-            return report.request_summary(self.app.engine.run(request_id, progress=progress))
+            request = self.app.engine.run(request_id, progress=progress)
+        self._flush()
+        return report.request_summary(request)
 
     def get(self, actor: Actor, request_id: str) -> View:
         """One request's SUMMARY. Raises PermissionDenied, NotFound."""
@@ -220,6 +246,7 @@ class CrewService:
             request = self.app.engine.approve(
                 request_id, by=actor.ref(), reason=reason, self_approval=verdict.self_approval, progress=progress
             )
+        self._flush()
         return report.request_summary(request)
 
     def override(self, actor: Actor, request_id: str, *, reason: str, progress: Progress | None = None) -> View:
@@ -242,6 +269,7 @@ class CrewService:
                 self_approval=verdict.self_approval,
                 progress=progress,
             )
+        self._flush()
         return report.request_summary(request)
 
     def reject(self, actor: Actor, request_id: str, *, reason: str = "") -> View:
@@ -251,6 +279,7 @@ class CrewService:
         require(actor, Action.reject, self._request(request_id))
         with self._acting(actor):
             request = self.app.engine.reject(request_id, by=actor.ref(), reason=reason)
+        self._flush()
         return report.request_summary(request)
 
     def resume(self, actor: Actor, request_id: str, *, progress: Progress | None = None) -> View:
@@ -258,14 +287,18 @@ class CrewService:
         require(actor, Action.resume)
         self._request(request_id)
         with self._acting(actor):
-            return report.request_summary(self.app.engine.run(request_id, progress=progress))
+            request = self.app.engine.run(request_id, progress=progress)
+        self._flush()
+        return report.request_summary(request)
 
     def resume_pending(self, actor: Actor, *, progress: Progress | None = None) -> list[View]:
         """Run every unfinished request again (failed, rate-limited, stopped mid-way)."""
         require(actor, Action.resume)
         engine = self.app.engine
         with self._acting(actor):
-            return [report.request_summary(engine.run(r.id, progress=progress)) for r in engine.pending()]
+            views = [report.request_summary(engine.run(r.id, progress=progress)) for r in engine.pending()]
+        self._flush()
+        return views
 
     def interrupted(self, actor: Actor) -> list[str]:
         """Ids of requests a crash or shutdown left between steps (not failed, not waiting), oldest
@@ -279,13 +312,17 @@ class CrewService:
         "after", "note"}]``."""
         require(actor, Action.track)
         with self._acting(actor):
-            return [r.model_dump() for r in self.app.lifecycle.track(progress=progress)]
+            results = [r.model_dump() for r in self.app.lifecycle.track(progress=progress)]
+        self._flush()
+        return results
 
     def rollback(self, actor: Actor, request_id: str, *, progress: Progress | None = None) -> View:
         """Open the revert pull request for a merged team. Raises PermissionDenied, NotFound, ActionRefused."""
         require(actor, Action.rollback, self._request(request_id))
         with self._acting(actor):
-            return report.request_summary(self.app.lifecycle.rollback(request_id, by=actor.ref(), progress=progress))
+            request = self.app.lifecycle.rollback(request_id, by=actor.ref(), progress=progress)
+        self._flush()
+        return report.request_summary(request)
 
     # -- audit --------------------------------------------------------------------------------
     def audit(self, actor: Actor, *, request_id: str | None = None, limit: int = 50) -> list[View]:

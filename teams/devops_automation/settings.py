@@ -139,6 +139,30 @@ class Settings(BaseSettings):
     server_url: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_SERVER_URL"))
     server_token: SecretStr | None = Field(None, validation_alias=_env("DEVOPS_CREW_SERVER_TOKEN"))
 
+    # Notifications (README "Notifications"); each channel is off until configured.
+    # A Discord channel webhook URL (it carries its token: keep it in a Secret).
+    notify_discord_webhook: SecretStr | None = Field(None, validation_alias=_env("DEVOPS_CREW_NOTIFY_DISCORD_WEBHOOK"))
+    # Email: the SMTP server, sender and comma-separated recipients; login and STARTTLS when set.
+    smtp_host: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_SMTP_HOST"))
+    smtp_port: int = Field(587, ge=1, le=65535, validation_alias=_env("DEVOPS_CREW_SMTP_PORT"))
+    smtp_username: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_SMTP_USERNAME"))
+    smtp_password: SecretStr | None = Field(None, validation_alias=_env("DEVOPS_CREW_SMTP_PASSWORD"))
+    smtp_starttls: bool = Field(True, validation_alias=_env("DEVOPS_CREW_SMTP_STARTTLS"))
+    notify_email_from: str = Field("devops-crew@localhost", validation_alias=_env("DEVOPS_CREW_NOTIFY_EMAIL_FROM"))
+    notify_email_to: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_NOTIFY_EMAIL_TO"))
+    # A failed send is retried after 30 s, 60 s, 120 s, ... (at most an hour), this many attempts in all.
+    notify_max_attempts: int = Field(8, ge=1, le=100, validation_alias=_env("DEVOPS_CREW_NOTIFY_MAX_ATTEMPTS"))
+    notify_backoff_seconds: float = Field(30.0, gt=0, validation_alias=_env("DEVOPS_CREW_NOTIFY_BACKOFF_SECONDS"))
+    notify_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_env("DEVOPS_CREW_NOTIFY_TIMEOUT_SECONDS"))
+
+    # The scheduled gap review (`devops-crew review-gaps`; README "Scheduled gap review").
+    # A directory of YAML/JSON gap reports other crews drop in.
+    gap_reports_dir: Path | None = Field(None, validation_alias=_env("DEVOPS_CREW_GAP_REPORTS_DIR"))
+    # How many unassigned tasks needing one skill make a gap.
+    review_skill_threshold: int = Field(3, ge=1, le=10_000, validation_alias=_env("DEVOPS_CREW_REVIEW_SKILL_THRESHOLD"))
+    # `serve` runs the review this often (seconds; 0: never, leave it to the CronJob).
+    review_interval_seconds: float = Field(0.0, ge=0, validation_alias=_env("DEVOPS_CREW_REVIEW_INTERVAL_SECONDS"))
+
     bot_name: str = Field("devops-crew[bot]", validation_alias=_env("DEVOPS_CREW_BOT_NAME"))
     bot_email: str = Field("devops-crew-bot@users.noreply.local", validation_alias=_env("DEVOPS_CREW_BOT_EMAIL"))
 
@@ -172,11 +196,17 @@ class Settings(BaseSettings):
             self.a2a_tokens,
             self.session_secret,
             self.server_token,
+            self.notify_discord_webhook,
+            self.smtp_password,
         )
         values = [s.get_secret_value() for s in configured if s is not None]
         values += [token for _team, token in self.a2a_token_pairs()]
         values += [u.token.get_secret_value() for u in self.web_user_table().values() if u.token is not None]
         return [v for v in values if v]
+
+    def email_recipients(self) -> list[str]:
+        """DEVOPS_CREW_NOTIFY_EMAIL_TO as a list of addresses (empty: email is off)."""
+        return [a.strip() for a in (self.notify_email_to or "").split(",") if a.strip()]
 
     def web_user_table(self) -> dict[str, WebUser]:
         """DEVOPS_CREW_WEB_USERS as ``{name: WebUser}``. Raises ValueError with a one-line reason."""

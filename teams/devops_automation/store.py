@@ -39,9 +39,10 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 
 from . import tables
 from .errors import ConfigurationError, DevopsCrewError, NotFound
-from .models import ActorRef, CapabilityGap, RequestState, TeamCreationRequest, check_transition
+from .models import ActorRef, CapabilityGap, RequestState, TeamCreationRequest, check_transition, skills_key
+from .notify.events import EventKind, kind_for, payload_of
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 _WRITE = "devops_crew_write"
 #: What a request id can look like (``req-`` and 12 hex digits when this store makes one).
 REQUEST_ID = re.compile(r"req-[A-Za-z0-9_-]{1,36}")
@@ -153,6 +154,9 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: The notification channels configured (set by the app's wiring): each event gets one delivery
+        #: row per channel, written in the transaction that saves the state change.
+        self.notification_channels: tuple[str, ...] = ()
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         self._writers: threading.RLock | contextlib.nullcontext[None] = (
             threading.RLock() if database else contextlib.nullcontext()
@@ -192,6 +196,10 @@ class Store:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
+
+    def transaction(self) -> contextlib.AbstractContextManager[Connection]:
+        """A write transaction for the store's companions (the notification outbox, the gap review)."""
+        return self._write()
 
     @property
     def dialect(self) -> str:
@@ -239,6 +247,7 @@ class Store:
                         payload=request.model_dump(mode="json"),
                         created_at=request.created_at,
                         updated_at=request.updated_at,
+                        skills_key=skills_key(gap.required_skills),
                     )
                 )
             return request, True
@@ -298,14 +307,23 @@ class Store:
         with self.engine.connect() as conn:
             return {state: n for state, n in conn.execute(select(c.state, func.count()).group_by(c.state))}
 
-    def save_request(self, request: TeamCreationRequest, new_state: RequestState | None = None) -> TeamCreationRequest:
-        """Persist ``request``; with ``new_state``, check the transition against the stored state."""
+    def save_request(
+        self,
+        request: TeamCreationRequest,
+        new_state: RequestState | None = None,
+        *,
+        event: EventKind | None = None,
+    ) -> TeamCreationRequest:
+        """Persist ``request``; with ``new_state``, check the transition against the stored state. A
+        transition that is a notification event (:func:`~.notify.events.kind_for`), or an explicit
+        ``event``, is written to the outbox in the same transaction: saved once, told once."""
         with self._write() as conn:
             stored = conn.execute(select(tables.requests.c.state).where(tables.requests.c.id == request.id)).scalar()
             if stored is None:
                 raise StoreError(f"request {request.id} does not exist")
+            before = RequestState(stored)
             if new_state is not None:
-                check_transition(RequestState(stored), new_state)
+                check_transition(before, new_state)
                 request.state = new_state
             request.updated_at = datetime.now(UTC)
             conn.execute(
@@ -316,9 +334,94 @@ class Store:
                     payload=request.model_dump(mode="json"),
                     updated_at=request.updated_at,
                     team=request.spec.name if request.spec else None,
+                    skills_key=skills_key(request.gap.required_skills),
                 )
             )
+            kind = event or kind_for(before, request.state, request)
+            if kind is not None:
+                self._add_notification(conn, kind, request)
         return request
+
+    def _add_notification(self, conn: Connection, kind: EventKind, request: TeamCreationRequest) -> None:
+        now = datetime.now(UTC)
+        notification_id = "ntf-" + secrets.token_hex(10)
+        conn.execute(
+            insert(tables.notifications).values(
+                id=notification_id,
+                request_id=request.id,
+                kind=kind.value,
+                created_at=now,
+                payload=payload_of(kind, request),
+            )
+        )
+        for channel in self.notification_channels:
+            conn.execute(
+                insert(tables.notification_deliveries).values(
+                    notification_id=notification_id,
+                    channel=channel,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    updated_at=now,
+                )
+            )
+
+    def rejected_like(self, team: str | None, skills: list[str]) -> TeamCreationRequest | None:
+        """The newest rejected request for the same ``team`` name or the same set of ``skills``
+        (:func:`~.models.skills_key`), or None: two indexed queries (the ``previously-rejected`` rule)."""
+        c = tables.requests.c
+        found: list[TeamCreationRequest] = []
+        key = skills_key(skills)
+        with self.engine.connect() as conn:
+            for column, value in ((c.team, team), (c.skills_key, key)):
+                if not value:
+                    continue
+                query = (
+                    select(c.payload)
+                    .where(column == value, c.state == RequestState.rejected.value)
+                    .order_by(c.updated_at.desc())
+                    .limit(1)
+                )
+                row = conn.execute(query).first()
+                if row:
+                    found.append(self._load(row[0]))
+        return max(found, key=lambda r: r.updated_at) if found else None
+
+    def open_with_skills(self, skills: list[str], states: set[RequestState]) -> list[TeamCreationRequest]:
+        """Requests in ``states`` whose gap asks for exactly these skills (indexed; the gap review)."""
+        key = skills_key(skills)
+        if key is None:
+            return []
+        c = tables.requests.c
+        query = select(c.payload).where(c.skills_key == key, c.state.in_([s.value for s in states])).limit(10)
+        with self.engine.connect() as conn:
+            return [self._load(row[0]) for row in conn.execute(query)]
+
+    # -- leases -------------------------------------------------------------------------------
+    def try_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        """Take (or renew) the lease ``name`` for ``holder`` for ``ttl_seconds``: True if this holder has it
+        now. Only one holder at a time across processes and replicas (one serialised write); an expired
+        lease is free. Used so two replicas never run the scheduled gap review at once."""
+        now = datetime.now(UTC)
+        until = now + timedelta(seconds=ttl_seconds)
+        c = tables.leases.c
+        with self._write() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7304)"))
+            row = conn.execute(select(c.holder, c.expires_at).where(c.name == name)).first()
+            if row is None:
+                conn.execute(insert(tables.leases).values(name=name, holder=holder, expires_at=until))
+                return True
+            if row[0] != holder and utc(row[1]) > now:
+                return False
+            conn.execute(update(tables.leases).where(c.name == name).values(holder=holder, expires_at=until))
+            return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease back early (only its holder can)."""
+        c = tables.leases.c
+        with self._write() as conn:
+            conn.execute(delete(tables.leases).where(c.name == name, c.holder == holder))
 
     # -- audit log ----------------------------------------------------------------------------
     def append_audit(

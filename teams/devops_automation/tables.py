@@ -30,6 +30,7 @@ requests = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("team", String(64), nullable=True, index=True),
+    Column("skills_key", String(64), nullable=True, index=True),  # models.skills_key (migration 0007)
     Index("ix_requests_created_id", "created_at", "id"),
     Index("ix_requests_state_created_id", "state", "created_at", "id"),
 )
@@ -74,4 +75,62 @@ web_sessions = Table(
     Column("user_name", String(64), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# -- notifications (migration 0007): an outbox written with the state change, one delivery per channel --
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("request_id", String(40), nullable=True, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("payload", JSON, nullable=False),
+)
+
+notification_deliveries = Table(
+    "notification_deliveries",
+    metadata,
+    Column("notification_id", String(40), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("status", String(16), nullable=False),  # pending, sending, sent, dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+)
+
+# -- scheduled gap review (migration 0007) ---------------------------------------------------------------
+unassigned_tasks = Table(
+    "unassigned_tasks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("source", String(100), nullable=False),  # the crew that could not place the task
+    Column("summary", Text, nullable=False),
+    Column("skills", JSON, nullable=False),
+    Column("urgency", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(40), nullable=True),  # set when a review submitted a gap for it
+    Column("team", String(64), nullable=True),  # set when a review found a team that covers it
+    Index("ix_unassigned_open", "request_id", "team", "created_at"),
+)
+
+gap_sightings = Table(
+    "gap_sightings",
+    metadata,
+    Column("key", String(64), primary_key=True),  # skills_key of what was seen
+    Column("label", Text, nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("times_seen", Integer, nullable=False),
+    Column("request_id", String(40), nullable=True),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(100), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )

@@ -10,6 +10,7 @@ from ..audit import audit_context
 from ..errors import STEP_FAILURES, ActionRefused
 from ..forge.base import PRContent, PullRequest
 from ..models import ActorRef, RequestState, RiskLevel, TeamCreationRequest
+from ..notify.events import EventKind
 from .context import Deps, Progress, RunContext
 
 
@@ -187,5 +188,6 @@ class Lifecycle:
                     changed_paths=[f"teams/{name}/team.yaml"],
                 )
                 call.result.update(number=pr.number, url=pr.url)
+            opened = request.rollback_pr_number is None
             request.rollback_pr_number, request.rollback_pr_url = pr.number, pr.url
-            return deps.store.save_request(request)
+            return deps.store.save_request(request, event=EventKind.rollback_opened if opened else None)
