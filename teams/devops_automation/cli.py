@@ -190,7 +190,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
                 raise CliError("an override needs a reason: --override --reason TEXT")
             summary = service.override(actor, args.id, reason=args.reason, progress=progress)
         else:
-            summary = service.approve(actor, args.id, reason=args.reason or "", progress=progress)
+            summary = service.approve(
+                actor, args.id, reason=args.reason or "", reconsider=args.reconsider, progress=progress
+            )
     return _one(args, summary)
 
 
@@ -380,6 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("id")
     approve.add_argument(
         "--override", action="store_true", help="emergency override of rate limit and cooldown (needs --reason)"
+    )
+    approve.add_argument(
+        "--reconsider",
+        action="store_true",
+        help="reopen a request refused as previously-rejected (a team reviewers rejected before)",
     )
     approve.add_argument("--reason", metavar="TEXT", help="why (required with --override; recorded and audited)")
     approve.set_defaults(func=cmd_approve)

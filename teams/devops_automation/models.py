@@ -412,6 +412,7 @@ class ActorRef(BaseModel):
 class ApprovalKind(StrEnum):
     cost = "cost"  # the monthly cost is above the ceiling, and a human accepts it
     override = "override"  # a human lifts the rate limit and cooldown for this one request
+    reconsider = "reconsider"  # a human lifts `previously-rejected`: the earlier rejection does not apply
 
 
 class Approval(BaseModel):

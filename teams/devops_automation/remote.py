@@ -114,8 +114,11 @@ class RemoteService:
         params: list[tuple[str, str | int]] = [("limit", limit), *(("state", s) for s in sorted(states or ()))]
         return self._call("GET", "/requests", params=params)["requests"]
 
-    def approve(self, _actor: Any, request_id: str, *, reason: str = "", progress: Any = None) -> View:
-        return self._call("POST", f"/requests/{_id(request_id)}/approve", json={"reason": reason})["request"]
+    def approve(
+        self, _actor: Any, request_id: str, *, reason: str = "", reconsider: bool = False, progress: Any = None
+    ) -> View:
+        body = {"reason": reason, "reconsider": reconsider}
+        return self._call("POST", f"/requests/{_id(request_id)}/approve", json=body)["request"]
 
     def override(self, _actor: Any, request_id: str, *, reason: str, progress: Any = None) -> View:
         return self._call("POST", f"/requests/{_id(request_id)}/override", json={"reason": reason})["request"]

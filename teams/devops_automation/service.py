@@ -232,9 +232,18 @@ class CrewService:
         before = _read_cursor(cursor) if cursor else None
         return self.store.list_requests(limit=limit, states=wanted, team=team or None, before=before)
 
-    def approve(self, actor: Actor, request_id: str, *, reason: str = "", progress: Progress | None = None) -> View:
-        """Approve a request waiting on the cost ceiling, then drive it on. Four eyes: the requester
-        cannot. Raises PermissionDenied, NotFound, ActionRefused, InvalidInput (the reason)."""
+    def approve(
+        self,
+        actor: Actor,
+        request_id: str,
+        *,
+        reason: str = "",
+        reconsider: bool = False,
+        progress: Progress | None = None,
+    ) -> View:
+        """Approve a request waiting on the cost ceiling, then drive it on; with ``reconsider``, reopen one
+        refused as ``previously-rejected`` instead. Four eyes: the requester cannot.
+        Raises PermissionDenied, NotFound, ActionRefused, InvalidInput (the reason)."""
         reason = checked_reason(reason)
         verdict = require(
             actor,
@@ -242,8 +251,10 @@ class CrewService:
             self._request(request_id),
             allow_self_approval=self.settings.allow_self_approval,
         )
+        engine = self.app.engine
         with self._acting(actor):
-            request = self.app.engine.approve(
+            decide = engine.reconsider if reconsider else engine.approve
+            request = decide(
                 request_id, by=actor.ref(), reason=reason, self_approval=verdict.self_approval, progress=progress
             )
         self._flush()

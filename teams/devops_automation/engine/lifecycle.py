@@ -113,6 +113,7 @@ class Lifecycle:
             request = store.save_request(request, RequestState.merged)
         elif pr.state == "closed":
             request.error = f"pull request #{pr.number} was closed without merging"
+            request.rejection_reason = request.error
             auditor.event("request.closed_unmerged", f"#{pr.number}", request_id=request.id)
             request = store.save_request(request, RequestState.rejected)
         result.after = request.state.value

@@ -203,6 +203,40 @@ class Engine:
             self.deps.store.save_request(request)
         return self.run(request.id, ctx=ctx)
 
+    def reconsider(
+        self,
+        request_id: str,
+        *,
+        by: ActorRef | str,
+        reason: str = "",
+        self_approval: bool = False,
+        progress: Progress | None = None,
+    ) -> TeamCreationRequest:
+        """A human lifts the ``previously-rejected`` rule for this one request (the caller has
+        authorised it), then the request goes through the gate again. Raises NotFound, ActionRefused."""
+        actor = ActorRef.of(by)
+        ctx = RunContext(request_id, progress)
+        with self.deps.store.request_lock(request_id), audit_context(run=ctx.run_id):
+            request = self.get(request_id)
+            rule = request.decision.rule if request.decision else None
+            if request.state is not RequestState.refused or rule != "previously-rejected":
+                raise ActionRefused(f"{request.id} is {request.state.value}, not refused as previously rejected")
+            request.reconsidered_by = actor.id
+            request.approvals.append(
+                Approval(by=actor, kind=ApprovalKind.reconsider, reason=reason, self_approval=self_approval)
+            )
+            self.deps.auditor.event(
+                "policy.reconsidered",
+                request.id,
+                request_id=request.id,
+                by=actor.id,
+                channel=actor.channel,
+                reason=reason,
+                self_approval=self_approval,
+            )
+            self.deps.store.save_request(request)
+        return self.run(request.id, ctx=ctx)
+
     def _withdraw_publication(self, request: TeamCreationRequest) -> None:
         """A rejected request that already pushed (it failed at or after opening its pull request): close
         its open pull request and delete its branch, but only while the branch still holds exactly the
@@ -243,5 +277,6 @@ class Engine:
                 reason=reason,
             )
             request.error = f"rejected by {actor.id}" + (f": {reason}" if reason else "")
+            request.rejected_by, request.rejection_reason = actor, reason or None
             self.deps.store.release_slot(request.id)  # nothing was published: the slot goes back
             return self.deps.store.save_request(request, RequestState.rejected)

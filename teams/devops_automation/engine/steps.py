@@ -56,6 +56,7 @@ def gate(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreat
     try:
         policy.check_team_name(spec.name, ctx.registry(deps).names())
         _check_not_in_flight(deps, request)
+        _check_not_rejected_before(deps, request)
     except PolicyViolation as violation:
         return refuse(deps, ctx, request, violation.decision())
     waiting = policy.cost_decision(
@@ -75,6 +76,30 @@ def _check_not_in_flight(deps: Deps, request: TeamCreationRequest) -> None:
     for other in deps.store.list_requests(limit=2, states=set(IN_FLIGHT), team=request.spec.name):
         if other.id != request.id:
             raise name_in_flight(other.id, request.spec.name, other.state.value)
+
+
+def _check_not_rejected_before(deps: Deps, request: TeamCreationRequest) -> None:
+    """Human decisions are remembered: a team reviewers rejected (or whose pull request they closed) is
+    not proposed again by a reworded gap. Same team name or the same skills as a rejected request is
+    refused until a human reconsiders (``approve --reconsider``)."""
+    assert request.spec is not None
+    if request.reconsidered_by is not None:
+        return
+    earlier = deps.store.rejected_like(request.spec.name, request.gap.required_skills)
+    if earlier is None or earlier.id == request.id:
+        return
+    raise previously_rejected(earlier)
+
+
+def previously_rejected(earlier: TeamCreationRequest) -> PolicyViolation:
+    who = f"{earlier.rejected_by.key}" if earlier.rejected_by else "a reviewer on the forge"
+    why = earlier.rejection_reason or earlier.error or "no reason given"
+    team = f"teams/{earlier.spec.name}/" if earlier.spec else "the same skills"
+    return PolicyViolation(
+        "previously-rejected",
+        f"{team} was rejected before: request {earlier.id}, by {who}: {why}"[:1000],
+        "A human who disagrees reopens it with `devops-crew approve ID --reconsider`; otherwise reject this one.",
+    )
 
 
 def name_in_flight(holder: str, name: str, state: str) -> PolicyViolation:

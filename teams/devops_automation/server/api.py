@@ -40,6 +40,12 @@ class Reason(BaseModel):
     reason: str = Field("", max_length=2000)
 
 
+class Approve(Reason):
+    """An approval: ``reconsider`` reopens a request refused as ``previously-rejected``."""
+
+    reconsider: bool = False
+
+
 class RequestEnvelope(BaseModel):
     schema_: int = Field(SCHEMA_VERSION, alias="schema")
     request: dict[str, Any]
@@ -92,11 +98,14 @@ async def get_request(request_id: str, rt: RuntimeDep, actor: ActorDep) -> JSONR
 
 
 @router.post("/requests/{request_id}/approve", response_model=RequestEnvelope)
-async def approve(request_id: str, rt: RuntimeDep, actor: ActorDep, body: Reason | None = None) -> JSONResponse:
-    """Approve the cost of a request waiting for a human, then drive it on. The requester cannot (four
-    eyes: 403 with rule ``four-eyes``)."""
-    reason = body.reason if body else ""
-    view = await rt.pool.run(rt.service.approve, actor, request_id, reason=reason, progress=rt.progress)
+async def approve(request_id: str, rt: RuntimeDep, actor: ActorDep, body: Approve | None = None) -> JSONResponse:
+    """Approve the cost of a request waiting for a human, then drive it on; with ``reconsider``, reopen a
+    request refused as ``previously-rejected``. The requester cannot (four eyes: 403 with rule
+    ``four-eyes``)."""
+    reason, reconsider = (body.reason, body.reconsider) if body else ("", False)
+    view = await rt.pool.run(
+        rt.service.approve, actor, request_id, reason=reason, reconsider=reconsider, progress=rt.progress
+    )
     return _one(rt.published(view))
 
 
