@@ -146,6 +146,8 @@ def cmd_request(args: argparse.Namespace) -> int:
 
     with _service(args) as service:
         try:
+            if args.dry_run:
+                return _dry_run(args, service.dry_run(_actor(service), gap, progress=_progress_printer(args.quiet)))
             summary = service.submit(_actor(service), gap, progress=_progress_printer(args.quiet))
         except InvalidInput as exc:
             if not exc.problems:
@@ -155,6 +157,38 @@ def cmd_request(args: argparse.Namespace) -> int:
     if summary["duplicate"] and summary["state"] == "rejected":
         note += "\n    to submit it anew, give it a new --gap-id (or word it differently)"
     return _one(args, summary, note)
+
+
+DRY_RUN_OUTCOMES = {
+    "scaffolded": "would push the diff below and open a pull request",
+    "awaiting_approval": "would wait for a human approval, then push the diff below",
+    "reuse_existing": "would reuse an existing team (nothing to push)",
+    "refused": "would be refused by policy (nothing to push)",
+    "invalid": "the render fails validation (nothing would be pushed)",
+}
+
+
+def _dry_run(args: argparse.Namespace, view: dict[str, Any]) -> int:
+    from .report import SCHEMA_VERSION, describe
+
+    summary, outcome = view["request"], view["outcome"]
+    lines = [f"DRY RUN (nothing stored, pushed or counted): {DRY_RUN_OUTCOMES.get(outcome, outcome)}"]
+    if summary["team"]:
+        risk = (summary["decision"] or {}).get("risk_level", "-")
+        cost = summary["monthly_cost_usd"]
+        lines.append(
+            f"    team {summary['team']} ({summary['department']}), ${cost:,.2f}/month, risk {risk}, "
+            f"{summary['files']} files, drafted by {summary['drafter']}"
+        )
+    if outcome in {"refused", "awaiting_approval", "reuse_existing"}:
+        lines.append("    " + describe({**summary, "id": "(dry run)"}).splitlines()[0])
+    lines += [f"    invalid: {e}" for e in view["invalid"]]
+    if view["diff"]:
+        lines += ["", view["diff"].rstrip("\n")]
+    _emit(args, {"schema": SCHEMA_VERSION, **view}, "\n".join(lines))
+    if outcome in {"scaffolded", "reuse_existing"}:
+        return EXIT_OK
+    return EXIT_FAILED if outcome == "invalid" else EXIT_WAITING
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -356,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     req.add_argument("--justification", metavar="TEXT", help="business justification")
     req.add_argument("--name", metavar="NAME", help="proposed team name (snake_case)")
     req.add_argument("--gap-id", metavar="ID", help="the gap's id in the system that found it")
+    req.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="analyse, draft, gate and validate, print the diff that would be pushed; store and push nothing",
+    )
     req.set_defaults(func=cmd_request)
 
     status = sub.add_parser("status", parents=[common], help="show one request or the latest ones")

@@ -107,6 +107,13 @@ class RemoteService:
         data = {k: v for k, v in data.items() if v is not None}
         return self._call("POST", "/requests", params={"wait": "true"}, json=data)["request"]
 
+    def dry_run(self, _actor: Any, gap: Any, *, progress: Any = None) -> View:
+        data = gap.model_dump(mode="json") if hasattr(gap, "model_dump") else gap
+        data = {k: v for k, v in data.items() if v is not None}
+        view = self._call("POST", "/requests/dry-run", json=data)
+        view.pop("schema", None)
+        return view
+
     def get(self, _actor: Any, request_id: str) -> View:
         return self._call("GET", f"/requests/{_id(request_id)}")["request"]
 

@@ -188,6 +188,26 @@ class CrewService:
             submission = self.app.engine.accept(checked, requester=actor.ref())
         return report.request_summary(submission.request, duplicate=submission.duplicate)
 
+    def dry_run(self, actor: Actor, gap: CapabilityGap | dict[str, Any], *, progress: Progress | None = None) -> View:
+        """Analyse, draft, gate and scaffold (with validation) ``gap`` as :meth:`submit` would, and return
+        the diff it would push: ``{"dry_run": true, "outcome", "request": SUMMARY, "diff", "invalid",
+        "would_audit"}``. Nothing is stored, pushed or counted against the rate limit; one audit row
+        records that it ran. Raises PermissionDenied, InvalidInput, ConfigurationError, step failures."""
+        from .engine.dryrun import dry_run
+
+        require(actor, Action.submit)
+        checked = gap_from(gap)
+        with self._acting(actor):
+            result = dry_run(self.app.engine.deps, checked, requester=actor.ref(), progress=progress)
+        return {
+            "dry_run": True,
+            "outcome": result.outcome,
+            "request": report.request_summary(result.request),
+            "diff": result.diff,
+            "invalid": result.invalid,
+            "would_audit": result.would_audit,
+        }
+
     def advance(self, actor: Actor, request_id: str, *, progress: Progress | None = None) -> View:
         """Drive a request as far as it goes now, for its own requester (after :meth:`accept`) or an
         operator. Raises PermissionDenied, NotFound."""

@@ -505,10 +505,13 @@ class Store:
             conn.execute(delete(tables.web_sessions).where(tables.web_sessions.c.id_hash == _session_hash(session_id)))
 
     # -- rate-limit ledger --------------------------------------------------------------------
-    def consume_slot(self, request_id: str, team_name: str, *, overridden: bool, check: Any = None) -> None:
+    def consume_slot(
+        self, request_id: str, team_name: str, *, overridden: bool, check: Any = None, record: bool = True
+    ) -> None:
         """Record that ``request_id`` used a slot for ``team_name``. Inside one serialised transaction:
         :class:`NameTaken` if another open request holds the name, then ``check(ledger)`` may veto, so
-        concurrent processes can neither both take the last slot nor both claim one new team."""
+        concurrent processes can neither both take the last slot nor both claim one new team.
+        ``record=False`` makes every check and records nothing (a dry run)."""
         with self._write() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7303)"))
@@ -531,6 +534,8 @@ class Store:
                 raise NameTaken(holder[0])
             if check is not None:
                 check(self._ledger_rows(conn))
+            if not record:
+                return
             conn.execute(
                 insert(tables.rate_ledger).values(
                     request_id=request_id,

@@ -75,6 +75,27 @@ async def submit(
     return _one(view, 200 if wait or view["duplicate"] else 202)
 
 
+class DryRunEnvelope(BaseModel):
+    """What ``POST /requests/dry-run`` answers (README "Dry run")."""
+
+    schema_: int = Field(alias="schema")
+    dry_run: bool
+    outcome: str
+    request: dict[str, Any]
+    diff: str
+    invalid: list[str]
+    would_audit: list[str]
+
+
+@router.post("/requests/dry-run", response_model=DryRunEnvelope)
+async def dry_run(gap: CapabilityGap, rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
+    """Analyse, draft, gate and scaffold (with validation) a gap and answer with the diff it would push:
+    no request is stored, nothing is pushed, no rate-limit slot is used; one audit row records the run."""
+    rt.pool.check_capacity(1)
+    view = await rt.pool.run(rt.service.dry_run, actor, gap.model_dump(mode="json"))
+    return JSONResponse({"schema": SCHEMA_VERSION, **view})
+
+
 @router.get("/requests", response_model=RequestsEnvelope)
 async def list_requests(
     rt: RuntimeDep,
