@@ -10,7 +10,7 @@ answers with a :class:`Verdict` (never raises), :func:`require` raises
   dashboard (``merge``, embedded forge only). ``DEVOPS_CREW_ALLOW_SELF_APPROVAL``
   lifts this for single-person setups; the approval then records ``self_approval: true``;
 - an override needs a reason;
-- the ``scheduler`` channel may only resume and track, whatever roles it claims;
+- the ``scheduler`` channel may only resume, track and review gaps, whatever roles it claims;
 - a requester may reject (withdraw) their own request without the approver role.
 
 Identity is per channel (``channel:id``): entry points authenticate their user and build the
@@ -56,6 +56,7 @@ class Action(StrEnum):
     rollback = "rollback"
     audit = "audit"
     merge = "merge"  # merge a published pull request from the dashboard (embedded forge only)
+    review_gaps = "review_gaps"  # run the scheduled gap review (it submits what it finds)
 
 
 ACTION_ROLES: dict[Action, Role] = {
@@ -69,8 +70,9 @@ ACTION_ROLES: dict[Action, Role] = {
     Action.rollback: Role.approver,
     Action.audit: Role.auditor,
     Action.merge: Role.approver,
+    Action.review_gaps: Role.operator,
 }
-SCHEDULER_ACTIONS = frozenset({Action.resume, Action.track})
+SCHEDULER_ACTIONS = frozenset({Action.resume, Action.track, Action.review_gaps})
 FOUR_EYES_ACTIONS = frozenset({Action.approve, Action.override, Action.merge})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
@@ -138,7 +140,8 @@ def permission_allowed(
 ) -> Verdict:
     """May ``actor`` do ``action`` (on ``request``, with ``reason``)? Never raises."""
     if actor.channel is Channel.scheduler and action not in SCHEDULER_ACTIONS:
-        return Verdict(allowed=False, rule="channel", message=f"the scheduler may only resume and track, not {action}")
+        message = f"the scheduler may only resume, track and review gaps, not {action}"
+        return Verdict(allowed=False, rule="channel", message=message)
     if action is Action.reject and _is_requester(actor, request) and actor.has(Role.requester):
         return Verdict(allowed=True, rule="withdraw")
     role = ACTION_ROLES[action]

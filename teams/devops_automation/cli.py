@@ -269,6 +269,53 @@ def cmd_track(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_review_gaps(args: argparse.Namespace) -> int:
+    with _service(args) as service:
+        view = service.review_gaps(_actor(service), drive=not args.no_run, progress=_progress_printer(args.quiet))
+    if "skipped" in view:
+        _emit(args, {"schema": 1, **view}, f"skipped: {view['skipped']}")
+        return EXIT_OK
+    lines = []
+    for source in view["sources"]:
+        lines.append(f"source {source['name']}: {source['tasks']} tasks, {source['reports']} gap reports")
+        lines += [f"    skipped {p['where']}: {p['problem']}" for p in source["problems"]]
+    for c in view["candidates"]:
+        lines.append(f"  [{c['outcome']}] {c['label']} ({c['urgency']}, {c['tasks_waiting']} waiting) {c['detail']}")
+    outcomes = ", ".join(f"{n} {k}" for k, n in sorted(view["outcomes"].items())) or "nothing to review"
+    lines.append(f"{len(view['candidates'])} candidates: {outcomes}; {view['free_slots']} rate-limit slot(s) were free")
+    for run in view.get("runs", []):
+        from .report import describe
+
+        lines.append(describe(run))
+    _emit(args, {"schema": 1, **view}, "\n".join(lines))
+    problems = any(s["problems"] for s in view["sources"])
+    return EXIT_FAILED if problems and not view["candidates"] else EXIT_OK
+
+
+def cmd_task_add(args: argparse.Namespace) -> int:
+    from .errors import InvalidInput
+
+    task = {"summary": args.summary, "skills": args.skill or [], "urgency": args.urgency, "source": args.source}
+    with _service(args) as service:
+        try:
+            row = service.add_task(_actor(service), task)
+        except InvalidInput as exc:
+            flags = {"summary": "SUMMARY", "skills": "--skill", "urgency": "--urgency", "source": "--source"}
+            if not exc.problems:
+                raise
+            raise CliError("; ".join(f"{flags.get(f, f)}: {m}" for f, m in exc.problems)) from None
+    _emit(args, {"schema": 1, "task": row}, f"{row['id']}: recorded ({', '.join(row['skills'])})")
+    return EXIT_OK
+
+
+def cmd_task_list(args: argparse.Namespace) -> int:
+    with _service(args) as service:
+        rows = service.list_tasks(_actor(service), limit=args.limit)
+    lines = [f"{r['id']} [{r['urgency']}] {r['source']}: {r['summary']} ({', '.join(r['skills'])})" for r in rows]
+    _emit(args, {"schema": 1, "tasks": rows}, "\n".join(lines) or "no unassigned tasks")
+    return EXIT_OK
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     from .report import SCHEMA_VERSION
 
@@ -436,6 +483,24 @@ def build_parser() -> argparse.ArgumentParser:
     reject.set_defaults(func=cmd_reject)
     track = sub.add_parser("track", parents=[common], help="refresh published requests from their pull requests")
     track.set_defaults(func=cmd_track)
+
+    review = sub.add_parser(
+        "review-gaps", parents=[common], help="review gap reports and unassigned tasks; submit what is missing"
+    )
+    review.add_argument("--no-run", action="store_true", help="record the new requests without running them")
+    review.set_defaults(func=cmd_review_gaps)
+
+    task = sub.add_parser("task", help="unassigned tasks other crews could not place")
+    task_sub = task.add_subparsers(dest="task_command", required=True, metavar="COMMAND")
+    task_add = task_sub.add_parser("add", parents=[common], help="record a task no team can take")
+    task_add.add_argument("summary")
+    task_add.add_argument("--skill", action="append", metavar="SKILL", help="a required skill (repeatable)")
+    task_add.add_argument("--urgency", choices=["low", "medium", "high", "critical"], default="medium")
+    task_add.add_argument("--source", metavar="CREW", help="the crew that could not place it (default: you)")
+    task_add.set_defaults(func=cmd_task_add)
+    task_list = task_sub.add_parser("list", parents=[common], help="unassigned tasks no review has placed")
+    task_list.add_argument("--limit", type=_positive, default=100)
+    task_list.set_defaults(func=cmd_task_list)
 
     rollback = sub.add_parser("rollback", parents=[common], help="open a revert pull request for a merged team")
     rollback.add_argument("id")

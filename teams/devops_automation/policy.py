@@ -171,6 +171,22 @@ def check_rate(
             )
 
 
+def free_slots(
+    ledger: list[datetime], *, limit: int, cooldown_seconds: int, pending: int = 0, now: datetime | None = None
+) -> int:
+    """How many new teams :func:`check_rate` would let through now, one after another: the limit less
+    the slots used in the last 24 h and ``pending`` requests still on their way to the gate; at most one
+    while a cooldown applies between slots, none while it runs."""
+    now = now or datetime.now(UTC)
+    recent = [t for t in ledger if t > now - timedelta(hours=24)]
+    free = max(limit - len(recent) - pending, 0)
+    if cooldown_seconds and free:
+        if ledger and max(ledger) + timedelta(seconds=cooldown_seconds) > now:
+            return 0
+        return 0 if pending else 1
+    return free
+
+
 def risk_level(spec: TeamSpec, ceiling: float) -> RiskLevel:
     if spec.monthly_cost_usd > ceiling:
         return RiskLevel.high

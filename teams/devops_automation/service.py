@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -26,7 +27,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from . import report
 from .app import App, build_app
 from .audit import audit_context, verify_chain
-from .authz import Action, Actor, require
+from .authz import Action, Actor, Channel, require
 from .drafting.base import Drafter
 from .engine import Hooks, Progress, ProgressEvent
 from .errors import ConfigurationError, InvalidInput, validation_fields, validation_problems
@@ -38,6 +39,9 @@ from .store import HEAD_REVISION, Store, open_store
 View = dict[str, Any]
 __all__ = ["CrewService", "Hooks", "Progress", "ProgressEvent", "View", "gap_from", "page_cursor"]
 MAX_LIST = 1000
+REVIEW_LEASE = "gap-review"
+#: Longer than any review runs; a holder that died frees it after this.
+REVIEW_LEASE_SECONDS = 900.0
 
 
 def gap_from(data: CapabilityGap | dict[str, Any]) -> CapabilityGap:
@@ -354,6 +358,66 @@ class CrewService:
             request = self.app.lifecycle.rollback(request_id, by=actor.ref(), progress=progress)
         self._flush()
         return report.request_summary(request)
+
+    # -- scheduled gap review -----------------------------------------------------------------
+    def review_gaps(
+        self,
+        actor: Actor,
+        *,
+        drive: bool = True,
+        holder: str | None = None,
+        progress: Progress | None = None,
+    ) -> View:
+        """Run the gap review (README "Scheduled gap review") under the store's ``gap-review`` lease, so
+        two replicas or CronJob pods never run it at once; with ``drive``, run each new request as far as
+        it goes (a server queues them on its workers instead). Returns the review's summary, or
+        ``{"skipped": reason}`` when another holder runs it. Raises PermissionDenied, ForgeError."""
+        from .gapreview.run import review
+
+        require(actor, Action.review_gaps)
+        holder = holder or f"{actor.key}:{secrets.token_hex(4)}"
+        store = self.store
+        if not store.try_lease(REVIEW_LEASE, holder, REVIEW_LEASE_SECONDS):
+            return {"skipped": "another process is running the gap review"}
+        try:
+            with self._acting(actor):
+                result = review(self.app.engine.deps, requester=actor.ref())
+                view = result.view()
+                if drive:
+                    engine = self.app.engine
+                    view["runs"] = [report.request_summary(engine.run(i, progress=progress)) for i in result.submitted]
+        finally:
+            store.release_lease(REVIEW_LEASE, holder)
+        self._flush()
+        return view
+
+    def add_task(self, actor: Actor, task: dict[str, Any]) -> View:
+        """Record an unassigned task other crews could not place: ``{"summary", "skills", "urgency",
+        "source"}`` (``source`` defaults to the caller; an A2A caller's is always its own team). Returns
+        the task. Raises PermissionDenied, InvalidInput."""
+        from .gapreview.sources import Task
+        from .gapreview.tasks import TaskStore
+
+        require(actor, Action.submit)
+        data = dict(task)
+        if actor.channel is Channel.a2a or not data.get("source"):
+            data["source"] = actor.id
+        try:
+            checked = Task.model_validate({**data, "id": "task-new"})
+        except ValidationError as exc:
+            raise InvalidInput(invalid_input_message(exc), problems=validation_problems(exc)) from None
+        row = TaskStore(self.store).add(
+            source=checked.source, summary=checked.summary, skills=checked.skills, urgency=checked.urgency.value
+        )
+        return {**row, "created_at": row["created_at"].isoformat()}
+
+    def list_tasks(self, actor: Actor, *, limit: int = 100) -> list[View]:
+        """Unassigned tasks no review has placed yet, oldest first. Raises PermissionDenied."""
+        from .gapreview.tasks import TaskStore
+
+        require(actor, Action.read)
+        rows = TaskStore(self.store).open_tasks(limit=min(max(limit, 1), MAX_LIST))
+        return [{**r, "created_at": r["created_at"].isoformat()} for r in rows]
 
     # -- audit --------------------------------------------------------------------------------
     def audit(self, actor: Actor, *, request_id: str | None = None, limit: int = 50) -> list[View]:

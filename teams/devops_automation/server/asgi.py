@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import DevopsCrewError, PermissionDenied, Unavailable, http_status
 from ..service import CrewService
 from ..settings import Settings
-from . import a2a, api, dashboard, health
+from . import a2a, api, api_fleet, dashboard, health, schedule
 from .limits import BodyLimit
 from .runtime import Runtime
 
@@ -151,7 +151,9 @@ def create_app(
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(health.router)
     app.include_router(api.router)
+    app.include_router(api_fleet.router)
     a2a.install(app, settings)
     dashboard.install(app, settings)
+    schedule.install(app, settings)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, jsonrpc_paths=a2a.JSONRPC_PATHS)
     return app

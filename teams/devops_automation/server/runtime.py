@@ -117,13 +117,14 @@ class Runtime:
         queued = []
         for request_id in waiting:
             try:
-                self.pool.submit(self._resume, request_id)
+                self.pool.submit(self.resume_one, request_id)
             except DevopsCrewError:
                 break
             queued.append(request_id)
         return queued
 
-    def _resume(self, request_id: str) -> View:
+    def resume_one(self, request_id: str) -> View:
+        """On a worker: continue one request as the server (scheduler actor); never raises."""
         try:
             return self.published(self.service.resume(SERVER_ACTOR, request_id, progress=self.progress))
         except DevopsCrewError as exc:

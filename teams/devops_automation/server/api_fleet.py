@@ -1,0 +1,65 @@
+"""The JSON API's fleet routes (``/api/v1``): unassigned tasks other crews write, the gap review, and the
+notification feed. Same authentication and error shapes as :mod:`.api`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from ..models import Urgency
+from ..report import SCHEMA_VERSION
+from ..service import MAX_LIST
+from .api import ActorDep, RuntimeDep
+
+router = APIRouter(prefix="/api/v1", tags=["fleet"])
+
+
+class NewTask(BaseModel):
+    """A task no team could take (``source`` is ignored for an A2A caller: it is always its own team)."""
+
+    summary: str = Field(min_length=1, max_length=500)
+    skills: list[str] = Field(min_length=1, max_length=20)
+    urgency: Urgency = Urgency.medium
+    source: str | None = Field(None, max_length=100)
+
+
+@router.post("/tasks", status_code=201)
+async def add_task(task: NewTask, rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
+    """Record an unassigned task; the gap review groups such tasks by skill (requester)."""
+    row = await rt.quick(rt.service.add_task, actor, task.model_dump(mode="json"))
+    return JSONResponse({"schema": SCHEMA_VERSION, "task": row}, status_code=201)
+
+
+@router.get("/tasks")
+async def list_tasks(
+    rt: RuntimeDep, actor: ActorDep, limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100
+) -> JSONResponse:
+    """Unassigned tasks no review has placed yet, oldest first (viewer)."""
+    rows = await rt.quick(lambda: rt.service.list_tasks(actor, limit=limit))
+    return JSONResponse({"schema": SCHEMA_VERSION, "tasks": rows})
+
+
+@router.post("/review-gaps")
+async def review_gaps(rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
+    """Run the gap review now (operator): answers with its summary; the requests it records run on the
+    server's workers. ``{"skipped": ...}`` when another replica is running it."""
+    rt.pool.check_capacity(1)
+    view: dict[str, Any] = await rt.pool.run(lambda: rt.service.review_gaps(actor, drive=False))
+    for request_id in view.get("submitted", []):
+        rt.pool.submit(rt.resume_one, request_id)
+    return JSONResponse({"schema": SCHEMA_VERSION, **view})
+
+
+@router.get("/notifications")
+async def notifications(
+    rt: RuntimeDep,
+    actor: ActorDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 50,
+    request_id: Annotated[str | None, Query(max_length=40)] = None,
+) -> JSONResponse:
+    """The notification feed, newest first, with each channel's delivery status (viewer)."""
+    events = await rt.quick(lambda: rt.service.feed(actor, limit=limit, request_id=request_id))
+    return JSONResponse({"schema": SCHEMA_VERSION, "notifications": events})

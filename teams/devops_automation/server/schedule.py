@@ -1,0 +1,72 @@
+"""What ``serve`` does on its own, on an interval: send the notifications that are due (retries after a
+channel failed), and, when DEVOPS_CREW_REVIEW_INTERVAL_SECONDS is set, run the gap review. The review
+runs under the store's lease, so with several replicas only one runs it at a time; the requests it
+records are driven on this server's workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+
+from fastapi import FastAPI
+
+from ..errors import DevopsCrewError
+from ..settings import Settings
+from .runtime import SERVER_ACTOR, Runtime
+
+log = logging.getLogger("devops_crew.server")
+NOTIFY_EVERY_SECONDS = 15.0
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Start the interval jobs after start-up, stop them first at shutdown."""
+    jobs: list[asyncio.Task[None]] = []
+    holder = f"server-{secrets.token_hex(4)}"
+
+    async def start(rt: Runtime) -> None:
+        jobs.append(asyncio.create_task(_every(NOTIFY_EVERY_SECONDS, lambda: _notify(rt), rt)))
+        if settings.review_interval_seconds > 0:
+            jobs.append(asyncio.create_task(_every(settings.review_interval_seconds, lambda: _review(rt, holder), rt)))
+
+    async def stop(_rt: Runtime) -> None:
+        for job in jobs:
+            job.cancel()
+        for job in jobs:
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+
+    app.state.startup_hooks.append(start)
+    app.state.shutdown_hooks.append(stop)
+
+
+async def _every(seconds: float, work: object, rt: Runtime) -> None:
+    while not rt.draining.is_set():
+        await asyncio.sleep(seconds)
+        if rt.draining.is_set():
+            return
+        try:
+            await asyncio.to_thread(work)  # type: ignore[arg-type]
+        except DevopsCrewError as exc:
+            log.warning("interval job: %s", exc)
+        except Exception:  # an interval job must never take the server down
+            log.exception("interval job failed")
+
+
+def _notify(rt: Runtime) -> None:
+    done = rt.service.deliver_notifications(SERVER_ACTOR, budget_seconds=NOTIFY_EVERY_SECONDS * 2)
+    if done["errors"]:
+        log.warning("notifications: %d retrying, %d given up", done["retrying"], done["dead"])
+
+
+def _review(rt: Runtime, holder: str) -> None:
+    view = rt.service.review_gaps(SERVER_ACTOR, drive=False, holder=holder)
+    if "skipped" in view:
+        return
+    for request_id in view["submitted"]:
+        try:
+            rt.pool.submit(rt.resume_one, request_id)
+        except DevopsCrewError:  # draining or full: the next start (or resume --pending) continues it
+            break
+    log.info("gap review: %s", view["outcomes"])
