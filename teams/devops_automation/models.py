@@ -80,7 +80,14 @@ def _newlines(value: object) -> object:
     return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
 
 
+#: Unicode category Cc is exactly C0 (U+0000-U+001F), DEL and C1 (U+0080-U+009F): one regex finds any of
+#: them or a bidi control, so clean text (nearly all of it) is checked without a Python loop.
+_REFUSED_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f" + "".join(sorted(BIDI_CONTROLS)) + "]")
+
+
 def _no_control_chars(value: str) -> str:
+    if _REFUSED_CHARS.search(value) is None:
+        return value
     for position, ch in enumerate(value):
         if ch in BIDI_CONTROLS:
             raise ValueError(f"must not contain bidirectional-override characters (U+{ord(ch):04X} at {position})")

@@ -34,7 +34,7 @@ from .errors import ConfigurationError, InvalidInput, validation_fields, validat
 from .models import IN_PROGRESS, CapabilityGap, RequestState, TeamCreationRequest, Text
 from .notify.outbox import Outbox
 from .settings import Settings
-from .store import HEAD_REVISION, Store, open_store
+from .store import HEAD_REVISION, Store, open_store, utc
 
 View = dict[str, Any]
 __all__ = ["CrewService", "Hooks", "Progress", "ProgressEvent", "View", "gap_from", "page_cursor"]
@@ -395,7 +395,7 @@ class CrewService:
         """Record an unassigned task other crews could not place: ``{"summary", "skills", "urgency",
         "source"}`` (``source`` defaults to the caller; an A2A caller's is always its own team). Returns
         the task. Raises PermissionDenied, InvalidInput."""
-        from .gapreview.sources import Task
+        from .gapreview.sources import TaskInput
         from .gapreview.tasks import TaskStore
 
         require(actor, Action.submit)
@@ -403,7 +403,7 @@ class CrewService:
         if actor.channel is Channel.a2a or not data.get("source"):
             data["source"] = actor.id
         try:
-            checked = Task.model_validate({**data, "id": "task-new"})
+            checked = TaskInput.model_validate(data)
         except ValidationError as exc:
             raise InvalidInput(invalid_input_message(exc), problems=validation_problems(exc)) from None
         row = TaskStore(self.store).add(
@@ -417,7 +417,8 @@ class CrewService:
 
         require(actor, Action.read)
         rows = TaskStore(self.store).open_tasks(limit=min(max(limit, 1), MAX_LIST))
-        return [{**r, "created_at": r["created_at"].isoformat()} for r in rows]
+        names = ("id", "source", "summary", "skills", "urgency", "created_at")
+        return [{**dict(zip(names, r, strict=True)), "created_at": utc(r[5]).isoformat()} for r in rows]
 
     # -- audit --------------------------------------------------------------------------------
     def audit(self, actor: Actor, *, request_id: str | None = None, limit: int = 50) -> list[View]:

@@ -397,6 +397,20 @@ class Store:
         with self.engine.connect() as conn:
             return [self._load(row[0]) for row in conn.execute(query)]
 
+    def request_index(self, *, gap_ids: list[str], keys: list[str]) -> list[tuple[str, str, str | None, str]]:
+        """``(id, gap_id, skills_key, state)`` of every request with one of ``gap_ids`` or ``keys``
+        (:func:`~.models.skills_key`): a few indexed ``IN`` queries for a whole gap review, not one per gap."""
+        c = tables.requests.c
+        found: dict[str, tuple[str, str, str | None, str]] = {}
+        with self.engine.connect() as conn:
+            for column, values in ((c.gap_id, gap_ids), (c.skills_key, keys)):
+                unique = sorted(set(values))
+                for start in range(0, len(unique), 500):
+                    query = select(c.id, c.gap_id, c.skills_key, c.state).where(column.in_(unique[start : start + 500]))
+                    for row in conn.execute(query):
+                        found[row.id] = (row.id, row.gap_id, row.skills_key, row.state)
+        return list(found.values())
+
     # -- leases -------------------------------------------------------------------------------
     def try_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
         """Take (or renew) the lease ``name`` for ``holder`` for ``ttl_seconds``: True if this holder has it

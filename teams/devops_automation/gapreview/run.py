@@ -66,9 +66,9 @@ def review(deps: Any, *, requester: ActorRef, sources: list[GapSource] | None = 
     candidates = candidates_of(reads, settings.review_skill_threshold)
     tasks = TaskStore(store)
     registry = Registry.from_yaml_files(deps.target.team_files())
-    known = tasks.sightings(c.key for c in candidates)
+    known = Known.read(store, tasks, candidates)
     for candidate in candidates:
-        _dedupe(candidate, registry, store, known, settings.reuse_threshold)
+        _dedupe(candidate, registry, known, settings.reuse_threshold)
         if candidate.team is not None:
             tasks.assign(candidate.task_ids, team=candidate.team)
     pending = len(store.list_requests(limit=1000, states=BEFORE_GATE))
@@ -101,7 +101,7 @@ def review(deps: Any, *, requester: ActorRef, sources: list[GapSource] | None = 
         tasks.assign(candidate.task_ids, request_id=request.id)
         result.submitted.append(request.id)
         left -= 1
-    tasks.record_sightings({c.key: (c.label, c.request_id) for c in candidates}, known)
+    tasks.record_sightings({c.key: (c.label, c.request_id) for c in candidates}, known.sightings)
     deps.auditor.event(
         "review.run",
         f"{len(candidates)} candidates",
@@ -112,35 +112,72 @@ def review(deps: Any, *, requester: ActorRef, sources: list[GapSource] | None = 
     return result
 
 
-def _dedupe(candidate: Candidate, registry: Registry, store: Any, known: dict[str, Any], threshold: float) -> None:
+@dataclass
+class Known:
+    """What the store already has for the review's candidates, read in a few batched queries."""
+
+    by_gap: dict[str, tuple[str, str]]  # gap id -> (request id, state)
+    open_by_key: dict[str, str]  # skills key -> an open request's id
+    rejected_by_key: dict[str, str]  # skills key -> a rejected request's id
+    states: dict[str, str]  # request id -> state
+    sightings: dict[str, dict[str, Any]]
+
+    @classmethod
+    def read(cls, store: Any, tasks: TaskStore, candidates: list[Candidate]) -> Known:
+        rows = store.request_index(gap_ids=[c.gap.id or "" for c in candidates], keys=[c.key for c in candidates])
+        sightings = tasks.sightings(c.key for c in candidates)
+        earlier = [s["request_id"] for s in sightings.values() if s["request_id"]]
+        states = {rid: state for rid, _gap, _key, state in rows}
+        missing = [rid for rid in earlier if rid not in states]
+        for rid in missing:
+            request = store.get_request(rid)
+            if request is not None:
+                states[rid] = request.state.value
+        known = cls({}, {}, {}, states, sightings)
+        open_values = {s.value for s in OPEN_STATES}
+        for rid, gap_id, key, state in rows:
+            known.by_gap[gap_id] = (rid, state)
+            if key and state in open_values:
+                known.open_by_key.setdefault(key, rid)
+            if key and state == RequestState.rejected.value:
+                known.rejected_by_key.setdefault(key, rid)
+        return known
+
+
+def _dedupe(candidate: Candidate, registry: Registry, known: Known, threshold: float) -> None:
     """Set ``candidate.outcome`` when something already answers it; leave it ``pending`` otherwise."""
     ranked = registry.rank(candidate.gap)
     if ranked and ranked[0].score >= threshold:
         candidate.outcome, candidate.detail = "covered", f"covered by team {ranked[0].team}"
         candidate.team = ranked[0].team
         return
-    existing = store.get_request_by_gap(candidate.gap.id or "")
-    if existing is not None and existing.state is RequestState.rejected:
-        candidate.outcome, candidate.detail = "previously-rejected", f"{existing.id} was rejected"
-        candidate.request_id = existing.id
-        return
+    rejected, open_ = RequestState.rejected.value, {s.value for s in OPEN_STATES}
+    existing = known.by_gap.get(candidate.gap.id or "")
     if existing is not None:
-        candidate.outcome, candidate.detail, candidate.request_id = "duplicate", f"already {existing.id}", existing.id
+        rid, state = existing
+        candidate.request_id = rid
+        if state == rejected:
+            candidate.outcome, candidate.detail = "previously-rejected", f"{rid} was rejected"
+        else:
+            candidate.outcome, candidate.detail = "duplicate", f"already {rid} ({state})"
         return
-    for other in store.open_with_skills(candidate.gap.required_skills, OPEN_STATES):
-        candidate.outcome, candidate.detail, candidate.request_id = "duplicate", f"open request {other.id}", other.id
+    if candidate.key in known.open_by_key:
+        rid = known.open_by_key[candidate.key]
+        candidate.outcome, candidate.detail, candidate.request_id = "duplicate", f"open request {rid}", rid
         return
-    earlier = known.get(candidate.key, {}).get("request_id")
-    if earlier:
-        before = store.get_request(earlier)
-        if before is not None and before.state in OPEN_STATES:
-            candidate.outcome, candidate.detail, candidate.request_id = "duplicate", f"open request {earlier}", earlier
-            return
-        if before is not None and before.state in (RequestState.merged, RequestState.reuse_existing):
-            candidate.outcome, candidate.detail = "covered", f"covered by request {earlier} ({before.state.value})"
-            candidate.request_id = earlier
-            return
-    rejected = store.rejected_like(None, candidate.gap.required_skills)
-    if rejected is not None:
-        candidate.outcome, candidate.detail = "previously-rejected", f"like {rejected.id}, rejected before"
-        candidate.request_id = rejected.id
+    earlier = known.sightings.get(candidate.key, {}).get("request_id")
+    state = known.states.get(earlier or "")
+    if earlier and state in open_:
+        candidate.outcome, candidate.detail, candidate.request_id = "duplicate", f"open request {earlier}", earlier
+        return
+    if earlier and state in (RequestState.merged.value, RequestState.reuse_existing.value):
+        candidate.outcome, candidate.detail = "covered", f"covered by request {earlier} ({state})"
+        candidate.request_id = earlier
+        return
+    if candidate.key in known.rejected_by_key:
+        rid = known.rejected_by_key[candidate.key]
+        candidate.outcome, candidate.detail, candidate.request_id = (
+            "previously-rejected",
+            f"like {rid}, rejected before",
+            rid,
+        )

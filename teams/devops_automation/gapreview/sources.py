@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import validation_fields
 from ..models import CapabilityGap, Skill, Text, Urgency
+from ..store import utc
 from .tasks import TaskStore
 
 MAX_REPORT_BYTES = 1024 * 1024
@@ -22,17 +23,28 @@ REPORT_SUFFIXES = (".yaml", ".yml", ".json")
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class Task(BaseModel):
-    """An unassigned task: work a crew could not give to any team (required skills, no team)."""
+class TaskInput(BaseModel):
+    """An unassigned task as a caller sends it (``task add``, ``POST /api/v1/tasks``): untrusted, checked
+    here before it is stored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    id: str
-    source: Text = Field(max_length=100)
+    source: Text = Field(min_length=1, max_length=100)
     summary: Text = Field(min_length=1, max_length=500)
     skills: list[Skill] = Field(min_length=1, max_length=20)
     urgency: Urgency = Urgency.medium
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """An unassigned task as the review reads it back (validated as :class:`TaskInput` when stored)."""
+
+    id: str
+    source: str
+    summary: str
+    skills: list[str]
+    urgency: Urgency
+    created_at: datetime
 
 
 class GapReport(BaseModel):
@@ -136,11 +148,12 @@ class UnassignedTasks:
         except Exception as exc:  # a broken table is reported, the reports directory still runs
             result.problems.append(("unassigned_tasks", f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"))
             return result
-        for row in rows:
+        for task_id, source, summary, skills, urgency, created_at in rows:
+            # Validated when written (the service's add_task); only the enum is rebuilt here.
             try:
-                result.tasks.append(Task.model_validate(row))
-            except ValidationError as exc:
-                result.problems.append((str(row.get("id")), f"invalid {validation_fields(exc)}"))
+                result.tasks.append(Task(task_id, source, summary, list(skills), Urgency(urgency), utc(created_at)))
+            except (ValueError, TypeError) as exc:
+                result.problems.append((str(task_id), f"unreadable row: {exc}"))
         return result
 
 

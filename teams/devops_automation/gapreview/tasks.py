@@ -40,8 +40,9 @@ class TaskStore:
         with self.store.transaction() as conn:
             conn.execute(insert(tables.unassigned_tasks), rows)
 
-    def open_tasks(self, limit: int = MAX_OPEN) -> list[dict[str, Any]]:
-        """Tasks no review has placed yet, oldest first."""
+    def open_tasks(self, limit: int = MAX_OPEN) -> list[tuple[Any, ...]]:
+        """Tasks no review has placed yet, oldest first: ``(id, source, summary, skills, urgency,
+        created_at)`` tuples (``created_at`` naive on SQLite: pass it through :func:`~..store.utc`)."""
         c = tables.unassigned_tasks.c
         query = (
             select(c.id, c.source, c.summary, c.skills, c.urgency, c.created_at)
@@ -50,7 +51,7 @@ class TaskStore:
             .limit(limit)
         )
         with self.store.engine.connect() as conn:
-            return [{**row._asdict(), "created_at": utc(row.created_at)} for row in conn.execute(query)]
+            return [tuple(row) for row in conn.execute(query)]
 
     def assign(self, task_ids: Iterable[str], *, request_id: str | None = None, team: str | None = None) -> None:
         """Mark tasks as placed: on a submitted request, or on an existing team that covers them."""
