@@ -724,3 +724,16 @@ def test_the_screenshot_directory_is_ignored_by_git() -> None:
         ["git", "check-ignore", "-q", str(SCREENSHOTS / "list.png")], cwd=ROOT, capture_output=True
     )
     assert ignored.returncode == 0
+
+
+# -- the notification feed ------------------------------------------------------------------------------
+def test_the_feed_shows_each_event_escaped_with_its_channels(server: RunningServer) -> None:
+    gap = {"description": HOSTILE, "required_skills": ["fortran"], "proposed_name": "feed_team"}
+    waiting = submit(server, "alice", gap, {"awaiting_approval", "published"})
+    with signed_in(server, "vic") as client:  # a viewer reads the feed
+        page = client.get("/notifications").text
+    assert_inert(page)
+    assert f'href="/requests/{waiting["id"]}"' in page
+    assert "Waiting for a human decision" in page and "dashboard</span>" in page
+    with server.client() as anonymous:
+        assert anonymous.get("/notifications").status_code in (302, 303, 401)

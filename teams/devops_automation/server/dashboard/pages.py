@@ -283,6 +283,21 @@ async def request_list(request: Request) -> Response:
     )
 
 
+@router.get("/notifications")
+async def feed(request: Request) -> Response:
+    """The dashboard's notification feed: each event the crew told people about, with each channel's
+    delivery status (the dashboard is itself a channel: every event is in it)."""
+    actor = await runtime(request).quick(web_actor, request)
+    rt = runtime(request)
+    try:
+        events = await rt.quick(lambda: rt.service.feed(actor, limit=100))
+    except DevopsCrewError as exc:
+        return error_page(request, actor, exc)
+    for event in events:
+        event["link"] = web_link(event["payload"].get("pr_url"))
+    return page(request, "feed.html", actor=actor, events=events)
+
+
 # -- one request ---------------------------------------------------------------------------------------
 def _rendered_files(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
