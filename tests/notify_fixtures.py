@@ -26,7 +26,7 @@ class Webhook:
 
 
 @contextmanager
-def webhook_server() -> Iterator[Webhook]:
+def webhook_server(port: int = 0) -> Iterator[Webhook]:
     hook = Webhook()
 
     class Handler(BaseHTTPRequestHandler):
@@ -46,7 +46,7 @@ def webhook_server() -> Iterator[Webhook]:
         def log_message(self, *_args: object) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     hook.url = f"http://127.0.0.1:{server.server_address[1]}/api/webhooks/1/secret-token-abc"
@@ -71,13 +71,20 @@ class Mailbox:
 
 
 @contextmanager
-def smtp_server() -> Iterator[Mailbox]:
-    """aiosmtpd on a free loopback port (``port=0`` cannot work: it connects back to check)."""
+def smtp_server(port: int | None = None, *, refuse_recipients: bool = False) -> Iterator[Mailbox]:
+    """aiosmtpd on a free loopback port (``port=0`` cannot work: it connects back to check);
+    ``refuse_recipients`` answers every RCPT TO with 550."""
     from aiosmtpd.controller import Controller
 
-    box = Mailbox(port=free_port())
+    box = Mailbox(port=port or free_port())
 
     class Handler:
+        async def handle_RCPT(self, _server: Any, _session: Any, envelope: Any, address: str, _options: Any) -> str:
+            if refuse_recipients:
+                return "550 5.1.1 no such mailbox"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
         async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
             box.envelopes.append(envelope)
             box.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]

@@ -10,6 +10,12 @@ request is resumed (and tracked). Whatever the combination, the world and the re
 Faults are real where git allows it: the remote made unreachable (fetch), a pre-receive hook refusing the
 push with a reason (push); the forge's calls fail through the fake forge's fault points (open PR, labels,
 reviewers); a commit failure is injected into the checkout's commit (git offers no way to make it fail).
+
+The notify step has its own rows: a channel answering 500, unreachable, an SMTP server that is down, and
+one refusing every recipient. The request's state never depends on a channel; a transient failure is
+retried with backoff and sent exactly once when the channel recovers (the next event too); a permanent one
+is given up at once and recorded. (The gap review's faults — an unparsable report, a missing directory,
+the lease held elsewhere — are in tests/test_gap_review.py.)
 """
 
 from __future__ import annotations
@@ -160,3 +166,71 @@ def test_a_failed_write_and_a_reviewer_then_resume_agree_with_the_world(
     finally:
         harness.app.close()
         shutil.rmtree(tmp_path / "home", ignore_errors=True)
+
+
+# -- notifications: a failing channel never fails the request; each event goes out once ------------------
+NOTIFY_FAULTS = ["webhook_500", "webhook_unreachable", "smtp_down", "smtp_refuses"]
+
+
+@pytest.mark.parametrize("fault", NOTIFY_FAULTS)
+def test_a_failing_channel_leaves_the_request_alone_and_sends_once_when_it_recovers(fault: str, tmp_path: Path) -> None:
+    import time
+
+    from devops_automation.authz import Actor, Channel, Role
+    from devops_automation.service import CrewService
+
+    from .notify_fixtures import free_port, smtp_server, webhook_server
+
+    ops = Actor(id="oscar", channel=Channel.web, roles=frozenset({Role.admin}))
+    port = free_port()
+    if fault.startswith("webhook"):
+        channel = {"notify_discord_webhook": f"http://127.0.0.1:{port}/api/webhooks/1/tok"}
+    else:
+        channel = {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "smtp_starttls": False,
+            "notify_email_to": "r@example.org",
+        }
+    settings = make_settings(
+        tmp_path / "home", forge="fake", validate_render=False, notify_backoff_seconds=0.2, **channel
+    )
+    service = CrewService(settings)
+
+    def deliveries() -> list[dict]:  # type: ignore[type-arg]
+        return [d for e in service.feed(ops) for d in e["deliveries"].values()]
+
+    def recover() -> Iterator[list]:  # type: ignore[type-arg]
+        if fault.startswith("webhook"):
+            with webhook_server(port) as hook:
+                yield hook.posts
+        else:
+            with smtp_server(port) as box:
+                yield box.messages
+
+    if fault == "webhook_500":
+        with webhook_server(port) as hook:
+            hook.status = 500
+            view = service.submit(ops, new_gap(1))
+    elif fault == "smtp_refuses":
+        with smtp_server(port, refuse_recipients=True) as box:
+            view = service.submit(ops, new_gap(1))
+            assert box.messages == []
+    else:
+        view = service.submit(ops, new_gap(1))
+    assert view["state"] == "published"  # the channel's failure is not the request's
+    [delivery] = deliveries()
+    if fault == "smtp_refuses":  # retrying cannot help: given up at once, recorded
+        assert delivery["status"] == "dead" and "refused" in delivery["error"]
+        return
+    assert delivery["status"] == "pending" and delivery["attempts"] == 1 and delivery["error"]
+    time.sleep(0.25)
+    for received in recover():
+        service.deliver_notifications(ops)
+        service.deliver_notifications(ops)  # nothing twice
+        # the next event goes out too
+        service.app.forge.close_pull_request(view["pull_request"]["number"])
+        service.track(ops)
+        assert len(received) == 2
+    assert {d["status"] for d in deliveries()} == {"sent"}
+    assert verify_chain(service.store.iter_audit(), service.store.audit_head()) == []
