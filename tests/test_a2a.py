@@ -716,3 +716,33 @@ def test_a_caller_files_gaps_for_its_own_team_only(server: RunningServer) -> Non
     refused = asyncio.run(ask())
     assert refused.status.state is TaskState.rejected
     assert "requesting_team" in answer(refused)[0] and requests_of(server) == []
+
+
+def test_a_dry_run_over_a2a_answers_with_the_diff_and_records_no_request(server: RunningServer) -> None:
+    async def scenario() -> Task:
+        async with a2a(server.url, streaming=False) as client:
+            msg = message(data=gap_data(7))
+            msg.metadata = {"dry_run": True}
+            ((task, _),) = await send(client, msg)
+            return task if task.status.state in FINAL else await until_final(client, task.id)
+
+    final = asyncio.run(scenario())
+    assert final.status.state is TaskState.completed
+    assert final.status.message is not None
+    parts = [p.root for p in final.status.message.parts]
+    text = " ".join(p.text for p in parts if isinstance(p, TextPart))
+    [data] = [p.data for p in parts if isinstance(p, DataPart)]
+    assert text.startswith("dry run: scaffolded for team mobile_team_7") and "nothing stored" in text
+    assert data["dry_run"] is True and "diff --git a/teams/mobile_team_7/team.yaml" in data["diff"]
+    assert requests_of(server) == []  # nothing but the task itself is stored
+
+    # a gap for another team is refused before anything runs, as a submission would be
+    async def other() -> Task:
+        async with a2a(server.url, streaming=False) as client:
+            msg = message(data=gap_data(8, requesting_team="web_frontend"))
+            msg.metadata = {"dry_run": True}
+            ((task, _),) = await send(client, msg)
+            return task
+
+    refused = asyncio.run(other())
+    assert refused.status.state is TaskState.rejected

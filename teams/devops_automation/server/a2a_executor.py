@@ -36,6 +36,7 @@ from a2a.server.context import ServerCallContext
 from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
 from a2a.types import (
+    DataPart,
     InvalidParamsError,
     InvalidRequestError,
     Part,
@@ -52,7 +53,16 @@ from starlette.requests import Request
 from ..authz import Actor, Channel, Role
 from ..errors import DevopsCrewError, NotFound, Unavailable
 from ..models import RequestState
-from .a2a_messages import Outcome, answer_parts, gap_from_message, outcome, refusal, task_metadata, working_text
+from .a2a_messages import (
+    Outcome,
+    answer_parts,
+    dry_run_asked,
+    gap_from_message,
+    outcome,
+    refusal,
+    task_metadata,
+    working_text,
+)
 from .a2a_tasks import OPEN_STATES, RequestTaskStore, advanced, agent_message
 from .events import Event
 from .runtime import Runtime
@@ -455,6 +465,9 @@ class GapExecutor(AgentExecutor):
             )
             await queue.enqueue_event(task)
 
+        if dry_run_asked(context.message):
+            await self._dry_run(rt, actor, context, queue, updater)
+            return
         try:
             view = await self.watch.accept(rt, actor, gap_from_message(context.message, actor))
         except Exception as exc:
@@ -488,6 +501,37 @@ class GapExecutor(AgentExecutor):
             result = await follow(rt, read, view, events, sink, run, self.watch.stopping)
         if result is not None:
             await sink.settle(*result)
+
+    async def _dry_run(
+        self, rt: Runtime, actor: Actor, context: RequestContext, queue: EventQueue, updater: TaskUpdater
+    ) -> None:
+        """A message with ``metadata.dry_run: true``: ``CrewService.dry_run`` on a worker, answered as one
+        completed task (nothing is stored but that task), or rejected/failed as a submission would be."""
+        try:
+            rt.pool.check_capacity(1)
+            view = await rt.pool.run(rt.service.dry_run, actor, gap_from_message(context.message, actor))
+            summary = view["request"]
+            text = f"dry run: {view['outcome']}" + (f" for team {summary['team']}" if summary["team"] else "")
+            text += f" ({summary['files']} files; nothing stored, pushed or counted)"
+            state = TaskState.completed
+            parts = [Part(root=TextPart(text=text)), Part(root=DataPart(data={"schema": 1, **view}))]
+        except Exception as exc:
+            if not isinstance(exc, DevopsCrewError):
+                log.exception("A2A: a dry run of %s could not be handled", actor.key)
+            answer = refusal(exc)
+            state, parts = answer.state, [Part(root=TextPart(text=answer.text))]
+        status = TaskStatus(
+            state=state, message=updater.new_agent_message(parts), timestamp=datetime.now(UTC).isoformat()
+        )
+        history = [context.message] if context.message is not None else None
+        task = Task(
+            id=updater.task_id,
+            context_id=updater.context_id,
+            status=status,
+            history=history,
+            metadata={"dry_run": True},
+        )
+        await queue.enqueue_event(task)
 
     async def _again(self, rt: Runtime, actor: Actor, task: Task, updater: TaskUpdater, *, quiet: bool) -> None:
         """A message to an open task. ``quiet``: another execution here follows it and its events reach this

@@ -73,6 +73,11 @@ def gap_from_message(message: Message | None, caller: Actor) -> dict[str, Any]:
     return gap
 
 
+def dry_run_asked(message: Message | None) -> bool:
+    """Whether the message asks for a dry run (``metadata: {"dry_run": true}``; only ``true`` counts)."""
+    return message is not None and (message.metadata or {}).get("dry_run") is True
+
+
 @dataclass(frozen=True)
 class Outcome:
     """Where a settled request leaves its task: ``state`` (completed, input-required, rejected, failed) and
