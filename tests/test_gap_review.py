@@ -210,3 +210,31 @@ def test_review_gaps_cli_json_and_text(tmp_path: Path) -> None:
     assert view["outcomes"] == {"submitted": 1} and view["runs"][0]["state"] == "published"
     text = run(home, "review-gaps", **env).stdout
     assert "0 candidates" in text or "nothing to review" in text
+
+
+def test_two_replicas_reviewing_on_an_interval_submit_each_gap_once(tmp_path: Path, pg_url: str) -> None:
+    import time
+
+    from .server_fixtures import wait_for_state
+
+    def settings(name: str):  # type: ignore[no-untyped-def]
+        return server_settings(tmp_path / name, database_url=pg_url, review_interval_seconds=0.2, cooldown_seconds=0)
+
+    with running_server(settings("a")) as a, running_server(settings("b")) as b, a.client() as c:
+        for i in range(3):
+            c.post("/api/v1/tasks", json={"summary": f"chart {i}", "skills": ["d3.js"]}, headers=bearer("alice"))
+        deadline = time.monotonic() + 60
+        while not (listed := c.get("/api/v1/requests", headers=bearer("vic")).json()["requests"]):
+            assert time.monotonic() < deadline, "no replica reviewed"
+            time.sleep(0.1)
+        wait_for_state(c, listed[0]["id"], {"published"})
+        time.sleep(1.5)  # several more intervals on both replicas
+        with b.client() as other:
+            seen = other.get("/api/v1/requests", headers=bearer("vic")).json()["requests"]
+        assert len(seen) == 1
+        runs = [
+            r
+            for r in a.runtime.service.audit(OPS.model_copy(update={"roles": frozenset({Role.admin})}), limit=1000)
+            if r["action"] == "review.run"
+        ]
+        assert len(runs) >= 4  # both replicas kept reviewing; only the first found anything
