@@ -250,10 +250,10 @@ def test_the_cli_user_cannot_approve_their_own_request_unless_self_approval_is_a
     assert decision["self_approval"] is True and decision["channel"] == "cli"
 
 
-def test_a_schedule_on_the_scheduler_channel_may_only_resume_and_track(tmp_path: Path) -> None:
+def test_a_schedule_on_the_scheduler_channel_may_only_resume_track_and_review(tmp_path: Path) -> None:
     home = tmp_path / "home"
     listed = run(home, "status", DEVOPS_CREW_CLI_CHANNEL="scheduler")
-    assert listed.returncode == 2 and "scheduler may only resume and track" in listed.stderr
+    assert listed.returncode == 2 and "scheduler may only resume, track and review gaps" in listed.stderr
     pending = run(home, "resume", "--pending", "--json", DEVOPS_CREW_CLI_CHANNEL="scheduler")
     assert pending.returncode == 0, pending.stderr
     assert json.loads(pending.stdout)["requests"] == []
