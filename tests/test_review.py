@@ -172,7 +172,7 @@ def test_merge_needs_an_approver_four_eyes_and_the_embedded_forge(open_service: 
     assert refused.value.rule == "four-eyes"
     with pytest.raises(PermissionDenied, match="needs the approver role"):
         open_service.merge(ALICE, rid)
-    with pytest.raises(PermissionDenied, match="the scheduler may only resume and track"):
+    with pytest.raises(PermissionDenied, match="the scheduler may only resume, track and review gaps"):
         open_service.merge(CRON, rid)
     forge = open_service.app.forge
     forge.embedded = False  # as GitHub would be
