@@ -40,7 +40,7 @@ class Role(StrEnum):
     viewer = "viewer"  # read requests
     requester = "requester"  # submit gaps
     approver = "approver"  # approve, override, reject, roll back
-    operator = "operator"  # resume and track
+    operator = "operator"  # resume, track and review gaps
     auditor = "auditor"  # read and verify the audit log
     admin = "admin"  # every role
 

@@ -106,7 +106,7 @@ class Settings(BaseSettings):
 
     # Who the CLI acts as: the login name, with these roles (comma-separated, "all" for every role).
     cli_roles: str = Field("all", validation_alias=_env("DEVOPS_CREW_CLI_ROLES"))
-    # The channel the CLI acts on: `scheduler` for a CronJob (it may then only resume and track).
+    # The channel the CLI acts on: `scheduler` for a CronJob (it may then only resume, track and review gaps).
     cli_channel: Literal["cli", "scheduler"] = Field("cli", validation_alias=_env("DEVOPS_CREW_CLI_CHANNEL"))
     # Four eyes: the requester of a request may never approve it, unless this is set for a
     # single-person setup (each such approval is audited with self_approval=true).
