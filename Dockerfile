@@ -47,7 +47,8 @@ RUN if ! command -v git >/dev/null; then \
       && apt-get install -y --no-install-recommends git=1:2.39.* \
       && rm -rf /var/lib/apt/lists/*; \
     fi \
-    && useradd --system --no-log-init --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin crew \
+    && groupadd --system --gid 10001 crew \
+    && useradd --system --no-log-init --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin crew \
     && mkdir -p /var/lib/devops-crew \
     && chown crew:crew /var/lib/devops-crew
 COPY --from=builder /opt/devops-crew /opt/devops-crew

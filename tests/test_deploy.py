@@ -268,12 +268,12 @@ def test_a_misspelt_application_field_fails_the_schema(
         jsonschema.validate(application, argo_schema, cls=jsonschema.Draft7Validator)
 
 
-def run_checkov(directory: Path) -> dict[str, set[str]]:
+def run_checkov(directory: Path, frameworks: tuple[str, ...] = ("kubernetes",)) -> dict[str, set[str]]:
     """checkov over ``directory`` offline: ``{"failed": check ids, "passed": check ids}``."""
     if not CHECKOV.is_file():
         pytest.fail(f"{CHECKOV} is missing: scripts/test installs checkov in its own virtualenv")
     result = subprocess.run(
-        [str(CHECKOV), "-d", str(directory), "--framework", "kubernetes", "--skip-download", "--output", "json"],
+        [str(CHECKOV), "-d", str(directory), "--framework", *frameworks, "--skip-download", "--output", "json"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -301,3 +301,31 @@ def test_checkov_passes_on_the_rendered_output_with_every_skip_explained(rendere
     # The checks that matter for this pod are among the passing ones.
     for check in ("CKV_K8S_8", "CKV_K8S_9", "CKV_K8S_20", "CKV_K8S_22", "CKV_K8S_28", "CKV_K8S_37", "CKV_K8S_38"):
         assert check in result["passed"], check
+
+
+# The generated team's manifests and Dockerfile: the same checkov run, with these explained skips.
+TEAM_CHECKOV_SKIPS = {
+    "CKV_K8S_43": CHECKOV_SKIPS["CKV_K8S_43"],
+    "CKV_K8S_35": "Secrets as files over env vars: CrewAI's LLM clients read OPENAI_API_KEY and friends from "
+    "the environment; the team's Deployment takes them from its Secret by envFrom.",
+    "CKV_K8S_21": "The default namespace: a team's manifests carry none on purpose; the teams repository's "
+    "Argo CD Application (destination.namespace) or kustomization places every team in the fleet's namespace.",
+}
+
+
+@pytest.mark.slow
+def test_a_generated_team_passes_checkov_with_every_skip_explained(tmp_path: Path) -> None:
+    from devops_automation.scaffold.render import render_team
+
+    from .helpers import NEW_TEAM_GAP
+    from .scaffold_fixtures import sample_spec
+
+    rendered = render_team(sample_spec(), NEW_TEAM_GAP, tmp_path / "out")
+    result = run_checkov(rendered.root, frameworks=("kubernetes", "dockerfile"))
+    assert result["failed"] == set(TEAM_CHECKOV_SKIPS), result["failed"]
+    # Limits, probes, non-root, read-only root, dropped capabilities, a NetworkPolicy, a HEALTHCHECK, a USER.
+    for check in ("CKV_K8S_11", "CKV_K8S_8", "CKV_K8S_22", "CKV_K8S_28", "CKV_K8S_40", "CKV_DOCKER_2", "CKV_DOCKER_3"):
+        assert check in result["passed"], check
+    deployment = yaml.safe_load((rendered.root / "k8s/teams/data_quality/deployment.yaml").read_text(encoding="utf-8"))
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
