@@ -30,6 +30,7 @@ K8S = "k8s/teams/data_quality"
 EXPECTED_FILES = [
     f"{K8S}/deployment.yaml",
     f"{K8S}/kustomization.yaml",
+    f"{K8S}/networkpolicy.yaml",
     f"{K8S}/service.yaml",
     f"{TEAM}/Dockerfile",
     f"{TEAM}/README.md",
@@ -45,6 +46,7 @@ EXPECTED_FILES = [
     f"{TEAM}/requirements.txt",
     f"{TEAM}/server.py",
     f"{TEAM}/team.yaml",
+    f"{TEAM}/tests/test_a2a.py",
     f"{TEAM}/tests/test_team.py",
 ]
 ALL_CHECKS = {

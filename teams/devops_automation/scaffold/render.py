@@ -60,11 +60,14 @@ def expected_files(spec: TeamSpec) -> list[str]:
             "requirements.txt",
             "server.py",
             "team.yaml",
+            "tests/test_a2a.py",
             "tests/test_team.py",
         )
     ]
     files += [f"{team}/agents/{agent.role}.py" for agent in spec.agents]
-    files += [f"{k8s}/{name}" for name in ("deployment.yaml", "kustomization.yaml", "service.yaml")]
+    files += [
+        f"{k8s}/{name}" for name in ("deployment.yaml", "kustomization.yaml", "networkpolicy.yaml", "service.yaml")
+    ]
     return sorted(files)
 
 
@@ -86,6 +89,8 @@ def build_context(spec: TeamSpec, gap: CapabilityGap, owner: str) -> dict[str, A
         "image_tag": IMAGE_TAG,
         "crewai_version": _pinned("crewai", "1.15.30"),
         "pyyaml_version": _pinned("PyYAML", "6.0.2"),
+        "a2a_sdk_version": _pinned("a2a-sdk", "0.3.26"),
+        "uvicorn_version": _pinned("uvicorn", "0.54.0"),
         **slots,
         "_registry": registry,
         "_agents": {a.role: {"role": a.role, "goal": a.goal, "backstory": a.backstory} for a in spec.agents},
