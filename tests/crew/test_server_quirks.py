@@ -112,7 +112,7 @@ def test_a_configured_mode_the_server_refuses_fails_the_draft_resumably(crew: An
         run = crew(stub, llm_structured_output="json_schema")
         request = run.app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.failed and request.resume_state is RequestState.analysed
-    assert "InternalServerError" in request.error and "not supported" in request.error
+    assert "Error code: 500" in request.error and "json_schema is not supported" in request.error
     assert [asked_with(b) for b in stub.requests][1:] == ["json_schema"]  # no fallback when configured
     assert_counted(request, stub)
 
@@ -170,7 +170,7 @@ def test_every_call_is_capped_per_task_and_a_looping_reply_fails_the_step(crew: 
 
 def test_a_timeout_ends_the_step_failed_quickly_without_a_retry_and_is_counted(crew: Any) -> None:
     with OpenAIStub() as stub:
-        stub.delay_seconds = 3.0
+        stub.delay_seconds = 30.0  # a client that waited for the answer (or retried) would take 30 s or more
         run = crew(stub, llm_timeout_seconds=0.5, llm_max_retries=2)
         started = time.monotonic()
         request = run.app.engine.submit(NEW_TEAM_GAP).request
@@ -178,7 +178,7 @@ def test_a_timeout_ends_the_step_failed_quickly_without_a_retry_and_is_counted(c
         assert len(stub.requests) == 1  # not retried: the server is still working for the client that left
     assert request.state is RequestState.failed and request.resume_state is RequestState.analysed
     assert "Timeout" in request.error
-    assert elapsed < 2.5, elapsed
+    assert elapsed < 15, elapsed  # the 0.5 s timeout, once, plus the pipeline's own work on a busy machine
     usage = request.llm_usage
     assert usage.calls == 1 and usage.estimated and usage.prompt_tokens > 0  # unknown: estimated, never zero
 

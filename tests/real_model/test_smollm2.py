@@ -55,10 +55,11 @@ GAPS = [
         True,  # with the offline fallback: this request must finish
     ),
 ]
-#: Caps sized to this 2-core machine (README "OpenAI-compatible servers": SmolLM2-135M runs at about
-#: 30-60 tokens a second here): every call ends within the timeout, the whole suite in a few minutes.
-MAX_TOKENS = {"analyse_gap": 192, "design_team": 768, "revise_spec": 768, "write_pull_request": 192}
-TIMEOUT_SECONDS = 90.0
+#: Caps sized to this 2-core machine (README "OpenAI-compatible servers": SmolLM2-135M generated 2.5 tokens a
+#: second on one thread while the machine ran six other test suites; several times that when idle). A spec
+#: cut off at its cap fails the draft, which is one of the true outcomes this suite accepts.
+MAX_TOKENS = {"analyse_gap": 128, "design_team": 512, "revise_spec": 512, "write_pull_request": 128}
+TIMEOUT_SECONDS = 240.0
 PERF = re.compile(r"(prompt eval|eval) time = +[\d.]+ ms / +(\d+) (?:tokens|runs)")
 
 
@@ -85,7 +86,7 @@ def real_app(home: Path, server: LlamaServer, fallback: bool) -> App:
     return build_app(settings)  # DEVOPS_CREW_LLM set: app.py wires the crew
 
 
-def wait_idle(server: LlamaServer, answered: int, timeout: float = TIMEOUT_SECONDS + 30) -> list[int]:
+def wait_idle(server: LlamaServer, answered: int, timeout: float = TIMEOUT_SECONDS) -> list[int]:
     """The server's answers once it finished ``answered`` completions (a client that timed out leaves the
     server working; its access line comes when it is done)."""
     deadline = time.monotonic() + timeout
