@@ -14,12 +14,22 @@ characters a token over messages, tool schemas and response format) through the 
   every tool result goes back to the model, the schema is in the prompt, each task reads all earlier
   outputs. Its publish tool runs dry (the comparison is about the model's work).
 
-Target (issue 4): at most 4 LLM calls on the happy path and under 12,000 tokens per request.
+- floor: the same drafting work by the bare library: one ``ChatOpenAI`` call asking for the TeamSpec
+  (structured output), no CrewAI, no tools, no pull request.
+
+``--real-model`` runs the three again against a real tiny model, SmolLM2-135M-Instruct on llama-cpp-python's
+OpenAI-compatible server (``tests/real_model/server.py``; its environment must exist in
+``.cache/real-model/venv``, which the real-model step of ``scripts/test`` makes), on ``--real-gaps`` gaps,
+and prints the two servers side by side. The tiny model's requests often fail; the figures are what the
+product counted, which the real-model suite checks against the server's own log.
+
+Target (issue 4): at most 4 LLM calls on the happy path and under 12,000 tokens per request (stub).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -56,18 +66,71 @@ def gaps(n: int) -> list:
     ]
 
 
+MODEL = "openai/gpt-4o-mini"
+#: Settings for the real tiny model: the caps and timeout the real-model suite uses.
+REAL: dict[str, object] = {}
+
+
 def bench_settings(prefix: str, stub_url: str, api_key: str):
     from devops_automation.settings import Settings
 
     return Settings(
         _env_file=None,
         home=Path(tempfile.mkdtemp(prefix=prefix)),
-        llm="openai/gpt-4o-mini",
+        llm=MODEL,
         openai_api_key=api_key,
         openai_base_url=stub_url,
         rate_limit_per_day=1000,
         cooldown_seconds=0,
+        **REAL,
     )
+
+
+def run_floor(url: str, api_key: str, todo: list, mode: str) -> list[tuple[str, str, object]]:
+    """One bare ``ChatOpenAI`` structured call per gap for the TeamSpec, counted from the reply's usage."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+    from langchain_openai import ChatOpenAI
+    from pydantic import ValidationError
+
+    from devops_automation.crew.prompts import data_block, gap_data
+    from devops_automation.crew.structured import response_format_for
+    from devops_automation.models import LLMUsage, TeamSpec
+
+    settings = bench_settings("devops-crew-bench-floor-", url, api_key)
+    schema = response_format_for(TeamSpec)
+    model = ChatOpenAI(
+        model=MODEL.split("/", 1)[1], api_key=api_key, base_url=url, temperature=0, max_retries=0,
+        timeout=settings.llm_timeout_seconds, max_tokens=settings.llm_max_tokens_for("design_team"),
+    )  # fmt: skip
+    if mode == "json_schema":
+        runnable = model.with_structured_output(schema, method="json_schema", include_raw=True)
+    else:  # llama-cpp-python: json_object with the schema
+        runnable = model.bind(response_format={"type": "json_object", "schema": schema["schema"]})
+    rows = []
+    for gap in todo:
+        messages = [
+            SystemMessage(content="Design the smallest team of AI agents that closes the gap, as a TeamSpec JSON."),
+            HumanMessage(content=data_block("gap", gap_data(gap))),
+        ]
+        raw = None
+        try:
+            out = runnable.invoke(messages)
+            raw = out["raw"] if isinstance(out, dict) else out
+            text = json.dumps(out.get("parsed")) if isinstance(out, dict) else str(raw.content)
+            TeamSpec.model_validate_json(text)
+            outcome = "valid spec"
+        except (ValidationError, ValueError, TypeError):
+            outcome = "invalid spec"
+        except Exception as exc:  # a timeout or a refusal: the call was still made
+            outcome = type(exc).__name__[:14]
+        usage = (getattr(raw, "usage_metadata", None) or {}) if raw is not None else {}
+        prompt, completion = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+        prompt_price, completion_price = settings.llm_price(MODEL)
+        cost = round((prompt * prompt_price + completion * completion_price) / 1e6, 6)
+        rows.append(
+            (gap.id, outcome, LLMUsage(calls=1, prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost))
+        )
+    return rows
 
 
 def run_optimized(stub_url: str, api_key: str, todo: list) -> list[tuple[str, str, object]]:
@@ -128,9 +191,49 @@ def report(title: str, rows: list[tuple[str, str, object]]) -> tuple[int, int]:
     return max(calls), max(totals)
 
 
+def medians(rows: list[tuple[str, str, object]]) -> str:
+    calls = statistics.median(u.calls for _, _, u in rows)
+    tokens = statistics.median(u.prompt_tokens + u.completion_tokens for _, _, u in rows)
+    cost = statistics.median(u.cost_usd for _, _, u in rows)
+    done = sum(1 for _, outcome, _ in rows if outcome in {"published", "validated", "valid spec"})
+    return f"{calls:>6g} {tokens:>9g} {cost:>10.5f} {done:>3}/{len(rows)}"
+
+
+def side_by_side(results: dict[str, dict[str, list]]) -> None:
+    print("\nmedians per request, side by side (calls, tokens, USD at the product's prices, finished/run)")
+    print(f"  {'server':<34} {'crew':<10} {'calls':>6} {'tokens':>9} {'USD':>10} {'done':>7}")
+    for server, runs in results.items():
+        for crew, rows in runs.items():
+            print(f"  {server:<34} {crew:<10} {medians(rows)}")
+
+
+def run_real_model(count: int) -> dict[str, list] | None:
+    """The optimized crew, the naive crew and the floor against SmolLM2-135M, or None when its environment
+    is not there (``bash scripts/test`` in CI, or DEVOPS_CREW_TEST_REAL_MODEL=1, makes it)."""
+    global MODEL
+    from tests.real_model.server import MODEL_NAME, STAMP, LlamaServer, model_path, python
+    from tests.real_model.test_smollm2 import MAX_TOKENS, TIMEOUT_SECONDS
+
+    if not STAMP.exists():
+        print("\nreal model: skipped (no .cache/real-model/venv; run the real-model step of scripts/test first)")
+        return None
+    MODEL = f"openai/{MODEL_NAME}"
+    REAL.update(llm_timeout_seconds=TIMEOUT_SECONDS, llm_max_tokens=MAX_TOKENS, monthly_cost_ceiling_usd=1e6)
+    todo = gaps(count)
+    with LlamaServer(python(), model_path(python()), Path(tempfile.mkdtemp()) / "llama.log") as server:
+        key = "sk-local-unused"
+        return {
+            "optimized": run_optimized(server.base_url, key, todo),
+            "naive": run_naive(server.base_url, key, todo),
+            "floor": run_floor(server.base_url, key, todo, "json_object"),
+        }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gaps", type=int, default=10)
+    parser.add_argument("--real-model", action="store_true", help="also against SmolLM2-135M (llama-cpp-python)")
+    parser.add_argument("--real-gaps", type=int, default=2)
     args = parser.parse_args()
     isolate_crewai(Path(tempfile.mkdtemp(prefix="devops-crew-bench-crewai-")))
     from tests.crew.openai_stub import API_KEY, OpenAIStub
@@ -140,9 +243,21 @@ def main() -> int:
         optimized = run_optimized(stub.base_url, API_KEY, todo)
     with OpenAIStub() as stub:
         naive = run_naive(stub.base_url, API_KEY, todo)
+    with OpenAIStub() as stub:
+        floor = run_floor(stub.base_url, API_KEY, todo, "json_schema")
     print("LLM calls and tokens per request (OpenAI-compatible stub, tokens ~ characters / 4)")
     calls, tokens = report("optimized: the pipeline's crew (gap to pull request)", optimized)
     naive_calls, naive_tokens = report("naive: the same four agents, one sequential crew", naive)
+    report("floor: one bare ChatOpenAI structured call for the TeamSpec", floor)
+    results = {"stub (gpt-4o-mini prices)": {"optimized": optimized, "naive": naive, "floor": floor}}
+    if args.real_model:
+        real = run_real_model(args.real_gaps)
+        if real is not None:
+            print("\nLLM calls and tokens per request (SmolLM2-135M-Instruct on llama-cpp-python, its usage)")
+            for crew, rows in real.items():
+                report(f"real model, {crew}", rows)
+            results["SmolLM2-135M (llama-cpp-python)"] = real
+    side_by_side(results)
     met = calls <= TARGET_CALLS and tokens < TARGET_TOKENS
     print(
         f"\ntarget: <= {TARGET_CALLS} calls and < {TARGET_TOKENS:,} tokens per request: "

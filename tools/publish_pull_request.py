@@ -2,7 +2,9 @@
 team (committing and pushing it if it does not yet) and hands the title and summary to the pipeline,
 which opens the pull request inside its fixed body.
 
-The model chooses the words, never the ref or the files: the branch must be the approved
+The model chooses the words, never the ref or the files. It is not asked for the branch (code knows it;
+a tiny model asked to echo it dropped its timestamp, issue 15): left out, the approved one is used. A branch
+it names all the same must be the approved
 ``auto/team-<name>-<timestamp>-<id>`` (``policy.check_branch``), the files are the ones the pipeline
 rendered and approved (``policy.check_paths`` again here), and ``TargetRepo.publish_branch`` checks
 both once more next to the push. With ``dry_run`` (the benchmark's naive crew) nothing is pushed.
@@ -23,7 +25,11 @@ from .context import ContextTool
 class PublishPullRequestArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    branch: str | None = Field(None, max_length=200, description="the auto/ branch named in the task")
+    branch: str | None = Field(
+        None,
+        max_length=200,
+        description="leave out: the approved branch is known and used (a different one is refused)",
+    )
     title: str = Field(min_length=1, max_length=200, description="the pull request title, one line")
     summary: str = Field("", max_length=4000, description="what the team does and why, in Markdown")
 

@@ -542,6 +542,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     silence_crewai()
     args = build_parser().parse_args(argv)
+    if getattr(args, "quiet", False):
+        from .quiet import quiet_library_logs
+
+        quiet_library_logs()
     try:
         return int(args.func(args))
     except CliError as exc:

@@ -396,6 +396,8 @@ class PRText(BaseModel):
 
     title: Text = Field(min_length=1, max_length=200)
     summary: Text = Field("", max_length=4000)
+    #: Who wrote the summary, for its heading: the agent, or code and why (a model's text that failed).
+    summary_by: str = Field("the PR author agent", max_length=300)
 
 
 class ActorRef(BaseModel):

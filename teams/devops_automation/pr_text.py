@@ -47,7 +47,14 @@ def labels(decision: PolicyDecision | None) -> list[str]:
     return [*BASE_LABELS, f"risk:{risk}"]
 
 
-def body(request: TeamCreationRequest, spec: TeamSpec, files: list[str], drafter: str, summary: str = "") -> str:
+def body(
+    request: TeamCreationRequest,
+    spec: TeamSpec,
+    files: list[str],
+    drafter: str,
+    summary: str = "",
+    summary_by: str = "the PR author agent",
+) -> str:
     gap = request.gap
     rows = "\n".join(
         f"| `{a.role}` | {'yes' if a.is_manager else ''} | {_cell(a.goal)} | {_cell(', '.join(a.skills))} |"
@@ -63,7 +70,7 @@ def body(request: TeamCreationRequest, spec: TeamSpec, files: list[str], drafter
         if usage.calls
         else "No language model was used."
     )
-    summary_block = f"## Summary (written by the PR author agent)\n\n{fenced(summary)}\n\n" if summary else ""
+    summary_block = f"## Summary (written by {summary_by})\n\n{fenced(summary)}\n\n" if summary else ""
     return f"""{summary_block}## Capability gap `{gap.id}`
 
 Urgency: **{gap.urgency.value}** · requested by: {_cell(gap.requesting_team or "unknown")}

@@ -7,6 +7,7 @@ never phones home, whatever the environment says.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -53,3 +54,19 @@ def isolate_crewai(state_dir: Path) -> Path:
             else:
                 os.environ["HOME"] = real_home
     return root
+
+
+#: Loggers whose records only repeat what the product reports itself (the failed step and its reason).
+LIBRARY_LOGGERS = ("crewai", "crewai_core", "langchain", "langchain_core", "langchain_openai", "openai", "httpx")
+
+
+def quiet_library_logs() -> None:
+    """``-q``: CrewAI's own error lines ("Error executing listener call_llm_native_tools: ...") and the other
+    libraries' log records stay off stderr. They reach stderr through logging's last-resort handler, as no
+    handler is configured: a ``NullHandler`` on each library's logger ends that. The request's state and
+    error, and the audit trail, still say what failed (issue 15)."""
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+        logger.propagate = False

@@ -24,6 +24,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .drafting.cost import DEFAULT_LLM_PRICES, price_for
 
 DEFAULT_TARGET_REPO = "local/teams"
+#: Output caps per task, in tokens (issue 15: a looping reply ran to the whole 8,192-token context).
+#: A TeamSpec of a dozen agents fits in 2,048; a tool call with a title and summary in 512.
+DEFAULT_LLM_MAX_TOKENS: dict[str, int] = {
+    "default": 1024,
+    "analyse_gap": 512,
+    "design_team": 2048,
+    "revise_spec": 2048,
+    "scaffold_team": 2048,
+    "write_pull_request": 512,
+}
 
 
 def _env(*names: str) -> AliasChoices:
@@ -93,6 +103,16 @@ class Settings(BaseSettings):
     llm_prices: dict[str, tuple[float, float]] = Field(
         default_factory=dict, validation_alias=_env("DEVOPS_CREW_LLM_PRICES")
     )
+    # How the server is asked for a structured reply (README "LLM drafting", "OpenAI-compatible servers"):
+    # "auto" tries json_schema, then json_object with the schema, then a forced tool call, then the schema
+    # in the prompt, falling back only when the server refuses a mode, and keeps the first that works.
+    llm_structured_output: Literal["auto", "json_schema", "json_object", "tool_call", "prompt"] = Field(
+        "auto", validation_alias=_env("DEVOPS_CREW_LLM_STRUCTURED_OUTPUT")
+    )
+    # Output cap per task, in tokens, as JSON ({"design_team": 2048}); merged over DEFAULT_LLM_MAX_TOKENS.
+    llm_max_tokens: dict[str, int] = Field(default_factory=dict, validation_alias=_env("DEVOPS_CREW_LLM_MAX_TOKENS"))
+    # When the crew fails to draft, the offline drafter writes the spec instead (the request says so).
+    llm_offline_fallback: bool = Field(False, validation_alias=_env("DEVOPS_CREW_LLM_OFFLINE_FALLBACK"))
 
     # Policy knobs.
     rate_limit_per_day: int = Field(5, ge=0, validation_alias=_env("DEVOPS_CREW_RATE_LIMIT"))
@@ -175,6 +195,17 @@ class Settings(BaseSettings):
     def _price_table(self) -> Settings:
         self.llm_prices = {**DEFAULT_LLM_PRICES, **self.llm_prices}
         return self
+
+    @model_validator(mode="after")
+    def _max_tokens_table(self) -> Settings:
+        self.llm_max_tokens = {**DEFAULT_LLM_MAX_TOKENS, **self.llm_max_tokens}
+        if any(v < 1 for v in self.llm_max_tokens.values()):
+            raise ValueError("DEVOPS_CREW_LLM_MAX_TOKENS: every cap must be at least 1 token")
+        return self
+
+    def llm_max_tokens_for(self, task: str | None) -> int:
+        """The output cap, in tokens, of one call for ``task`` (a task name of ``tasks/tasks.yaml``)."""
+        return self.llm_max_tokens.get(task or "", self.llm_max_tokens["default"])
 
     def llm_price(self, model: str) -> tuple[float, float]:
         """USD per million (prompt, completion) tokens for ``model`` (``openai/`` prefix optional)."""

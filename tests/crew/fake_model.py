@@ -58,6 +58,10 @@ class FakeModel:
     #: Arguments merged into the publish call (e.g. hostile extras).
     publish_extra: dict[str, Any] = field(default_factory=dict)
     title: str = "Add team {name} for the reported gap"
+    #: The summary the PR author submits (``{name}`` is the team's name).
+    summary: str = "Adds **{name}** to close the gap."
+    #: What the model says when it answers in prose instead of calling a tool.
+    prose: str = "The gap looks real and significant to me; a new team would close it."
     log: list[tuple[str, Any]] = field(default_factory=list)
 
     def spec_for(self, gap: CapabilityGap) -> dict[str, Any]:
@@ -109,7 +113,7 @@ class FakeModel:
         team = read_block(text, "team") or {}
         args = {
             "title": self.title.format(name=team.get("name", "new team")),
-            "summary": f"Adds **{team.get('name', 'a new team')}** to close the gap.",
+            "summary": self.summary.format(name=team.get("name", "a new team")),
             **({"branch": branch} if branch else {}),
             **self.publish_extra,
         }

@@ -16,6 +16,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from devops_automation.crew.structured import PROMPT_INSTRUCTION
+
 from .fake_model import FakeModel, approx_tokens
 
 API_KEY = "sk-stub-0123456789abcdef0123"
@@ -53,11 +55,53 @@ def check_request(body: dict[str, Any]) -> None:
             raise StubError(f"malformed tool {tool!r:.200}")
     response_format = body.get("response_format")
     if response_format is not None:
+        kind = response_format.get("type")
         schema = response_format.get("json_schema", {})
-        if response_format.get("type") != "json_schema" or not schema.get("name") or "schema" not in schema:
+        if kind == "json_object":
+            if not isinstance(response_format.get("schema"), dict):
+                raise StubError("this project sends json_object with its schema (llama-cpp-python's form)")
+        elif kind != "json_schema" or not schema.get("name") or "schema" not in schema:
             raise StubError(f"unsupported response_format {response_format!r:.200}")
         if body.get("tools"):
             raise StubError("this project never sends tools and a response format together")
+    choice = body.get("tool_choice")
+    if choice is not None and choice not in ("auto", "none", "required"):
+        named = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+        if named not in {t.get("function", {}).get("name") for t in body.get("tools") or []}:
+            raise StubError(f"tool_choice names no offered tool: {choice!r:.200}")
+    for key in ("max_tokens", "max_completion_tokens"):
+        if key in body and (not isinstance(body[key], int) or body[key] < 1):
+            raise StubError(f"{key} must be a positive integer")
+
+
+def forced_tool(body: dict[str, Any]) -> str | None:
+    """The tool ``tool_choice`` names, if any."""
+    choice = body.get("tool_choice")
+    return choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+
+
+def asked_schema(body: dict[str, Any]) -> str | None:
+    """The schema the request asks the reply to follow, whichever way it asks (the four structured modes)."""
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        return response_format["json_schema"]["name"]
+    if response_format.get("type") == "json_object":
+        return response_format["schema"].get("title")
+    tools = [t["function"]["name"] for t in body.get("tools") or []]
+    if forced_tool(body) == "TeamSpec" and tools == ["TeamSpec"]:
+        return "TeamSpec"
+    last = body["messages"][-1].get("content") if body["messages"] else ""
+    if isinstance(last, str) and last.startswith(PROMPT_INSTRUCTION):
+        return json.loads(last.split("\n", 1)[1]).get("title")
+    return None
+
+
+class ServerRefused(Exception):
+    """The server refuses this way of asking (answered with :attr:`status`)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class OpenAIStub:
@@ -72,6 +116,17 @@ class OpenAIStub:
         self.cut_off_structured = 0
         #: The next this many tool calls carry arguments that are JSON but not an object.
         self.bad_tool_args = 0
+        #: ``response_format`` types answered with HTTP 500, as llama-cpp-python answers ``json_schema``.
+        self.refused_formats: set[str] = set()
+        #: Ignore ``tools`` unless ``tool_choice`` names one (answer in prose), as llama-cpp-python does.
+        self.tools_need_choice = False
+        #: Seconds to wait before answering (a slow model; the client's timeout fires first).
+        self.delay_seconds = 0.0
+        #: Every reply loops (repeats itself) until the output cap or the context (``context_tokens``) ends it.
+        self.looping = False
+        self.context_tokens = 8192
+        #: Requests answered with an HTTP error on purpose (status, message), and requests whose client left.
+        self.refused: list[tuple[int, str]] = []
         self.requests: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
         self.errors: list[str] = []
@@ -99,9 +154,18 @@ class OpenAIStub:
         check_request(body)
         tools = [t["function"]["name"] for t in body.get("tools") or []]
         response_format = body.get("response_format")
-        schema = response_format["json_schema"]["name"] if response_format else None
+        if response_format and response_format.get("type") in self.refused_formats:
+            raise ServerRefused(500, f"response_format {response_format['type']} is not supported")
+        schema = asked_schema(body)
+        if schema == "TeamSpec" and forced_tool(body) == "TeamSpec":
+            tools = []  # the schema is the tool: the model writes the spec as its arguments
+        ignored = self.tools_need_choice and tools and forced_tool(body) is None
         with self._lock:
-            reply = self.model.reply(body["messages"], tools, schema)
+            reply = self.model.reply(body["messages"], [] if ignored else tools, schema)
+        if ignored and reply.tool_calls:  # a chatty reply instead of the call the tools were for
+            reply = type(reply)(content=f"I would call {reply.tool_calls[0][0]} here. " + self.model.prose)
+        if schema == "TeamSpec" and forced_tool(body) == "TeamSpec":
+            reply = type(reply)(tool_calls=[("TeamSpec", json.loads(reply.content or "{}"))])
         message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
         if reply.tool_calls:
             message["content"] = None
@@ -127,6 +191,12 @@ class OpenAIStub:
             self.cut_off_structured -= 1
             message["content"] = (reply.content or "")[: max(1, len(reply.content or "") // 3)]
             finish = "length"
+        if self.looping:  # generation runs on until the cap the request set, else to the end of the context
+            cap = body.get("max_tokens") or body.get("max_completion_tokens") or self.context_tokens - prompt
+            start = (reply.content or "I will now repeat myself. ")[:40]
+            message["content"] = (start * (4 * cap // len(start) + 1))[: 4 * cap]
+            message.pop("tool_calls", None)
+            completion, finish = cap, "length"
         usage: dict[str, int] | None = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
@@ -182,8 +252,15 @@ class OpenAIStub:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 with stub._lock:
                     stub.requests.append(body)
+                if stub.delay_seconds:
+                    time.sleep(stub.delay_seconds)
                 try:
                     payload = stub.completion(body)
+                except ServerRefused as exc:
+                    with stub._lock:
+                        stub.refused.append((exc.status, str(exc)))
+                    self._send(exc.status, {"error": {"message": str(exc), "type": "server_error", "code": exc.status}})
+                    return
                 except Exception as exc:  # a bad request: answer 400 like the API, and remember it
                     with stub._lock:
                         stub.errors.append(f"{type(exc).__name__}: {exc}")
@@ -191,6 +268,10 @@ class OpenAIStub:
                     return
                 with stub._lock:
                     stub.responses.append(payload)
-                self._send(200, payload)
+                try:
+                    self._send(200, payload)
+                except OSError:  # the client left (its timeout): the work was done all the same
+                    with stub._lock:
+                        stub.refused.append((0, "client gone"))
 
         return Handler

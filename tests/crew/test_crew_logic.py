@@ -154,16 +154,21 @@ class SilentAuthor(FakeModel):
         return super().reply(messages, tools, schema)
 
 
-def test_a_pr_author_that_skips_its_tool_still_gets_a_pull_request_with_a_code_title(
+def test_a_pr_author_that_skips_its_tool_gets_a_pull_request_written_by_code(
     scripted_app: Callable[..., ScriptedCrewApp],
 ) -> None:
+    """Prose instead of the tool is never published: code writes title and summary, and says so."""
     crew_app = scripted_app(SilentAuthor())
     request = crew_app.app.engine.submit(NEW_TEAM_GAP).request
     assert request.state is RequestState.published, request.error
     pr = gh_pull(crew_app.app, request.pr_number)
     assert pr.title == f"Add team {request.spec.name} for capability gap {NEW_TEAM_GAP.id}"
-    assert "This PR adds a d3 team." in pr.body
-    assert ("crew.pr_author_skipped_tool", "recorded") in actions(crew_app, request.id)
+    assert "This PR adds a d3 team." not in pr.body
+    assert "## Summary (written by code, because the PR author answered without calling publish_pull_request)" in (
+        pr.body
+    )
+    assert f"Adds the {request.spec.department.value} team `{request.spec.name}`" in pr.body
+    assert ("crew.pr_text_rejected", "recorded") in actions(crew_app, request.id)
 
 
 def test_the_crew_is_a_crewbase_project_of_four_agents_from_yaml(crew_settings: Any) -> None:

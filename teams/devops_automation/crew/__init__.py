@@ -53,7 +53,9 @@ def build_crew_components(
 
     model_name = settings.llm or "custom"
     if llm_factory is None:
-        llm_factory = adapter_factory(chat_model if chat_model is not None else make_chat_model(settings), model_name)
+        llm_factory = adapter_factory(
+            chat_model if chat_model is not None else make_chat_model(settings), model_name, settings
+        )
     runtime = CrewRuntime(settings, auditor, target, llm_factory, model_name)
     return CrewComponents(CrewDrafter(runtime), CrewReviser(runtime), CrewPRWriter(runtime))
 

@@ -23,10 +23,10 @@ from ..audit import Auditor, redact
 from ..drafting.base import DraftContext, Drafted
 from ..errors import LLMError
 from ..models import BIDI_CONTROLS, CapabilityGap, Department, LLMUsage, PRText, TeamCreationRequest, TeamSpec
-from ..pr_text import title as default_title
 from ..settings import Settings
 from ..target import TargetRepo
 from ..tools import ToolContext
+from . import pr_draft
 from .crew import DevopsCrew
 from .llm import LLMFactory, usage_of
 from .prompts import data_block, gap_data, spec_data, team_summary
@@ -132,6 +132,27 @@ class CrewDrafter:
         self.label = f"LLM crew ({runtime.model_name})"
 
     def draft(self, gap: CapabilityGap, context: DraftContext) -> Drafted:
+        """The crew's spec; with ``llm_offline_fallback``, the offline drafter's when the crew fails (the
+        request's drafter then says so, and the failed attempt's usage still counts)."""
+        try:
+            return self._draft(gap, context)
+        except CrewError as exc:
+            if not self.runtime.settings.llm_offline_fallback:
+                raise
+            from ..drafting.offline import OfflineDrafter
+
+            request = self.runtime.request_for(gap)
+            self.runtime.auditor.event(
+                "crew.draft_fallback",
+                f"gap {gap.id}",
+                request_id=request.id if request else None,
+                reason=str(exc)[:300],
+            )
+            offline = OfflineDrafter().draft(gap, context)
+            label = f"offline drafter (fallback: the {self.label} failed)"
+            return Drafted(spec=offline.spec, usage=(exc.usage or LLMUsage()) + offline.usage, label=label)
+
+    def _draft(self, gap: CapabilityGap, context: DraftContext) -> Drafted:
         runtime = self.runtime
         request = runtime.request_for(gap)
         tool_context = runtime.context(gap, request)
@@ -140,6 +161,8 @@ class CrewDrafter:
             "draft", lambda llm: DevopsCrew(llm, tool_context).drafting_crew(), inputs, tool_context
         )
         analysis, design = output.tasks_output[0], output.tasks_output[-1]
+        if "closest_teams" not in (_json_object(analysis.raw) or {}):  # prose is never stored as the analysis
+            raise CrewError("the gap analyst answered without calling registry_lookup", usage)
         runtime.auditor.event(
             "crew.gap_analysis", f"gap {gap.id}", request_id=tool_context.request_id, analysis=analysis.raw[:2000]
         )
@@ -159,6 +182,25 @@ class CrewReviser:
         self.runtime = runtime
 
     def revise(self, gap: CapabilityGap, spec: TeamSpec, errors: list[str]) -> Drafted:
+        """The scaffolder's revised spec; with ``llm_offline_fallback``, the offline drafter's spec under the
+        approved name when the crew fails (the pipeline checks name and cost again either way)."""
+        runtime = self.runtime
+        try:
+            return self._revise(gap, spec, errors)
+        except CrewError as exc:
+            if not runtime.settings.llm_offline_fallback:
+                raise
+            from ..drafting.offline import OfflineDrafter
+
+            request = runtime.request_for(gap)
+            runtime.auditor.event(
+                "crew.revise_fallback", spec.name, request_id=request.id if request else None, reason=str(exc)[:300]
+            )
+            offline = OfflineDrafter().build(gap, DraftContext()).model_dump()
+            offline["name"] = spec.name  # the approved name; code checks the cost again
+            return Drafted(spec=finalize_spec(offline, gap, runtime.settings.llm_prices), usage=exc.usage or LLMUsage())
+
+    def _revise(self, gap: CapabilityGap, spec: TeamSpec, errors: list[str]) -> Drafted:
         runtime = self.runtime
         request = runtime.request_for(gap)
         tool_context = runtime.context(gap, request, team_name=spec.name)
@@ -231,20 +273,27 @@ class CrewPRWriter:
         inputs = {
             "gap": data_block("gap", gap_data(request.gap)),
             "team": data_block("team", team_summary(spec)),
-            "branch": f'"{request.branch}"',
             "closest_team": closest,
             "files": str(len(files)),
         }
-        output, usage = runtime.kickoff(
-            "pull_request", lambda llm: DevopsCrew(llm, tool_context).pull_request_crew(), inputs, tool_context
-        )
+        try:
+            output, usage = runtime.kickoff(
+                "pull_request", lambda llm: DevopsCrew(llm, tool_context).pull_request_crew(), inputs, tool_context
+            )
+        except CrewError as exc:
+            if not runtime.settings.llm_offline_fallback:
+                raise
+            runtime.auditor.event("crew.pr_text_fallback", spec.name, request_id=request.id, reason=str(exc)[:300])
+            return pr_draft.code_text(spec, request, "the PR author's crew failed"), exc.usage or LLMUsage()
         answer = _json_object(output.raw)
         if answer is None or not isinstance(answer.get("title"), str):
-            # The model answered without the tool: keep its words as the summary, code writes the title.
-            runtime.auditor.event("crew.pr_author_skipped_tool", spec.name, request_id=request.id)
-            return PRText(title=default_title(spec, request), summary=clean_summary(output.raw)), usage
-        title = clean_title(answer["title"], spec) or default_title(spec, request)
-        return PRText(title=title, summary=clean_summary(str(answer.get("summary") or ""))), usage
+            text: PRText | str = "the PR author answered without calling publish_pull_request"
+        else:
+            text = pr_draft.check(clean_title(answer["title"], spec), clean_summary(str(answer.get("summary") or "")))
+        if isinstance(text, str):  # nothing unvalidated is published: code writes the text, and says why
+            runtime.auditor.event("crew.pr_text_rejected", spec.name, request_id=request.id, reason=text)
+            return pr_draft.code_text(spec, request, text), usage
+        return text, usage
 
 
 __all__ = [

@@ -2,7 +2,8 @@
 
 Why LangChain here (README: "LLM drafting"): ``langchain-openai``'s ``ChatOpenAI`` speaks to OpenAI
 and to any OpenAI-compatible server (``OPENAI_BASE_URL``), its ``bind_tools`` gives native tool calls
-and its ``with_structured_output(method="json_schema")`` gives schema-constrained output, and it
+(``tool_choice`` forces an agent's one required tool), :mod:`.structured` asks it for schema-constrained output
+in the mode the server takes (json_schema, json_object with a schema, a forced tool call, or the prompt), and it
 reports token usage on every reply. :class:`LangChainLLM` is the small adapter that lets CrewAI agents
 use it, so swapping in another LangChain chat model (Anthropic, Ollama, Azure, ...) is one argument to
 :func:`devops_automation.crew.build_crew_components`, with nothing CrewAI-specific to configure.
@@ -17,22 +18,21 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
 from crewai.llms.base_llm import BaseLLM
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from ..errors import ConfigurationError
 from ..models import LLMUsage
 from ..settings import Settings
+from . import structured
 from .metering import CURRENT, Tally, metered_client
+from .structured import ModeChooser
 
 LLMFactory = Callable[[], BaseLLM]
-
-
-class StructuredOutputError(ValueError):
-    """The model's structured reply was not valid JSON for the schema, or failed its pydantic model."""
 
 
 def _text(content: Any) -> str:
@@ -69,20 +69,34 @@ def to_langchain_messages(messages: list[dict[str, Any]]) -> list[Any]:
     return converted
 
 
-def response_format_for(model: type[BaseModel]) -> dict[str, Any]:
-    """The ``json_schema`` response format for ``model``, prepared the way CrewAI's own OpenAI provider
-    prepares it (``strict``, references inlined, every property required). The schema constrains the
-    model's reply; the pydantic model, then the policy gate, still judge it."""
-    from crewai.utilities.pydantic_schema_utils import generate_model_description
+#: Transient failures retried (``DEVOPS_CREW_LLM_MAX_RETRIES``): connection refused or reset, 429, and the
+#: gateway statuses. A *timeout* is never retried: the server may still be generating for the client that
+#: left (llama.cpp serves one request at a time), so a retry would only queue behind it (issue 15).
+RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 
-    return dict(generate_model_description(model)["json_schema"])
+
+def required_tool(agent: Any, tools: list[dict[str, Any]] | None) -> str | None:
+    """The tool ``agent`` must call, if any: its only tool, when that tool's result is the agent's answer
+    (``result_as_answer``) and it is offered now. Sent as ``tool_choice`` (servers ignore ``tools`` without it,
+    and a model that answers in prose instead would have its prose taken as the answer)."""
+    own = list(getattr(agent, "tools", None) or [])
+    offered = {t.get("function", {}).get("name") for t in tools or []}
+    if len(own) == 1 and getattr(own[0], "result_as_answer", False) and own[0].name in offered:
+        return str(own[0].name)
+    return None
 
 
 class LangChainLLM(BaseLLM):
-    """A CrewAI LLM backed by a LangChain chat model (native tool calls, json_schema output, usage)."""
+    """A CrewAI LLM backed by a LangChain chat model (native tool calls, structured output, usage).
+
+    Each call's output is capped (``settings.llm_max_tokens_for(task)``), an agent's one required tool is
+    forced with ``tool_choice``, structured replies are asked in the mode :class:`ModeChooser` picks, and
+    transient failures (not timeouts) are retried ``settings.llm_max_retries`` times."""
 
     llm_type: str = "langchain"
     chat_model: Any = Field(exclude=True, description="a langchain_core BaseChatModel")
+    settings: Any = Field(default=None, exclude=True, description="the Settings (caps, retries, mode); None: defaults")
+    modes: ModeChooser = Field(default_factory=ModeChooser, exclude=True)
     context_window: int = 128_000
     tally: Tally = Field(default_factory=Tally, exclude=True, description="HTTP calls this adapter made")
 
@@ -100,17 +114,46 @@ class LangChainLLM(BaseLLM):
         history = to_langchain_messages(self._format_messages(messages))  # type: ignore[arg-type]
         token = CURRENT.set(self.tally)  # the metered HTTP client counts into this adapter's tally
         try:
-            return self._call(history, tools, response_model)
+            model = self._capped(getattr(from_task, "name", None))
+            if response_model is not None and not tools:
+                return self._structured(model, history, response_model)
+            return self._call(model, history, tools, required_tool(from_agent, tools))
         finally:
             CURRENT.reset(token)
 
+    def _capped(self, task: str | None) -> Any:
+        """The chat model with this task's output cap (``max_tokens``; ChatOpenAI sends it as
+        ``max_completion_tokens``, and also as ``max_tokens`` for servers that read only that)."""
+        cap = (self.settings or Settings(_env_file=None)).llm_max_tokens_for(task)
+        fields = getattr(type(self.chat_model), "model_fields", {})
+        if "max_tokens" not in fields:
+            return self.chat_model
+        update: dict[str, Any] = {"max_tokens": cap}
+        if "extra_body" in fields and getattr(self.chat_model, "openai_api_base", None):
+            update["extra_body"] = {**(self.chat_model.extra_body or {}), "max_tokens": cap}
+        return self.chat_model.model_copy(update=update)
+
+    def _retrying(self, invoke: Callable[[], Any]) -> Any:
+        import openai
+
+        retries = self.settings.llm_max_retries if self.settings is not None else 1
+        for attempt in range(retries + 1):
+            try:
+                return invoke()
+            except openai.APITimeoutError:
+                raise
+            except (openai.APIConnectionError, openai.APIStatusError) as exc:
+                status = getattr(exc, "status_code", None)
+                if attempt >= retries or (status is not None and status not in RETRIED_STATUSES):
+                    raise
+                time.sleep(min(0.5 * 2**attempt, 8.0))
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _call(
-        self, history: list[Any], tools: list[dict[str, Any]] | None, response_model: type[BaseModel] | None
-    ) -> str | list[dict[str, Any]] | BaseModel:
-        if response_model is not None and not tools:
-            return self._structured(history, response_model)
-        model = self.chat_model.bind_tools(tools) if tools else self.chat_model
-        reply = model.invoke(history)
+        self, model: Any, history: list[Any], tools: list[dict[str, Any]] | None, required: str | None
+    ) -> str | list[dict[str, Any]]:
+        bound = model.bind_tools(tools, tool_choice=required) if tools else model
+        reply = self._retrying(lambda: bound.invoke(history))
         self._count(reply)
         if getattr(reply, "tool_calls", None):
             return [
@@ -123,23 +166,23 @@ class LangChainLLM(BaseLLM):
             ]
         return _text(reply.content)
 
-    def _structured(self, history: list[Any], response_model: type[BaseModel]) -> BaseModel:
-        runnable = self.chat_model.with_structured_output(
-            response_format_for(response_model), method="json_schema", include_raw=True
-        )
-        out = runnable.invoke(history)
-        self._count(out.get("raw"))
-        if out.get("parsing_error") is not None or not isinstance(out.get("parsed"), dict):
-            raise StructuredOutputError(
-                f"the model's {response_model.__name__} is not a JSON object: {out.get('parsing_error')}"
-            )
-        try:
-            return response_model.model_validate(out["parsed"])
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()[:8]
-            )
-            raise StructuredOutputError(f"the model's {response_model.__name__} is invalid: {problems}") from exc
+    def _structured(self, model: Any, history: list[Any], response_model: type[BaseModel]) -> BaseModel:
+        import openai
+
+        last: Exception | None = None
+        for mode in self.modes.candidates():
+            try:
+                parsed, raw = self._retrying(lambda m=mode: structured.ask(model, history, response_model, m))
+            except openai.APIStatusError as exc:
+                if self.modes.may_fall_back(mode, exc.status_code):
+                    last = exc
+                    continue
+                raise
+            self._count(raw)
+            self.modes.worked(mode)
+            return parsed
+        assert last is not None
+        raise last
 
     def _count(self, reply: Any) -> None:
         """Add one call and its reported tokens to this LLM's usage (zero tokens if none reported)."""
@@ -194,17 +237,19 @@ def make_chat_model(settings: Settings) -> Any:
         base_url=settings.openai_base_url,
         http_client=metered_client(settings.llm_timeout_seconds),
         timeout=settings.llm_timeout_seconds,
-        max_retries=settings.llm_max_retries,
+        max_retries=0,  # LangChainLLM retries transient failures itself, never a timeout
         temperature=settings.llm_temperature,
         use_responses_api=False,  # chat completions: what OpenAI-compatible servers speak
     )
 
 
-def llm_factory(chat_model: Any, model_name: str) -> LLMFactory:
-    """A fresh adapter per kickoff, so each kickoff's usage is counted on its own instance."""
+def llm_factory(chat_model: Any, model_name: str, settings: Settings | None = None) -> LLMFactory:
+    """A fresh adapter per kickoff, so each kickoff's usage is counted on its own instance; the adapters
+    share one :class:`ModeChooser`, so the structured-output mode learnt on the first call is kept."""
+    modes = ModeChooser(configured=settings.llm_structured_output if settings is not None else "auto")
 
     def build() -> BaseLLM:
-        return LangChainLLM(model=model_name, chat_model=chat_model)
+        return LangChainLLM(model=model_name, chat_model=chat_model, settings=settings, modes=modes)
 
     return build
 

@@ -21,6 +21,8 @@ class Drafted(BaseModel):
 
     spec: TeamSpec
     usage: LLMUsage = LLMUsage()
+    #: Who drafted it, when not the drafter's own label (a crew that fell back to the offline drafter).
+    label: str | None = None
 
 
 class Drafter(Protocol):

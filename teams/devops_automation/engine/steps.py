@@ -43,7 +43,7 @@ def draft(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCrea
     ctx.say(f"drafting a team spec with the {deps.drafter.label}")
     context = DraftContext(existing_teams=ctx.registry(deps).names(), reserved_names=set(policy.RESERVED_NAMES))
     drafted = deps.drafter.draft(request.gap, context)
-    request.spec, request.drafter = drafted.spec, deps.drafter.label
+    request.spec, request.drafter = drafted.spec, drafted.label or deps.drafter.label
     request.llm_usage = request.llm_usage + drafted.usage
     return deps.store.save_request(request, RequestState.drafted)
 
@@ -255,7 +255,8 @@ def publish(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCr
     def compose() -> PRContent:
         text = _pr_text(deps, request)
         summary = text.summary
-        body = pr_text.body(request, spec, request.files, request.drafter or deps.drafter.label, summary=summary)
+        drafter = request.drafter or deps.drafter.label
+        body = pr_text.body(request, spec, request.files, drafter, summary=summary, summary_by=text.summary_by)
         return PRContent(title=text.title, body=body)
 
     try:
