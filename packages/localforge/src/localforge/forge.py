@@ -260,18 +260,36 @@ class LocalForge:
         return run.id
 
     def protect_branch(
-        self, full_name: str, branch: str, required_contexts: list[str] | None = None, *, enforce_admins: bool = False
+        self,
+        full_name: str,
+        branch: str,
+        required_contexts: list[str] | None = None,
+        *,
+        enforce_admins: bool = False,
+        required_approving_review_count: int = 0,
+        dismiss_stale_reviews: bool = False,
     ) -> None:
         """Protect ``branch``: no deletion or force push by anyone; other changes only through pull requests,
         which merge once every context of ``required_contexts`` has succeeded on their head (a status or a
-        check run of that name). Admins may bypass all but the first rule unless ``enforce_admins``.
-        Calling it again replaces the rules."""
+        check run of that name) and ``required_approving_review_count`` users other than the author have
+        approved it (only approvals of the current head with ``dismiss_stale_reviews``). Admins may bypass
+        all but the first rule unless ``enforce_admins``. Calling it again replaces the rules; the REST API's
+        ``PUT /branches/{branch}/protection`` does the same for an admin's token."""
+        if not 0 <= required_approving_review_count <= 6:
+            raise ValueError("required_approving_review_count must be between 0 and 6 (GitHub's range)")
         owner, name = self._split(full_name)
         with self.state.transaction():
             repo = self.state.repo_by_name(owner, name)
             if repo is None:
                 raise KeyError(f"no repository {full_name!r} on this forge")
-            self.ci.protect(repo.id, branch, list(required_contexts or []), enforce_admins)
+            self.ci.protect(
+                repo.id,
+                branch,
+                list(required_contexts or []),
+                enforce_admins,
+                required_approving_review_count=required_approving_review_count,
+                dismiss_stale_reviews=dismiss_stale_reviews,
+            )
 
     def unprotect_branch(self, full_name: str, branch: str) -> bool:
         """Remove ``branch``'s protection; False if it had none."""

@@ -322,6 +322,8 @@ def git_ref(repo: Repo, refname: str, sha: str, object_type: str, urls: Urls) ->
 
 
 def label(repo: Repo, lb: Label, urls: Urls) -> JSON:
+    """``label``, with GitHub's current ``archived_at``/``archived_by`` (null: the forge archives no label;
+    githubkit's current models refuse a label without them, the pinned ``@octokit/openapi`` predates them)."""
     return {
         "id": lb.id,
         "node_id": node_id("Label", lb.id),
@@ -330,6 +332,8 @@ def label(repo: Repo, lb: Label, urls: Urls) -> JSON:
         "color": lb.color,
         "default": False,
         "description": lb.description,
+        "archived_at": None,
+        "archived_by": None,
     }
 
 
