@@ -74,9 +74,9 @@ class HistoryEndpoints:
         r = router.add
         r("GET", "/repos/{owner}/{repo}/commits", self.list_commits)
         r("GET", "/repos/{owner}/{repo}/commits/{ref+}/check-suites", self.list_check_suites)
-        r("GET", "/repos/{owner}/{repo}/commits/{ref+}/pulls", self.list_commit_pulls)
-        r("GET", "/repos/{owner}/{repo}/commits/{ref+}/comments", self.list_commit_comments)
-        r("GET", "/repos/{owner}/{repo}/commits/{ref+}/branches-where-head", self.branches_where_head)
+        r("GET", "/repos/{owner}/{repo}/commits/{commit_sha+}/pulls", self.list_commit_pulls)
+        r("GET", "/repos/{owner}/{repo}/commits/{commit_sha+}/comments", self.list_commit_comments)
+        r("GET", "/repos/{owner}/{repo}/commits/{commit_sha+}/branches-where-head", self.branches_where_head)
         r("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/commits", self.list_pull_commits)
         r("GET", "/repos/{owner}/{repo}/compare/{basehead+}", self.compare)
 
@@ -183,7 +183,10 @@ class HistoryEndpoints:
     def list_check_suites(self, req: ApiRequest) -> ApiResponse:
         repo, git = self._repo(req, D_CHECK_SUITES)
         sha = self._commit_or_404(req, git, req.params["ref"], D_CHECK_SUITES)
-        runs = self.ci.check_runs(repo.id, sha)
+        newest: dict[str, Any] = {}
+        for run in self.ci.check_runs(repo.id, sha):  # newest first: a re-run replaces its name's verdict
+            newest.setdefault(run.name, run)
+        runs = list(newest.values())
         if not runs:
             return ApiResponse(200, {"total_count": 0, "check_suites": []})
         if all(r.status == "completed" for r in runs):
@@ -207,7 +210,7 @@ class HistoryEndpoints:
             branches[0] if branches else None,
             status,
             conclusion,
-            len({r.name for r in runs}),
+            len(runs),
             C.ci_app(repo.owner, repo.created_at, req.urls),
             self._repo_body(repo, git, req),
             pulls,
@@ -219,7 +222,7 @@ class HistoryEndpoints:
 
     def list_commit_pulls(self, req: ApiRequest) -> ApiResponse:
         repo, git = self._repo(req, D_COMMIT_PULLS)
-        sha = self._commit_or_404(req, git, req.params["ref"], D_COMMIT_PULLS)
+        sha = self._commit_or_404(req, git, req.params["commit_sha"], D_COMMIT_PULLS)
         pulls = []
         for pr in self.state.pulls(repo.id):
             pr = self._refresh(repo, git, pr)
@@ -231,12 +234,12 @@ class HistoryEndpoints:
 
     def list_commit_comments(self, req: ApiRequest) -> ApiResponse:
         _, git = self._repo(req, D_COMMIT_COMMENTS)
-        self._commit_or_404(req, git, req.params["ref"], D_COMMIT_COMMENTS)
+        self._commit_or_404(req, git, req.params["commit_sha"], D_COMMIT_COMMENTS)
         return ApiResponse(200, [])  # the forge keeps no commit comments
 
     def branches_where_head(self, req: ApiRequest) -> ApiResponse:
         repo, git = self._repo(req, D_WHERE_HEAD)
-        sha = self._commit_or_404(req, git, req.params["ref"], D_WHERE_HEAD)
+        sha = self._commit_or_404(req, git, req.params["commit_sha"], D_WHERE_HEAD)
         protected = self.ci.protections(repo.id)
         heads = sorted((n, s) for n, s in git.branches() if s == sha)
         return ApiResponse(200, [P.short_branch(repo, n, s, req.urls, n in protected) for n, s in heads])
