@@ -52,8 +52,20 @@ class LocalForge:
     """Bare repositories plus a GitHub-shaped REST server; see the module docstring."""
 
     def __init__(
-        self, data_dir: Path, token: str, owner_login: str = "devops-crew-bot", *, rate_limit: int = 5000
+        self,
+        data_dir: Path,
+        token: str,
+        owner_login: str = "devops-crew-bot",
+        *,
+        rate_limit: int = 5000,
+        public_url: str | None = None,
+        page_links: Callable[[str, str], list[tuple[str, str]]] | None = None,
     ) -> None:
+        """``public_url`` (``http://host:port``, no path): the stable base of the web links in answers
+        (``html_url``, ``diff_url``, ...) whatever port the server is bound to; unset, links follow the
+        address each client used. ``page_links(body, head_ref)`` adds ``(text, url)`` links to a pull
+        request's page (the host application's own pages for it). Raises ValueError for an empty token, a
+        bad login or a ``public_url`` that is not ``http(s)://host[:port]``."""
         if not token:
             raise ValueError("the forge needs a token")
         if not NAME_RE.match(owner_login):
@@ -82,6 +94,10 @@ class LocalForge:
             self._git_path,
             hooks_dir=install_push_hook(self.data_dir / "hooks"),
         )
+        if public_url is not None and not re.fullmatch(r"https?://[A-Za-z0-9.\[\]:-]+", public_url.rstrip("/")):
+            raise ValueError(f"public_url must be http(s)://host[:port], not {public_url!r}")
+        self.app.public_url = public_url.rstrip("/") if public_url else None
+        self.app.page_links = page_links
         self._server: ForgeHTTPServer | None = None
         self._thread: threading.Thread | None = None
 

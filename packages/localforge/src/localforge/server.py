@@ -142,6 +142,7 @@ class ForgeApp:
         self.git_path_for = git_path_for
         self.hooks_dir = hooks_dir
         self.observers: list[Callable[[Exchange], None]] = []
+        self.public_url: str | None = None  # see Urls.public
         # links from a pull request's page to the app that opened it: (pull body, head ref) -> [(text, url)]
         self.page_links: Callable[[str, str], list[tuple[str, str]]] | None = None
         self.request_log: deque[tuple[str, str, int]] = deque(maxlen=2000)
@@ -179,7 +180,7 @@ class ForgeApp:
         started = time.perf_counter()
         parts = urlsplit(target)
         raw_path, query = parts.path, parts.query
-        urls = Urls(f"http://{headers.get('host') or default_host}", API_PREFIX)
+        urls = Urls(f"http://{headers.get('host') or default_host}", API_PREFIX, self.public_url)
         route_info: dict[str, Any] = {"route": None, "in_spec": False, "params": {}}
         is_api = raw_path == API_PREFIX or raw_path.startswith(API_PREFIX + "/")
         path = (raw_path[len(API_PREFIX) :] or "/") if is_api else raw_path
@@ -301,7 +302,7 @@ class ForgeApp:
         parts = path.strip("/").split("/", 3)
         method = "GET" if method == "HEAD" else method  # the handler drops the body of a HEAD answer
         if method == "GET" and len(parts) == 4 and parts[2] == "pull":
-            urls = Urls(f"http://{headers.get('host') or default_host}", API_PREFIX)
+            urls = Urls(f"http://{headers.get('host') or default_host}", API_PREFIX, self.public_url)
             number, dot, suffix = parts[3].partition(".")
             with self.state.transaction():
                 if dot and suffix in ("diff", "patch"):  # diff_url and patch_url
