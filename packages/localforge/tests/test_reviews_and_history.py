@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from conftest import REPO, TOKEN, ForgeUnderTest, Pusher, make_github
 from github import GithubException
@@ -342,3 +343,14 @@ def test_the_pull_request_page_is_a_review(forge: ForgeUnderTest, push: Pusher) 
     assert "<strong>alice</strong>: approved" in text and "<em>by me</em>" in text
     assert 'href="http://dash.example/requests/auto/page">Request page</a>' in text and ">bad<" not in text
     assert requests.head(f"{forge.web_url}/{REPO}/pull/{n}", timeout=10).status_code == 200
+
+
+def test_a_public_url_makes_web_links_outlive_the_port(tmp_path: Path, seed_dir: Path) -> None:
+    with LocalForge(tmp_path / "f", token=TOKEN, public_url="http://forge.example:3131/") as forge:
+        forge.create_repo(REPO, seed_from=seed_dir)
+        body = Client(forge)("GET", R, 200)
+        assert body["html_url"] == "http://forge.example:3131/acme/teams"
+        assert body["url"] == f"{forge.base_url}{R}"  # API links follow the address used, as PyGithub insists
+    for bad in ("javascript:alert(1)", "http://host/path", "ftp://host"):
+        with pytest.raises(ValueError, match="public_url"):
+            LocalForge(tmp_path / "g", token=TOKEN, public_url=bad)

@@ -263,6 +263,10 @@ class GitHubForge:
             raise ForgeError(f"pull request #{number} was not merged: {merged.message}", status=405)
         return merged.sha
 
+    def approve_pull_request(self, number: int, sha: str, reviewer: str, body: str) -> bool:
+        """On GitHub the crew never reviews for anyone: people approve there with their own accounts."""
+        return False
+
     def close_pull_request(self, number: int) -> None:
         pr = self._pull(number)
         self.call(lambda: pr.edit(state="closed"))

@@ -10,8 +10,8 @@ GitHub behaviours kept on purpose:
 - ``PUT /reviews/{id}/dismissals`` dismisses an APPROVED or CHANGES_REQUESTED review (state DISMISSED, so
   it no longer counts towards ``required_approving_review_count``, see :func:`.rules.review_message`);
 - writing and deleting a branch's protection needs admin rights (404 otherwise, as reading it does);
-  ``required_pull_request_reviews: null`` lets changes bypass pull requests; push ``restrictions`` are
-  not kept by this forge and are refused rather than silently ignored.
+  ``required_pull_request_reviews: null`` lets changes bypass pull requests; push ``restrictions`` and
+  ``strict`` (up-to-date branches) are not kept by this forge and are refused rather than ignored.
 """
 
 from __future__ import annotations
@@ -222,6 +222,10 @@ class ReviewEndpoints:
             if not isinstance(raw, list) or not all(isinstance(c, str) and c for c in raw):
                 raise _invalid('"contexts" wasn\'t supplied.', D_UPDATE_PROTECTION)
             contexts = list(raw)
+            if checks.get("strict"):  # refused rather than answered as kept
+                raise _invalid(
+                    "LocalForge does not require branches to be up to date: send strict: false", D_UPDATE_PROTECTION
+                )
         reviews = data["required_pull_request_reviews"]
         count, stale = 0, False
         if reviews is not None:
