@@ -21,8 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from github import Auth, Github
-
 from ..errors import ConfigurationError
 from ..registry import SEED_DIR
 from ..settings import Settings
@@ -216,7 +214,6 @@ class EmbeddedForge(GitHubForge):
         )
         self.server = server
         self.settings = settings
-        self.api_url = api_url
 
     def approve_pull_request(self, number: int, sha: str, reviewer: str, body: str) -> bool:
         """Approve as ``reviewer`` with their forge token when they are one of ``forge_reviewers`` (an
@@ -224,14 +221,7 @@ class EmbeddedForge(GitHubForge):
         their review, as it would see them approve on GitHub); False for anyone else."""
         if reviewer not in reviewers(self.settings):
             return False
-        token = reviewer_token(self.settings, reviewer)
-        as_reviewer = Github(base_url=self.api_url, auth=Auth.Token(token), retry=None, timeout=30)
-        try:
-            pull = self.call(lambda: as_reviewer.get_repo(self.repo_full_name).get_pull(number))
-            commit = self.call(lambda: as_reviewer.get_repo(self.repo_full_name).get_commit(sha))
-            self.call(lambda: pull.create_review(commit=commit, body=body, event="APPROVE"))
-        finally:
-            as_reviewer.close()
+        self.review_as(reviewer_token(self.settings, reviewer), number, sha, body)
         return True
 
     def close(self) -> None:
