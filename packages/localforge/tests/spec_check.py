@@ -67,9 +67,6 @@ ALLOWED: tuple[Allowed, ...] = (
     # example check-run-example-of-in-progress-conclusion in the same file fails the same way (asserted by
     # test_ci_and_protection.test_the_check_run_allowance_is_githubs_own_example).
     Allowed(r"(^|/)conclusion$", r"^None is not one of \[", "check-run.conclusion's enum lacks null"),
-    # The same OpenAPI 3.0 trap for an issue's state_reason: nullable, but null missing from its enum. GitHub
-    # sends null for an issue (here: a pull request) that was never closed or reopened with a reason.
-    Allowed(r"(^|/)state_reason$", r"^None is not one of \[", "issue.state_reason's enum lacks null"),
 )
 
 # Whole bodies the description cannot validate as written, checked against the right component instead.

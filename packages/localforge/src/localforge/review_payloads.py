@@ -51,7 +51,8 @@ def issue(repo: Repo, pr: Pull, author: User, labels: list[JSON], comments: int,
         "html_url": f"{web}/pull/{pr.number}",
         "number": pr.number,
         "state": pr.state,
-        "state_reason": None,
+        # state_reason (GitHub: null until an issue is closed or reopened with a reason) is left out: the
+        # description's enum lacks null, and a pull request never carries a reason anyway
         "title": pr.title,
         "body": pr.body,
         "user": user(author, urls),
