@@ -30,7 +30,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def make_settings(home: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {"home": home, "cooldown_seconds": 0, "rate_limit_per_day": 1000}
+    # forge_port 0: an in-process embedded forge takes a free port, and its links follow it (3131, the
+    # default, may be held by another run's forge, whose pages the links would then reach)
+    values: dict[str, object] = {"home": home, "cooldown_seconds": 0, "rate_limit_per_day": 1000, "forge_port": 0}
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -63,6 +63,26 @@ def gh_pull(app: App, number: int) -> Any:
     return app.forge.repo.get_pull(number)  # type: ignore[attr-defined]
 
 
+def forge_approve(app: App, number: int, reviewer: str = "rita") -> None:
+    """``reviewer``, a collaborator who is not the author, approves pull request ``number`` on the embedded
+    forge with a token of their own (its protection needs an approval from someone other than the crew)."""
+    from github import Auth, Github
+
+    server = app.forge.server  # type: ignore[attr-defined]
+    server.add_user(reviewer, token=f"{reviewer}-forge-token")
+    as_reviewer = Github(base_url=server.base_url, auth=Auth.Token(f"{reviewer}-forge-token"))
+    as_reviewer.get_repo(app.settings.target_repo).get_pull(number).create_review(event="APPROVE")
+
+
+def review_and_pass_ci(app: App, number: int, reviewer: str = "rita") -> Any:
+    """Play GitHub's other side for a merge into the embedded target's protected base: CI reports ``ci``
+    success on the pull request's head and ``reviewer`` approves it; the PyGithub pull request, to merge."""
+    server = app.forge.server  # type: ignore[attr-defined]
+    server.set_status(app.settings.target_repo, gh_pull(app, number).head.sha, "success", context="ci")
+    forge_approve(app, number, reviewer)
+    return gh_pull(app, number)
+
+
 def swap(app: App, **changes: Any) -> None:
     """Replace engine dependencies (drafter, reviser, pr_writer) for a test."""
     app.engine.deps = dataclasses.replace(app.engine.deps, **changes)

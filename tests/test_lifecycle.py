@@ -12,7 +12,7 @@ from devops_automation.app import App, build_app
 from devops_automation.errors import ActionRefused
 from devops_automation.models import CapabilityGap, RequestState
 
-from .helpers import bare, changed_paths, gh_pull, new_gap
+from .helpers import bare, changed_paths, forge_approve, gh_pull, new_gap, review_and_pass_ci
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ def test_track_follows_merged_and_closed_pull_requests(app: App) -> None:
     merged = app.engine.submit(new_gap(1)).request
     closed = app.engine.submit(new_gap(2)).request
     untouched = app.engine.submit(new_gap(3)).request
-    gh_pull(app, merged.pr_number).merge(merge_method="merge")  # a human merges one...
+    review_and_pass_ci(app, merged.pr_number).merge(merge_method="merge")  # a human merges one...
     gh_pull(app, closed.pr_number).edit(state="closed")  # ...and closes another
     results = {r.request_id: r for r in app.lifecycle.track()}
     assert results[merged.id].after == "merged" and results[closed.id].after == "rejected"
@@ -34,7 +34,7 @@ def test_track_follows_merged_and_closed_pull_requests(app: App) -> None:
 
 def test_the_registry_sees_a_merged_team(app: App) -> None:
     first = app.engine.submit(new_gap(1)).request
-    gh_pull(app, first.pr_number).merge(merge_method="merge")
+    review_and_pass_ci(app, first.pr_number).merge(merge_method="merge")
     app.lifecycle.track()
     again = app.engine.submit(
         CapabilityGap(description="We need native kotlin and swift apps built", required_skills=["kotlin", "swift"])
@@ -46,7 +46,7 @@ def test_rollback_opens_a_revert_pr_and_never_rewrites_main(app: App) -> None:
     request = app.engine.submit(new_gap(1)).request
     with pytest.raises(ActionRefused, match="only merged teams"):
         app.lifecycle.rollback(request.id, by="carol")
-    gh_pull(app, request.pr_number).merge(merge_method="merge")
+    review_and_pass_ci(app, request.pr_number).merge(merge_method="merge")
     app.lifecycle.track()
     main_before = Repo(bare(app)).commit("main").hexsha
     rolled = app.lifecycle.rollback(request.id, by="carol")
@@ -65,7 +65,7 @@ def test_rollback_opens_a_revert_pr_and_never_rewrites_main(app: App) -> None:
     summary = report.request_summary(app.store.require_request(request.id))
     assert summary["rollback"]["pull_request"]["number"] == revert.number
     assert f"revert pull request #{revert.number} open" in report.describe(summary)
-    revert.merge(merge_method="merge")
+    review_and_pass_ci(app, revert.number).merge(merge_method="merge")
     tracked = app.lifecycle.track()
     assert [(r.request_id, r.after, r.pr_number) for r in tracked] == [(request.id, "rolled_back", revert.number)]
     final = app.store.require_request(request.id)
@@ -91,10 +91,14 @@ def test_auto_merge_waits_for_green_checks_and_low_risk(tmp_path: Path) -> None:
     assert "checks are failure" in {r.request_id: r for r in app.lifecycle.track()}[low.id].note
     local.set_status("local/teams", low.branch, "success")
     local.set_status("local/teams", high.branch, "success")
+    unreviewed = {r.request_id: r for r in app.lifecycle.track()}[low.id]  # green, but nobody else approved
+    assert unreviewed.after == "published" and "At least 1 approving review is required" in unreviewed.note
+    forge_approve(app, low.pr_number)  # the protected base needs a review from someone other than the crew
     notes = {r.request_id: r for r in app.lifecycle.track()}
     assert notes[low.id].after == "merged" and notes[low.id].note.startswith("auto-merged")
     assert notes[high.id].after == "published"  # high risk is never merged by the crew
-    assert [r.action for r in app.store.iter_audit(low.id)].count("forge.merge_pull_request") == 2
+    # the refused attempt (initiated, failed) and the merge (initiated, succeeded)
+    assert [r.action for r in app.store.iter_audit(low.id)].count("forge.merge_pull_request") == 4
     app.close()
 
 
@@ -143,7 +147,7 @@ def test_a_symlink_on_the_base_branch_cannot_carry_writes_outside(app: App, tmp_
 def test_one_untrackable_pull_request_does_not_stop_the_others(app: App) -> None:
     good = app.engine.submit(new_gap(1)).request
     lost = app.engine.submit(new_gap(2)).request
-    gh_pull(app, good.pr_number).merge(merge_method="merge")
+    review_and_pass_ci(app, good.pr_number).merge(merge_method="merge")
     app.forge.server.inject_fault("GET", rf"/pulls/{lost.pr_number}$", 404, times=5)
     results = {r.request_id: r for r in app.lifecycle.track()}
     assert results[good.id].after == "merged"
@@ -160,5 +164,6 @@ def test_auto_merge_also_reads_check_runs(tmp_path: Path) -> None:
     assert "checks are failure" in app.lifecycle.track()[0].note
     local.set_check_run("local/teams", request.branch, "build", conclusion="success")
     local.set_status("local/teams", request.branch, "success")
+    forge_approve(app, request.pr_number)
     assert app.lifecycle.track()[0].after == "merged"
     app.close()

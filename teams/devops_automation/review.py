@@ -423,7 +423,11 @@ def merge_pull_request(
     ``by`` (approver, four eyes). Refused (ActionRefused) unless the request is published, its pull
     request open and not a draft, and its head still exactly the crew's commit (the rule auto-merge
     follows in :mod:`devops_automation.engine.lifecycle`: nothing a human pushed is merged unseen).
-    A pull request already merged on the forge is only recorded. Raises NotFound, ActionRefused, ForgeError."""
+    A pull request already merged on the forge is only recorded. Before merging, ``by``'s approval is
+    recorded as the forge's review where the forge lets the crew act for them
+    (:meth:`~devops_automation.forge.base.Forge.approve_pull_request`: the embedded forge's named
+    reviewers), so a protected base sees the approval it requires. Raises NotFound, ActionRefused,
+    ForgeError (the forge refused the review or the merge: nothing is recorded, try again)."""
     with store.request_lock(request_id), audit_context(run="run-" + secrets.token_hex(4)):
         request = store.require_request(request_id)
         if request.state is not RequestState.published or request.pr_number is None:
@@ -434,6 +438,9 @@ def merge_pull_request(
             refusal = _merge_refusal(request, pr)
             if refusal:
                 raise ActionRefused(refusal)
+            note = f"Approved in devops-crew by {by.id} ({by.channel}), who merges it."
+            if forge.approve_pull_request(number, pr.head_sha, by.id, note):  # the protected base's review
+                auditor.event("forge.review_recorded", f"#{number}", request_id=request.id, sha=pr.head_sha, by=by.id)
             with auditor.action(
                 "forge.merge_pull_request", f"#{number}", request_id=request.id, sha=pr.head_sha, by=by.id
             ) as call:

@@ -186,6 +186,22 @@ class Settings(BaseSettings):
     bot_name: str = Field("devops-crew[bot]", validation_alias=_env("DEVOPS_CREW_BOT_NAME"))
     bot_email: str = Field("devops-crew-bot@users.noreply.local", validation_alias=_env("DEVOPS_CREW_BOT_EMAIL"))
 
+    # The embedded forge (forge=local). Its public base URL: where people open the links it gives (pull
+    # requests, diffs), stable across restarts whatever port it was bound to; unset: http://127.0.0.1:<forge
+    # port> (links follow the address a client used when forge_port is 0).
+    forge_public_url: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_FORGE_PUBLIC_URL"))
+    # Its target's base branch is protected as a teams monorepo's main, applied whenever the forge opens:
+    # changes only through pull requests, no force push or deletion, these checks required
+    # (comma-separated; empty: none), this many approvals (0-6) from someone other than the author (stale
+    # ones, given before a push, do not count), and the forge's admins (the crew's token) held to it too.
+    forge_protect_base: bool = Field(True, validation_alias=_env("DEVOPS_CREW_FORGE_PROTECT_BASE"))
+    forge_required_checks: str = Field("ci", validation_alias=_env("DEVOPS_CREW_FORGE_REQUIRED_CHECKS"))
+    forge_required_approvals: int = Field(1, ge=0, le=6, validation_alias=_env("DEVOPS_CREW_FORGE_REQUIRED_APPROVALS"))
+    forge_enforce_admins: bool = Field(True, validation_alias=_env("DEVOPS_CREW_FORGE_ENFORCE_ADMINS"))
+    # Reviewers of the embedded forge (comma-separated logins): collaborators, each with a token of its own
+    # in <home>/forge/tokens/<login> (readable by this user only), for Octokit, PyGithub or git.
+    forge_reviewers: str = Field("", validation_alias=_env("DEVOPS_CREW_FORGE_REVIEWERS"))
+
     @model_validator(mode="after")
     def _absolute_home(self) -> Settings:
         self.home = self.home.expanduser().resolve()

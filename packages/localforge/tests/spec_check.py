@@ -13,6 +13,7 @@ disagrees with what GitHub sends; anything else fails the test.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -148,6 +149,36 @@ def _flatten(error: ValidationError) -> list[ValidationError]:
     return [error]
 
 
+# Custom media types (``Accept: application/vnd.github.diff`` ...): the text bodies are checked for their
+# media type and their first bytes. The description lists diff/patch for commits and comparisons but not for
+# a pull request, which GitHub serves all the same (its diff_url and "Accept: application/vnd.github.diff"
+# on GET /pulls/{n} are documented in the REST guide's media types); raw contents are listed as
+# application/vnd.github.object only, though the raw media type is documented for the same operation.
+MEDIA_UNLISTED: set[tuple[str, str]] = {
+    ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}", "diff"),
+    ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}", "patch"),
+    ("GET", "/repos/{owner}/{repo}/contents/{path}", "raw"),
+}
+MEDIA_STARTS = {"diff": b"diff --git ", "patch": b"From "}
+
+
+def _media_problems(ex: Exchange, spec: dict[str, Any], where: str) -> list[str]:
+    """A body in a custom media type: asked for, listed for the operation (or in MEDIA_UNLISTED), and
+    shaped as that type (a diff starts with ``diff --git``, a patch with ``From <sha>``)."""
+    content_type = ex.response_headers.get("Content-Type", "").split(";")[0]
+    kind = content_type.rsplit(".", 1)[-1]
+    if f"application/vnd.github.{kind}" not in ex.request_headers.get("accept", "").replace(".v3.", "."):
+        return [f"{where}: answered {content_type} without being asked for it"]
+    operation = spec["paths"].get(ex.route or "", {}).get("get", {})
+    listed = operation.get("responses", {}).get("200", {}).get("content", {})
+    if content_type not in listed and ("GET", ex.route, kind) not in MEDIA_UNLISTED:
+        return [f"{where}: {content_type} is not an answer of {ex.route}"]
+    start = MEDIA_STARTS.get(kind)
+    if start is not None and ex.response_body and not ex.response_body.startswith(start):
+        return [f"{where}: a {kind} body starts {ex.response_body[:30]!r}"]
+    return []
+
+
 # URLs that legitimately point elsewhere: documentation, the git/ssh addresses that are never fetched, and
 # the CI's own pages that a status (target_url) or a check run (details_url) links to, as the CI gave them.
 _FOREIGN_URL_KEYS = {"documentation_url", "git_url", "ssh_url", "target_url", "details_url"}
@@ -212,9 +243,13 @@ class SpecChecker:
         if not ex.api:
             return []
         where = f"{ex.method} {ex.path} -> {ex.status}"
+        if ex.method == "HEAD":  # the same answer as GET; the server sends its headers only
+            ex = dataclasses.replace(ex, method="GET")
         has_body = ex.status not in (204, 304)
         if not has_body and ex.response_body:
             return [f"{where}: a {ex.status} must have no body"]
+        if ex.status == 200 and ex.response_headers.get("Content-Type", "").startswith("application/vnd.github."):
+            return _media_problems(ex, self.spec, where)
         if has_body and "application/json" not in ex.response_headers.get("Content-Type", ""):
             return [f"{where}: not JSON ({ex.response_headers.get('Content-Type')})"]
         body = json.loads(ex.response_body) if ex.response_body else None

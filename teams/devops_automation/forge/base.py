@@ -116,6 +116,12 @@ class Forge(Protocol):
         """Close ``number`` without merging."""
         ...
 
+    def approve_pull_request(self, number: int, sha: str, reviewer: str, body: str) -> bool:
+        """Record ``reviewer``'s approval of ``number`` at ``sha`` as a review on the forge, where the crew
+        may act for that person (the embedded forge, for a reviewer it keeps a token of); False where it may
+        not (on GitHub people review themselves). Raises ForgeError when the forge refuses the review."""
+        ...
+
     def delete_branch(self, branch: str) -> bool:
         """Delete ``branch`` on the forge; False if it did not exist."""
         ...

@@ -213,6 +213,11 @@ class FakeForge:
         pr.state, pr.merged, pr.merge_commit_sha, pr.head_sha = "closed", True, merge, head
         return merge
 
+    def approve_pull_request(self, number: int, sha: str, reviewer: str, body: str) -> bool:
+        """The fake forge keeps no reviews (and no protection that would need them)."""
+        self._enter("approve_pull_request")
+        return False
+
     def close_pull_request(self, number: int) -> None:
         self._enter("close_pull_request")
         pr = self.pulls[number]

@@ -110,6 +110,7 @@ class GitHubForge:
         throttle_kwargs: dict[str, Any] = (
             {} if throttle else {"seconds_between_requests": 0, "seconds_between_writes": 0}
         )
+        self.api_url = api_url
         self.gh = Github(base_url=api_url, auth=Auth.Token(token), retry=None, timeout=30, **throttle_kwargs)
         self._repo: Repository | None = None
 
@@ -262,6 +263,23 @@ class GitHubForge:
         if not merged.merged:
             raise ForgeError(f"pull request #{number} was not merged: {merged.message}", status=405)
         return merged.sha
+
+    def approve_pull_request(self, number: int, sha: str, reviewer: str, body: str) -> bool:
+        """On GitHub the crew never reviews for anyone: people approve there with their own accounts."""
+        return False
+
+    def review_as(self, token: str, number: int, sha: str, body: str, event: str = "APPROVE") -> None:
+        """Submit a review of ``number`` at ``sha`` with another user's ``token`` (the embedded forge's
+        reviewers: see :meth:`~devops_automation.forge.local.EmbeddedForge.approve_pull_request`), with
+        this adapter's retries. Raises ForgeError when the forge refuses it."""
+        other = Github(base_url=self.api_url, auth=Auth.Token(token), retry=None, timeout=30)
+        try:
+            repo = self.call(lambda: other.get_repo(self.repo_full_name))
+            pull = self.call(lambda: repo.get_pull(number))
+            commit = self.call(lambda: repo.get_commit(sha))
+            self.call(lambda: pull.create_review(commit=commit, body=body, event=event))
+        finally:
+            other.close()
 
     def close_pull_request(self, number: int) -> None:
         pr = self._pull(number)

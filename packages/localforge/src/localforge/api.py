@@ -17,7 +17,9 @@ GitHub behaviours kept on purpose, because client code must cope with them:
   see :mod:`.rules`), and a pull request into it merges only once its required checks have passed on the
   head (405 ``Required status check "ci" is expected.``), unless an admin may bypass the protection.
 
-Statuses, check runs and protection endpoints live in :mod:`.ci_api`, mixed into :class:`ForgeApi`.
+Statuses, check runs and protection endpoints live in :mod:`.ci_api`, reviews and protection writes in
+:mod:`.review_api`, commits, comparisons and diffs in :mod:`.history_api`, repository lists, labels and
+issues in :mod:`.repo_api`: all mixed into :class:`ForgeApi`. ``HEAD`` is answered for every ``GET``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ from . import rules
 from .ci import CiStore
 from .ci_api import CiEndpoints
 from .gitrepo import ZERO_SHA, BareRepo, Signature
-from .routing import ApiError, ApiRequest, ApiResponse, Router, not_found, paginate
+from .history_api import HistoryEndpoints
+from .repo_api import RepoEndpoints
+from .review_api import ReviewEndpoints
+from .routing import ApiError, ApiRequest, ApiResponse, Router, media_type, not_found, paginate, text_response
 from .state import DuplicateOpenPull, ForgeState, Pull, Repo, User, now_iso
 
 D_REPOS = "https://docs.github.com/rest/repos/repos#get-a-repository"
@@ -65,7 +70,7 @@ def _missing(resource: str, name: str) -> dict[str, Any]:
     return {"resource": resource, "code": "missing_field", "field": name}
 
 
-class ForgeApi(CiEndpoints):
+class ForgeApi(CiEndpoints, ReviewEndpoints, HistoryEndpoints, RepoEndpoints):
     """Endpoint handlers bound to one forge's state and repositories."""
 
     def __init__(
@@ -84,6 +89,9 @@ class ForgeApi(CiEndpoints):
 
     def _register(self) -> None:
         self._register_ci(self.router)  # first: its paths extend {ref+} and {branch+} below
+        self._register_reviews(self.router)
+        self._register_history(self.router)
+        self._register_repos(self.router)
         r = self.router.add
         r("GET", "/user", self.get_authenticated_user)
         r("GET", "/users/{username}", self.get_user)
@@ -165,11 +173,13 @@ class ForgeApi(CiEndpoints):
         return pr
 
     def _merge_blocker(self, repo: Repo, pr: Pull, who: User) -> str | None:
-        """Why ``who`` may not merge ``pr`` yet: its base's required checks, unless ``who`` may bypass them."""
+        """Why ``who`` may not merge ``pr`` yet: its base's required reviews, then its required checks,
+        unless ``who`` may bypass them (see :mod:`.rules`)."""
         protection = self.ci.protection(repo.id, pr.base_ref)
         if protection is None or rules.may_bypass(protection, self.is_admin(repo, who)):
             return None
-        return self.checks_message(repo, protection, pr.head_sha)
+        reviews = rules.review_message(protection, self.state.reviews(repo.id, pr.number), pr.head_sha)
+        return reviews or self.checks_message(repo, protection, pr.head_sha)
 
     def _checks_state(self, repo: Repo, pr: Pull, who: User) -> str:
         """``blocked`` by unmet required checks, ``unstable`` with other statuses not green, else ``clean``."""
@@ -292,7 +302,9 @@ class ForgeApi(CiEndpoints):
         sha = git.resolve_commitish(req.params["ref"])
         if sha is None:
             raise ApiError(422, P.error(f"No commit found for SHA: {req.params['ref']}", 422, doc))
-        return ApiResponse(200, self._commit_body(repo, git, sha, req))
+        kind = media_type(req)
+        media = self.commit_media(git, sha, kind) if kind else None
+        return media or ApiResponse(200, self.full_commit_body(repo, git, sha, req))
 
     # git refs -------------------------------------------------------------------------------------------
 
@@ -474,7 +486,8 @@ class ForgeApi(CiEndpoints):
     def get_pull(self, req: ApiRequest) -> ApiResponse:
         repo, git = self._repo(req, D_PULL)
         pr = self._pull(req, repo, git)
-        return ApiResponse(200, self._pull_body(req, repo, git, pr, full=True))
+        media = self.pull_media(git, pr, media_type(req))
+        return media or ApiResponse(200, self._pull_body(req, repo, git, pr, full=True))
 
     def update_pull(self, req: ApiRequest) -> ApiResponse:
         repo, git = self._repo(req, D_UPDATE_PULL)
@@ -547,6 +560,10 @@ class ForgeApi(CiEndpoints):
         )
         if pr.state != "open":
             raise not_mergeable
+        if pr.draft:  # GitHub's answer; the crew opens risky requests as drafts so that nobody merges them
+            raise ApiError(
+                405, {"message": "Pull Request is still a draft", "documentation_url": D_MERGE, "status": "405"}
+            )
         sha = data.get("sha")
         if sha is not None and sha != pr.head_sha:
             raise ApiError(
@@ -756,6 +773,8 @@ class ForgeApi(CiEndpoints):
             return ApiResponse(200, [P.content_entry(repo, e, ref, commit_sha, req.urls) for e in entries])
         if entry.type == "commit":
             return ApiResponse(200, P.content_entry(repo, entry, ref, commit_sha, req.urls))
+        if media_type(req) == "raw":  # application/vnd.github.raw(+json): the file's bytes
+            return text_response("raw", git.blob(entry.sha))
         return ApiResponse(200, P.content_file(repo, entry, git.blob(entry.sha), ref, commit_sha, req.urls))
 
 

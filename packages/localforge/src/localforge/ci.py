@@ -56,6 +56,16 @@ CREATE TABLE IF NOT EXISTS forge_admins (
 );
 """
 
+# Columns added to branch_protections after its first release, with their defaults for older files: the
+# protection of an existing forge keeps its meaning (pull requests required, no review, no force push).
+PROTECTION_COLUMNS = {
+    "require_pull_request": "INTEGER NOT NULL DEFAULT 1",
+    "required_approving_review_count": "INTEGER NOT NULL DEFAULT 0",
+    "dismiss_stale_reviews": "INTEGER NOT NULL DEFAULT 0",
+    "allow_force_pushes": "INTEGER NOT NULL DEFAULT 0",
+    "allow_deletions": "INTEGER NOT NULL DEFAULT 0",
+}
+
 STATUS_STATES = ("error", "failure", "pending", "success")
 CHECK_STATUSES = ("queued", "in_progress", "completed")
 CHECK_CONCLUSIONS = ("action_required", "cancelled", "failure", "neutral", "success", "skipped", "stale", "timed_out")
@@ -94,12 +104,23 @@ class CheckRun:
 
 @dataclass(frozen=True)
 class Protection:
-    """A protected branch: changes go through pull requests (admins may bypass unless ``enforce_admins``)."""
+    """A protected branch, with GitHub's classic protection rules.
+
+    ``require_pull_request``: changes only through pull requests, which need
+    ``required_approving_review_count`` approvals from users other than the author (stale ones, given on an
+    older head, do not count when ``dismiss_stale_reviews``); ``required_contexts`` must have succeeded on
+    the head. Force pushes and deletion are refused unless allowed. Admins may bypass the pull request
+    rules unless ``enforce_admins``."""
 
     repo_id: int
     branch: str
     required_contexts: tuple[str, ...]
     enforce_admins: bool
+    require_pull_request: bool = True
+    required_approving_review_count: int = 0
+    dismiss_stale_reviews: bool = False
+    allow_force_pushes: bool = False
+    allow_deletions: bool = False
 
 
 class CiStore:
@@ -112,6 +133,7 @@ class CiStore:
 
     def __init__(self, state: ForgeState) -> None:
         state.add_schema(SCHEMA)
+        state.add_columns("branch_protections", PROTECTION_COLUMNS)
         self.state = state
 
     # commit statuses -------------------------------------------------------------------------------
@@ -190,13 +212,41 @@ class CiStore:
 
     # branch protection -----------------------------------------------------------------------------
 
-    def protect(self, repo_id: int, branch: str, required_contexts: list[str], enforce_admins: bool) -> Protection:
-        """Protect ``branch`` (or replace its rules)."""
+    def protect(
+        self,
+        repo_id: int,
+        branch: str,
+        required_contexts: list[str],
+        enforce_admins: bool,
+        *,
+        require_pull_request: bool = True,
+        required_approving_review_count: int = 0,
+        dismiss_stale_reviews: bool = False,
+        allow_force_pushes: bool = False,
+        allow_deletions: bool = False,
+    ) -> Protection:
+        """Protect ``branch`` (or replace its rules); see :class:`Protection`."""
         self.state.execute(
-            "INSERT INTO branch_protections (repo_id, branch, required_contexts, enforce_admins, created_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (repo_id, branch) DO UPDATE SET"
-            " required_contexts = excluded.required_contexts, enforce_admins = excluded.enforce_admins",
-            (repo_id, branch, json.dumps(list(dict.fromkeys(required_contexts))), int(enforce_admins), now_iso()),
+            "INSERT INTO branch_protections (repo_id, branch, required_contexts, enforce_admins, created_at,"
+            " require_pull_request, required_approving_review_count, dismiss_stale_reviews, allow_force_pushes,"
+            " allow_deletions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id, branch) DO UPDATE SET"
+            " required_contexts = excluded.required_contexts, enforce_admins = excluded.enforce_admins,"
+            " require_pull_request = excluded.require_pull_request,"
+            " required_approving_review_count = excluded.required_approving_review_count,"
+            " dismiss_stale_reviews = excluded.dismiss_stale_reviews,"
+            " allow_force_pushes = excluded.allow_force_pushes, allow_deletions = excluded.allow_deletions",
+            (
+                repo_id,
+                branch,
+                json.dumps(list(dict.fromkeys(required_contexts))),
+                int(enforce_admins),
+                now_iso(),
+                int(require_pull_request),
+                int(required_approving_review_count),
+                int(dismiss_stale_reviews),
+                int(allow_force_pushes),
+                int(allow_deletions),
+            ),
         )
         return self.protection(repo_id, branch)  # type: ignore[return-value]
 
@@ -207,7 +257,17 @@ class CiStore:
     @staticmethod
     def _protection(row: sqlite3.Row) -> Protection:
         contexts = tuple(str(c) for c in json.loads(row["required_contexts"]))
-        return Protection(row["repo_id"], row["branch"], contexts, bool(row["enforce_admins"]))
+        return Protection(
+            row["repo_id"],
+            row["branch"],
+            contexts,
+            bool(row["enforce_admins"]),
+            require_pull_request=bool(row["require_pull_request"]),
+            required_approving_review_count=int(row["required_approving_review_count"]),
+            dismiss_stale_reviews=bool(row["dismiss_stale_reviews"]),
+            allow_force_pushes=bool(row["allow_force_pushes"]),
+            allow_deletions=bool(row["allow_deletions"]),
+        )
 
     def protection(self, repo_id: int, branch: str) -> Protection | None:
         row = self.state.execute(

@@ -101,29 +101,33 @@ def status_check_policy(repo: Repo, p: Protection, urls: Urls) -> JSON:
 
 
 def branch_protection(repo: Repo, p: Protection, urls: Urls) -> JSON:
-    """``branch-protection`` for ``GET /branches/{branch}/protection``: a pull request is required (with no
-    approving review), force pushes and deletions are blocked, and the required checks are listed."""
+    """``branch-protection`` for ``GET``/``PUT /branches/{branch}/protection``: its pull request rule (with the
+    approvals it needs; absent when pull requests are not required), force pushes and deletions, admins
+    and required checks."""
     url = _protection_url(repo, p.branch, urls)
     off = {"enabled": False}
-    body: JSON = {
-        "url": url,
-        "required_pull_request_reviews": {
+    body: JSON = {"url": url}
+    if p.require_pull_request:
+        body["required_pull_request_reviews"] = {
             "url": f"{url}/required_pull_request_reviews",
-            "dismiss_stale_reviews": False,
+            "dismiss_stale_reviews": p.dismiss_stale_reviews,
             "require_code_owner_reviews": False,
-            "required_approving_review_count": 0,
+            "required_approving_review_count": p.required_approving_review_count,
             "require_last_push_approval": False,
-        },
-        "required_signatures": {"url": f"{url}/required_signatures", "enabled": False},
-        "enforce_admins": {"url": f"{url}/enforce_admins", "enabled": p.enforce_admins},
-        "required_linear_history": dict(off),
-        "allow_force_pushes": dict(off),
-        "allow_deletions": dict(off),
-        "block_creations": dict(off),
-        "required_conversation_resolution": dict(off),
-        "lock_branch": dict(off),
-        "allow_fork_syncing": dict(off),
-    }
+        }
+    body.update(
+        {
+            "required_signatures": {"url": f"{url}/required_signatures", "enabled": False},
+            "enforce_admins": {"url": f"{url}/enforce_admins", "enabled": p.enforce_admins},
+            "required_linear_history": dict(off),
+            "allow_force_pushes": {"enabled": p.allow_force_pushes},
+            "allow_deletions": {"enabled": p.allow_deletions},
+            "block_creations": dict(off),
+            "required_conversation_resolution": dict(off),
+            "lock_branch": dict(off),
+            "allow_fork_syncing": dict(off),
+        }
+    )
     if p.required_contexts:
         body["required_status_checks"] = status_check_policy(repo, p, urls)
     return body

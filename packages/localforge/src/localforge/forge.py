@@ -52,8 +52,20 @@ class LocalForge:
     """Bare repositories plus a GitHub-shaped REST server; see the module docstring."""
 
     def __init__(
-        self, data_dir: Path, token: str, owner_login: str = "devops-crew-bot", *, rate_limit: int = 5000
+        self,
+        data_dir: Path,
+        token: str,
+        owner_login: str = "devops-crew-bot",
+        *,
+        rate_limit: int = 5000,
+        public_url: str | None = None,
+        page_links: Callable[[str, str], list[tuple[str, str]]] | None = None,
     ) -> None:
+        """``public_url`` (``http://host:port``, no path): the stable base of the web links in answers
+        (``html_url``, ``diff_url``, ...) whatever port the server is bound to; unset, links follow the
+        address each client used. ``page_links(body, head_ref)`` adds ``(text, url)`` links to a pull
+        request's page (the host application's own pages for it). Raises ValueError for an empty token, a
+        bad login or a ``public_url`` that is not ``http(s)://host[:port]``."""
         if not token:
             raise ValueError("the forge needs a token")
         if not NAME_RE.match(owner_login):
@@ -82,6 +94,10 @@ class LocalForge:
             self._git_path,
             hooks_dir=install_push_hook(self.data_dir / "hooks"),
         )
+        if public_url is not None and not re.fullmatch(r"https?://[A-Za-z0-9.\[\]:-]+", public_url.rstrip("/")):
+            raise ValueError(f"public_url must be http(s)://host[:port], not {public_url!r}")
+        self.app.public_url = public_url.rstrip("/") if public_url else None
+        self.app.page_links = page_links
         self._server: ForgeHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -260,18 +276,36 @@ class LocalForge:
         return run.id
 
     def protect_branch(
-        self, full_name: str, branch: str, required_contexts: list[str] | None = None, *, enforce_admins: bool = False
+        self,
+        full_name: str,
+        branch: str,
+        required_contexts: list[str] | None = None,
+        *,
+        enforce_admins: bool = False,
+        required_approving_review_count: int = 0,
+        dismiss_stale_reviews: bool = False,
     ) -> None:
         """Protect ``branch``: no deletion or force push by anyone; other changes only through pull requests,
         which merge once every context of ``required_contexts`` has succeeded on their head (a status or a
-        check run of that name). Admins may bypass all but the first rule unless ``enforce_admins``.
-        Calling it again replaces the rules."""
+        check run of that name) and ``required_approving_review_count`` users other than the author have
+        approved it (only approvals of the current head with ``dismiss_stale_reviews``). Admins may bypass
+        all but the first rule unless ``enforce_admins``. Calling it again replaces the rules; the REST API's
+        ``PUT /branches/{branch}/protection`` does the same for an admin's token."""
+        if not 0 <= required_approving_review_count <= 6:
+            raise ValueError("required_approving_review_count must be between 0 and 6 (GitHub's range)")
         owner, name = self._split(full_name)
         with self.state.transaction():
             repo = self.state.repo_by_name(owner, name)
             if repo is None:
                 raise KeyError(f"no repository {full_name!r} on this forge")
-            self.ci.protect(repo.id, branch, list(required_contexts or []), enforce_admins)
+            self.ci.protect(
+                repo.id,
+                branch,
+                list(required_contexts or []),
+                enforce_admins,
+                required_approving_review_count=required_approving_review_count,
+                dismiss_stale_reviews=dismiss_stale_reviews,
+            )
 
     def unprotect_branch(self, full_name: str, branch: str) -> bool:
         """Remove ``branch``'s protection; False if it had none."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ZERO_SHA = "0" * 40
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's well-known id of the empty tree
 # The forge is the server side: the developer's own git configuration (signing, hooks, templates, aliases)
 # must not change what it records.
 ISOLATED_GIT_ENV = {
@@ -362,6 +363,29 @@ class BareRepo:
                 )
             )
         return tuple(changes)
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019
+    def diff_text(self, base: str, head: str) -> bytes:
+        """The unified diff from ``base`` (a commit or :data:`EMPTY_TREE`) to ``head``, as ``git diff`` prints
+        it: GitHub's ``application/vnd.github.diff``."""
+        return self.git("diff", "-M", "--no-color", "--no-ext-diff", "--full-index", base, head).stdout
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019
+    def format_patch(self, base: str | None, head: str) -> bytes:
+        """``git format-patch --stdout`` of the commits in ``base..head`` (only ``head`` when ``base`` is None):
+        GitHub's ``application/vnd.github.patch``, one mail per commit."""
+        spec = ["-1", head] if base is None else [f"{base}..{head}"]
+        return self.git("format-patch", "--stdout", "--no-color", "--no-signature", "-M", *spec).stdout
+
+    def first_parent_base(self, sha: str) -> str:
+        """What a single commit's diff is taken against: its first parent, or the empty tree for a root."""
+        parents = self.commit(sha).parents
+        return parents[0] if parents else EMPTY_TREE
+
+    def history(self, start: str, path: str | None = None) -> tuple[str, ...]:
+        """Commits reachable from ``start``, newest first (``git rev-list``; only those touching ``path``)."""
+        args = ["rev-list", "--topo-order", start] + (["--", path] if path else [])
+        return tuple(self._out(*args).split())
 
     # trees -------------------------------------------------------------------------------------------
 

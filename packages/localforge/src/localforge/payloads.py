@@ -23,10 +23,14 @@ JSON = dict[str, Any]
 
 @dataclass(frozen=True)
 class Urls:
-    """The forge's two roots: ``web`` (``http://host:port``) and ``api`` (``web`` + ``/api/v3``)."""
+    """The forge's roots: ``web`` (``http://host:port`` as the client addressed it), ``api`` (``web`` +
+    ``/api/v3``) and ``public``, the configured public base that a repository's web links (``html_url``,
+    ``diff_url``, ``clone_url``, ...) are built from when set, so that they outlive the port; API links
+    always follow ``web``, as PyGithub insists."""
 
     web: str
     api_prefix: str = "/api/v3"
+    public: str | None = None
 
     @property
     def api(self) -> str:
@@ -36,7 +40,7 @@ class Urls:
         return f"{self.api}/repos/{repo.full_name}"
 
     def repo_web(self, repo: Repo) -> str:
-        return f"{self.web}/{repo.full_name}"
+        return f"{self.public or self.web}/{repo.full_name}"
 
     def host(self) -> str:
         return self.web.split("://", 1)[1]
@@ -322,6 +326,8 @@ def git_ref(repo: Repo, refname: str, sha: str, object_type: str, urls: Urls) ->
 
 
 def label(repo: Repo, lb: Label, urls: Urls) -> JSON:
+    """``label``, with GitHub's current ``archived_at``/``archived_by`` (null: the forge archives no label;
+    githubkit's current models refuse a label without them, the pinned ``@octokit/openapi`` predates them)."""
     return {
         "id": lb.id,
         "node_id": node_id("Label", lb.id),
@@ -330,6 +336,8 @@ def label(repo: Repo, lb: Label, urls: Urls) -> JSON:
         "color": lb.color,
         "default": False,
         "description": lb.description,
+        "archived_at": None,
+        "archived_by": None,
     }
 
 

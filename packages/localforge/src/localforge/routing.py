@@ -40,6 +40,22 @@ class ApiResponse:
     status: int
     body: Any = None  # None: no body (204)
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # a body in another media type (a diff, a patch, a file); headers name its type
+
+
+MEDIA_RE = re.compile(r"application/vnd\.github(?:\.v3)?\.(diff|patch|raw|sha)\b")
+
+
+def media_type(req: ApiRequest) -> str | None:
+    """The custom media type the ``Accept`` header asks for (``diff``, ``patch``, ``raw``, ``sha``), or None
+    for JSON: GitHub's ``application/vnd.github.diff`` and friends, also in the older ``.v3.`` spelling."""
+    found = MEDIA_RE.search(req.headers.get("accept", ""))
+    return found.group(1) if found else None
+
+
+def text_response(kind: str, data: bytes) -> ApiResponse:
+    """``data`` as GitHub sends a custom media type: ``Content-Type: application/vnd.github.<kind>``."""
+    return ApiResponse(200, None, {"Content-Type": f"application/vnd.github.{kind}; charset=utf-8"}, raw=data)
 
 
 class ApiError(Exception):

@@ -8,9 +8,14 @@
   anything else (nothing yet, ``pending``, a queued or running check) is *expected*.
 - Permissions: a repository's admins (its owner, and the forge's admins) hold every permission; every
   other user is a collaborator with push, triage and pull.
-- A protected branch cannot be deleted or force-pushed by anyone; other changes must come through a pull
-  request unless the user is an admin and the protection does not ``enforce_admins``. Required checks
-  gate merges (and are reported on refused pushes) for everyone who cannot bypass.
+- A protected branch cannot be deleted or force-pushed by anyone (unless the protection allows it); other
+  changes must come through a pull request (when the protection requires one) unless the user is an admin
+  and the protection does not ``enforce_admins``. Required checks gate merges (and are reported on refused
+  pushes) for everyone who cannot bypass.
+- Required reviews: each reviewer's latest APPROVED or CHANGES_REQUESTED review counts (COMMENTED and
+  PENDING ones do not, DISMISSED ones no longer do); the author's own never exist (GitHub refuses them).
+  A change request blocks the merge; otherwise ``required_approving_review_count`` approvals are needed,
+  and with ``dismiss_stale_reviews`` only approvals of the current head count.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from .ci import CheckRun, Protection, Status
+from .state import Review
 
 PASSING_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
 FAILING_CONCLUSIONS = frozenset({"failure", "cancelled", "timed_out", "action_required", "stale"})
@@ -103,10 +109,34 @@ def update_violations(
 ) -> list[str]:
     """Why an update of a protected branch is refused (GitHub's messages), or ``[]`` when it is allowed."""
     if deleting:
-        return ["Cannot delete this protected branch"]
-    found = ["Cannot force-push to this branch"] if forced else []
+        return [] if protection.allow_deletions else ["Cannot delete this protected branch"]
+    found = ["Cannot force-push to this branch"] if forced and not protection.allow_force_pushes else []
     if not may_bypass(protection, admin):
-        found.append("Changes must be made through a pull request.")
+        if protection.require_pull_request:
+            found.append("Changes must be made through a pull request.")
         if checks_message:
             found.append(checks_message)
     return found
+
+
+def review_message(protection: Protection, reviews: Iterable[Review], head_sha: str) -> str | None:
+    """GitHub's words for a pull request whose reviews do not yet allow a merge into ``protection``'s
+    branch, or None; ``reviews`` are the pull request's, in any order."""
+    if not protection.require_pull_request or protection.required_approving_review_count <= 0:
+        return None
+    latest: dict[int, Review] = {}
+    for review in sorted(reviews, key=lambda r: r.id):
+        if review.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+            latest[review.user_id] = review
+    if any(r.state == "CHANGES_REQUESTED" for r in latest.values()):
+        return "Changes were requested by a reviewer with write access."
+    approvals = [
+        r
+        for r in latest.values()
+        if r.state == "APPROVED" and not (protection.dismiss_stale_reviews and r.commit_id != head_sha)
+    ]
+    needed = protection.required_approving_review_count
+    if len(approvals) >= needed:
+        return None
+    plural = "review is" if needed == 1 else "reviews are"
+    return f"At least {needed} approving {plural} required by reviewers with write access."

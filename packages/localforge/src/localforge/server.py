@@ -39,7 +39,7 @@ from .faults import DOC_RATE_LIMITS, FaultInjector
 from .payloads import Urls, error
 from .routing import ApiError, ApiRequest, ApiResponse
 from .state import ForgeState, User
-from .web import pull_page
+from .web import PAGE_HEADERS, pull_page, pull_text
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,9 @@ class ForgeApp:
         self.git_path_for = git_path_for
         self.hooks_dir = hooks_dir
         self.observers: list[Callable[[Exchange], None]] = []
+        self.public_url: str | None = None  # see Urls.public
+        # links from a pull request's page to the app that opened it: (pull body, head ref) -> [(text, url)]
+        self.page_links: Callable[[str, str], list[tuple[str, str]]] | None = None
         self.request_log: deque[tuple[str, str, int]] = deque(maxlen=2000)
         self._pushes: dict[str, tuple[str, str, str]] = {}  # nonce -> (owner, repo, login) of pushes running
         self._pushes_lock = threading.Lock()
@@ -177,7 +180,7 @@ class ForgeApp:
         started = time.perf_counter()
         parts = urlsplit(target)
         raw_path, query = parts.path, parts.query
-        urls = Urls(f"http://{headers.get('host') or default_host}", API_PREFIX)
+        urls = Urls(f"http://{headers.get('host') or default_host}", API_PREFIX, self.public_url)
         route_info: dict[str, Any] = {"route": None, "in_spec": False, "params": {}}
         is_api = raw_path == API_PREFIX or raw_path.startswith(API_PREFIX + "/")
         path = (raw_path[len(API_PREFIX) :] or "/") if is_api else raw_path
@@ -257,7 +260,7 @@ class ForgeApp:
         if path != "/rate_limit" and not self.rate.consume():
             message = f"API rate limit exceeded for user ID {user.id}."
             return self._json(403, error(message, 403, f"{DOC_RATE_LIMITS}#about-primary-rate-limits"))
-        found = self.api.router.match(method, path)
+        found = self.api.router.match("GET" if method == "HEAD" else method, path)  # HEAD: GET without a body
         if found is None:
             return self._json(404, error("Not Found", 404))
         route, params = found
@@ -272,8 +275,16 @@ class ForgeApp:
                 response: ApiResponse = route.handler(request)
         except ApiError as exc:
             return self._json(exc.status, exc.body, exc.headers)
-        out = self._json(response.status, response.body, response.headers)
-        if method == "GET" and response.status == 200:
+        if response.raw is not None:
+            kept = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
+            out = self._json(response.status, None, kept)
+            out.headers["Content-Type"] = response.headers.get("Content-Type", "text/plain; charset=utf-8")
+            kind = out.headers["Content-Type"].split(";")[0].rsplit(".", 1)[-1]
+            out.headers["X-GitHub-Media-Type"] = f"github.v3; format={kind}"
+            out.body = response.raw
+        else:
+            out = self._json(response.status, response.body, response.headers)
+        if method in ("GET", "HEAD") and response.status == 200:
             etag = 'W/"' + hashlib.sha256(out.body).hexdigest()[:40] + '"'
             out.headers["ETag"] = etag
             if headers.get("if-none-match") == etag:
@@ -289,12 +300,19 @@ class ForgeApp:
         if git_match:
             return self._git(method, git_match, query, headers, body, default_host)
         parts = path.strip("/").split("/", 3)
+        method = "GET" if method == "HEAD" else method  # the handler drops the body of a HEAD answer
         if method == "GET" and len(parts) == 4 and parts[2] == "pull":
-            urls = Urls(f"http://{headers.get('host') or default_host}", API_PREFIX)
+            urls = Urls(f"http://{headers.get('host') or default_host}", API_PREFIX, self.public_url)
+            number, dot, suffix = parts[3].partition(".")
             with self.state.transaction():
-                page = pull_page(self.api, self.state, parts[0], parts[1], parts[3], urls)
+                if dot and suffix in ("diff", "patch"):  # diff_url and patch_url
+                    text = pull_text(self.api, self.state, parts[0], parts[1], number, suffix, urls)
+                    if text is not None:
+                        return RawResponse(200, {"Content-Type": "text/plain; charset=utf-8"}, text)
+                    return self._json(404, error("Not Found", 404))
+                page = pull_page(self.api, self.state, parts[0], parts[1], parts[3], urls, self.page_links)
             if page is not None:
-                return RawResponse(200, {"Content-Type": "text/html; charset=utf-8"}, page)
+                return RawResponse(200, {"Content-Type": "text/html; charset=utf-8", **PAGE_HEADERS}, page)
         if method == "GET" and len(parts) == 4 and parts[2] == "raw":
             from urllib.parse import unquote
 

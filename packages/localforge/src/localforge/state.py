@@ -97,6 +97,17 @@ CREATE TABLE IF NOT EXISTS comments (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reviews (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo_id INTEGER NOT NULL REFERENCES repos(id),
+    number INTEGER NOT NULL,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    state TEXT NOT NULL,
+    body TEXT NOT NULL DEFAULT '',
+    commit_id TEXT NOT NULL,
+    submitted_at TEXT
+);
+CREATE INDEX IF NOT EXISTS reviews_by_pull ON reviews (repo_id, number, id);
 CREATE TABLE IF NOT EXISTS review_requests (
     repo_id INTEGER NOT NULL,
     number INTEGER NOT NULL,
@@ -191,6 +202,20 @@ class Comment:
     updated_at: str
 
 
+@dataclass(frozen=True)
+class Review:
+    """A pull request review: ``state`` is APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED or PENDING."""
+
+    id: int
+    repo_id: int
+    number: int
+    user_id: int
+    state: str
+    body: str
+    commit_id: str
+    submitted_at: str | None
+
+
 class DuplicateOpenPull(Exception):
     """An open pull request already exists for the same head and base."""
 
@@ -236,6 +261,15 @@ class ForgeState:
         """Create a companion store's tables (``CREATE ... IF NOT EXISTS``); call outside any transaction."""
         with self._lock:
             self._db.executescript(script)
+
+    def add_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Add the ``columns`` (name -> SQL type and default) that ``table`` lacks: the forge's own schema
+        upgrade for a data directory made by an older version; call outside any transaction."""
+        with self._lock:
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, ddl in columns.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
 
     def execute(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
         """One statement for a companion store (see :mod:`.ci`); call it inside :meth:`transaction`."""
@@ -336,6 +370,10 @@ class ForgeState:
             (owner_login, name),
         ).fetchone()
         return self._repo(row)
+
+    def all_repos(self) -> list[Repo]:
+        rows = self._db.execute("SELECT * FROM repos ORDER BY id").fetchall()
+        return [r for r in (self._repo(row) for row in rows) if r is not None]
 
     def count_repos(self, owner_id: int) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM repos WHERE owner_id = ?", (owner_id,)).fetchone()[0])
@@ -467,6 +505,23 @@ class ForgeState:
             row = self._db.execute("SELECT * FROM labels WHERE repo_id = ? AND name = ?", (repo_id, name)).fetchone()
         return self._label(row)  # type: ignore[return-value]
 
+    def label_by_name(self, repo_id: int, name: str) -> Label | None:
+        row = self._db.execute("SELECT * FROM labels WHERE repo_id = ? AND name = ?", (repo_id, name)).fetchone()
+        return self._label(row)
+
+    def insert_label(self, repo_id: int, name: str, color: str, description: str | None) -> Label:
+        self._db.execute(
+            "INSERT INTO labels (repo_id, name, color, description) VALUES (?, ?, ?, ?)",
+            (repo_id, name, color, description),
+        )
+        return self.label_by_name(repo_id, name)  # type: ignore[return-value]
+
+    def repo_labels(self, repo_id: int) -> list[Label]:
+        rows = self._db.execute(
+            "SELECT * FROM labels WHERE repo_id = ? ORDER BY name COLLATE NOCASE", (repo_id,)
+        ).fetchall()
+        return [lb for lb in (self._label(r) for r in rows) if lb is not None]
+
     def issue_labels(self, repo_id: int, number: int) -> list[Label]:
         rows = self._db.execute(
             "SELECT labels.* FROM labels JOIN issue_labels ON issue_labels.label_id = labels.id"
@@ -545,3 +600,41 @@ class ForgeState:
         users = [u for u in (self.user_by_id(r[1]) for r in rows if r[0] == "user") if u is not None]
         teams = [t for t in (self.team_by_id(r[1]) for r in rows if r[0] == "team") if t is not None]
         return users, teams
+
+    def remove_review_request(self, repo_id: int, number: int, kind: str, reviewer_id: int) -> None:
+        self._db.execute(
+            "DELETE FROM review_requests WHERE repo_id = ? AND number = ? AND kind = ? AND reviewer_id = ?",
+            (repo_id, number, kind, reviewer_id),
+        )
+
+    # reviews ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _review(row: sqlite3.Row) -> Review:
+        return Review(*(row[k] for k in Review.__dataclass_fields__))
+
+    def insert_review(self, repo_id: int, number: int, user_id: int, state: str, body: str, commit_id: str) -> Review:
+        submitted = None if state == "PENDING" else now_iso()
+        cur = self._db.execute(
+            "INSERT INTO reviews (repo_id, number, user_id, state, body, commit_id, submitted_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (repo_id, number, user_id, state, body, commit_id, submitted),
+        )
+        return self.review(repo_id, number, int(cur.lastrowid or 0))  # type: ignore[return-value]
+
+    def review(self, repo_id: int, number: int, review_id: int) -> Review | None:
+        row = self._db.execute(
+            "SELECT * FROM reviews WHERE repo_id = ? AND number = ? AND id = ?", (repo_id, number, review_id)
+        ).fetchone()
+        return self._review(row) if row else None
+
+    def reviews(self, repo_id: int, number: int) -> list[Review]:
+        """Every review of one pull request, oldest first (GitHub's order)."""
+        rows = self._db.execute(
+            "SELECT * FROM reviews WHERE repo_id = ? AND number = ? ORDER BY id", (repo_id, number)
+        ).fetchall()
+        return [self._review(r) for r in rows]
+
+    def set_review_state(self, review: Review, state: str) -> Review:
+        self._db.execute("UPDATE reviews SET state = ? WHERE id = ?", (state, review.id))
+        return self.review(review.repo_id, review.number, review.id)  # type: ignore[return-value]
