@@ -1,0 +1,291 @@
+"""The Discord bot (issue 10 point 1): prefix commands through dpytest, slash commands and buttons
+through an Interaction double; every decision read back from the store.
+
+The bot runs over a real service (fake forge on a real bare repository, render validation off), with
+a cost ceiling of $5 so a new team waits for a human.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devops_automation.service import CrewService
+
+from .discord_fakes import FakeInteraction, Guild, discord_guild
+from .helpers import service_for
+
+D3 = '!team request 8 tasks need interactive d3.js charts --skill d3.js --skill "data visualization"'
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[CrewService]:
+    with service_for(tmp_path, monthly_cost_ceiling_usd=5, discord_approver_roles="reviewers, leads") as built:
+        yield built
+
+
+def stored(service: CrewService, request_id: str) -> Any:
+    """The request as the store has it now (not as the bot said)."""
+    return service.store.require_request(request_id)
+
+
+def embed_of(payload: dict[str, Any]) -> dict[str, Any]:
+    (embed,) = payload["embeds"]
+    return embed
+
+
+def fields_of(payload: dict[str, Any]) -> dict[str, str]:
+    return {f["name"]: f["value"] for f in embed_of(payload).get("fields", [])}
+
+
+def request_id_in(payload: dict[str, Any]) -> str:
+    return embed_of(payload)["title"].split(":")[0]
+
+
+def run(scenario: Any) -> Any:
+    return asyncio.run(scenario)
+
+
+async def _submit(g: Guild, member: Any) -> str:
+    await g.say(D3, member)
+    replies = g.replies()
+    return request_id_in(replies[-1])
+
+
+def test_a_request_is_answered_with_buttons_then_edited_with_the_outcome(service: CrewService) -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        async with discord_guild(service) as g:
+            await g.say(D3, g.alice)
+            return g.replies()
+
+    replies = run(scenario())
+    first, last = replies[0], replies[-1]
+    assert first["op"] == "send" and last["op"] == "edit"
+    assert fields_of(first)["State"] == "received"
+    buttons = [c["custom_id"] for row in first["components"] for c in row["components"]]
+    rid = request_id_in(first)
+    assert buttons == [f"devops-crew:approve:{rid}", f"devops-crew:reject:{rid}"]
+    fields = fields_of(last)
+    assert fields["State"] == "awaiting_approval" and fields["Team"] != "—"
+    assert fields["Cost"].startswith("$") and fields["Risk"] in {"low", "medium", "high"}
+    assert "cost-ceiling" in fields["Decision"]
+    request = stored(service, rid)
+    assert request.state.value == "awaiting_approval"
+    assert request.requester is not None and request.requester.key == f"discord:{request.requester.id}"
+    assert request.gap.required_skills == ["d3.js", "data visualization"]
+    assert all(p["allowed_mentions"] == {"parse": []} for p in replies)
+
+
+def test_four_eyes_the_requester_cannot_approve_and_another_reviewer_can(service: CrewService) -> None:
+    async def scenario() -> tuple[str, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        async with discord_guild(service) as g:
+            rid = await _submit(g, g.alice)  # alice holds the approver role, and asked for it
+            await g.say(f"!team approve {rid}", g.alice)
+            by_alice = g.replies()
+            await g.say(f"!team approve {rid} worth it", g.carol)  # no approver role
+            by_carol = g.replies()
+            await g.say(f"!team approve {rid} worth it", g.bob)
+            return rid, by_alice, by_carol, g.replies()
+
+    rid, by_alice, by_carol, by_bob = run(scenario())
+    assert "four eyes" in by_alice[-1]["content"] and not by_alice[-1].get("embeds")
+    assert "approver role" in by_carol[-1]["content"]
+    request = stored(service, rid)
+    assert fields_of(by_bob[-1])["State"] == "published"
+    assert fields_of(by_bob[-1])["Pull request"] == f"#{request.pr_number}"  # the fake forge's URL is no link
+    assert request.state.value == "published"
+    assert [(a.by.channel, a.kind.value, a.reason) for a in request.approvals] == [("discord", "cost", "worth it")]
+    assert request.approvals[0].by.id != request.requester.id
+
+
+def test_override_and_reject_by_prefix_command_need_a_reason_and_land_in_the_store(tmp_path: Path) -> None:
+    with service_for(tmp_path, rate_limit_per_day=0, discord_approver_roles="Reviewers") as service:
+
+        async def scenario() -> tuple[str, str, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+            async with discord_guild(service) as g:
+                limited = await _submit(g, g.alice)
+                await g.say("!team request Nobody can build kotlin apps --skill kotlin", g.carol)
+                other = request_id_in(g.replies()[-1])
+                await g.say(f"!team override {limited}", g.bob)
+                no_reason = g.replies()
+                await g.say(f"!team override {limited} launch day", g.bob)
+                overridden = g.replies()
+                await g.say(f"!team reject {other} we have an app team for this", g.bob)
+                return limited, other, no_reason, overridden, g.replies()
+
+        limited, other, no_reason, overridden, rejected = run(scenario())
+        assert "needs a request id and a reason" in no_reason[-1]["content"] and "Usage" in no_reason[-1]["content"]
+        assert fields_of(overridden[-1])["State"] == "published"
+        request = stored(service, limited)
+        assert request.state.value == "published"
+        assert [(a.kind.value, a.reason) for a in request.approvals] == [("override", "launch day")]
+        assert fields_of(rejected[-1])["State"] == "rejected" and not rejected[-1].get("components")
+        assert stored(service, other).state.value == "rejected"
+        assert "we have an app team" in (stored(service, other).error or "")
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("!team", "Usage"),
+        ("!team frobnicate", "Usage"),
+        ("!team request", "say what nobody can do yet"),
+        ('!team request charts "unbalanced', "unbalanced quotes"),
+        ("!team request charts --skill", "--skill needs a value"),
+        ("!team approve", "which request?"),
+        ("!team status ../../etc/passwd", "not a request id"),
+        ("!team status req-000000000000", "no request"),
+        ("!team reject req-000000000000", "needs a request id and a reason"),
+    ],
+)
+def test_usage_errors_are_one_short_message_never_a_trace(service: CrewService, command: str, expected: str) -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        async with discord_guild(service) as g:
+            await g.say(command, g.bob)
+            return g.replies()
+
+    (reply,) = run(scenario())
+    assert expected.lower() in reply["content"].lower()
+    assert "Traceback" not in reply["content"] and len(reply["content"]) < 600
+    assert service.store.list_requests(limit=10) == []
+
+
+def _slash(bot: Any, name: str) -> Any:
+    group = bot.tree.get_command("team")
+    assert group is not None and group.guild_only
+    return group.get_command(name)
+
+
+def _buttons(view: Any) -> dict[str, Any]:
+    return {item.item.label: item for item in view.children}
+
+
+def test_slash_request_then_buttons_four_eyes_then_approve(service: CrewService) -> None:
+    from devops_automation.discord_bot.views import ApproveButton
+
+    async def scenario() -> tuple[str, FakeInteraction, FakeInteraction, FakeInteraction, FakeInteraction]:
+        async with discord_guild(service) as g:
+            asked = FakeInteraction(g.bot, g.alice)
+            await _slash(g.bot, "request").callback(asked, description="8 tasks need d3.js charts", skills="d3.js, svg")
+            first_view = asked.edits[0]["view"]
+            rid = _buttons(first_view)["Approve"].request_id
+            own = FakeInteraction(g.bot, g.alice)
+            await _buttons(first_view)["Approve"].callback(own)
+            waiting = stored(service, rid).state.value
+            outsider = FakeInteraction(g.bot, g.carol)
+            await ApproveButton(rid).callback(outsider)
+            other = FakeInteraction(g.bot, g.bob)
+            await ApproveButton(rid).callback(other)
+            assert waiting == "awaiting_approval"
+            return rid, asked, own, outsider, other
+
+    rid, asked, own, outsider, other = run(scenario())
+    assert asked.response.calls == [("defer", {"thinking": True})]
+    assert [e["embed"].fields[1].value for e in asked.edits] == ["received", "awaiting_approval"]
+    assert all(e["allowed_mentions"].everyone is False for e in asked.edits)
+    assert own.response.calls == [("defer", {})] and own.edits == []
+    assert "four eyes" in own.followup.sent[0]["content"] and own.followup.sent[0]["ephemeral"] is True
+    assert "approver role" in outsider.last_text() and outsider.followup.sent[0]["ephemeral"] is True
+    (edit,) = other.edits
+    assert edit["embed"].fields[1].value == "published" and edit["view"] is None  # buttons gone
+    request = stored(service, rid)
+    assert request.state.value == "published" and request.gap.required_skills == ["d3.js", "svg"]
+    assert [(a.by.id, a.by.channel) for a in request.approvals] == [(str(other.user.id), "discord")]
+
+
+def test_reject_button_opens_a_form_and_its_reason_is_stored(service: CrewService) -> None:
+    from devops_automation.discord_bot.views import RejectButton, RejectModal
+
+    async def scenario() -> tuple[str, FakeInteraction, FakeInteraction, FakeInteraction]:
+        async with discord_guild(service) as g:
+            rid = await _submit(g, g.alice)
+            outsider_click = FakeInteraction(g.bot, g.carol)
+            await RejectButton(rid).callback(outsider_click)
+            outsider_form = outsider_click.response.modal
+            assert isinstance(outsider_form, RejectModal)
+            outsider_form.reason._value = "I do not like it"
+            outsider = FakeInteraction(g.bot, g.carol)
+            await outsider_form.on_submit(outsider)
+            click = FakeInteraction(g.bot, g.bob)
+            await RejectButton(rid).callback(click)
+            form = click.response.modal
+            form.reason._value = "analytics has a charts team @everyone"
+            submitted = FakeInteraction(g.bot, g.bob)
+            await form.on_submit(submitted)
+            return rid, outsider, click, submitted
+
+    rid, outsider, click, submitted = run(scenario())
+    assert "approver role" in outsider.last_text()
+    assert click.response.calls == [("send_modal", {})]
+    (edit,) = submitted.edits
+    assert edit["embed"].fields[1].value == "rejected" and edit["view"] is None
+    request = stored(service, rid)
+    assert request.state.value == "rejected" and "analytics has a charts team" in (request.error or "")
+
+
+def test_slash_status_pending_override_reject_and_errors(tmp_path: Path) -> None:
+    with service_for(tmp_path, rate_limit_per_day=0, discord_approver_roles="Reviewers") as service:
+
+        async def scenario() -> dict[str, FakeInteraction]:
+            async with discord_guild(service) as g:
+                seen: dict[str, FakeInteraction] = {}
+
+                async def call(name: str, member: Any, **kwargs: Any) -> None:
+                    seen[name] = FakeInteraction(g.bot, member)
+                    await _slash(g.bot, name.split(":")[0]).callback(seen[name], **kwargs)
+
+                await call("request", g.alice, description="Nobody can build kotlin apps", skills="kotlin")
+                rid = seen["request"].edits[0]["view"].children[0].request_id
+                await call("pending", g.carol)
+                await call("status:one", g.carol, request_id=rid)
+                await call("status:bad", g.carol, request_id="no such thing")
+                await call("override:own", g.alice, request_id=rid, reason="I want it")
+                await call("override", g.bob, request_id=rid, reason="launch day")
+                await call("status", g.carol)
+                await call("reject", g.bob, request_id=rid, reason="too late")
+                seen["rid"] = rid  # type: ignore[assignment]
+                return seen
+
+        seen = run(scenario())
+        rid = seen.pop("rid")
+        pending = seen["pending"].edits[-1]["embed"]
+        assert pending.title == "Waiting for a human" and pending.fields[0].name == f"{rid}: refused"
+        assert seen["status:one"].edits[-1]["embed"].title == f"{rid}: refused"
+        assert "not a request id" in seen["status:bad"].last_text()
+        assert "four eyes" in seen["override:own"].last_text()
+        assert seen["override"].edits[-1]["embed"].fields[1].value == "published"
+        assert seen["status"].edits[-1]["embed"].fields[0].name == f"{rid}: published"
+        assert "only waiting, refused or failed requests can be rejected" in seen["reject"].last_text()
+        request = stored(service, rid)
+        assert request.state.value == "published"  # a published request is not rejected from Discord
+        assert [(a.kind.value, a.reason) for a in request.approvals] == [("override", "launch day")]
+
+
+def test_buttons_survive_a_restart(service: CrewService) -> None:
+    """A new bot over the same store rebuilds a button from its custom_id alone and it approves."""
+    from devops_automation.discord_bot.views import ApproveButton
+
+    async def first_run() -> str:
+        async with discord_guild(service) as g:
+            return await _submit(g, g.alice)
+
+    rid = run(first_run())
+
+    async def after_restart() -> FakeInteraction:
+        async with discord_guild(service) as g:
+            store = g.bot._connection._view_store
+            custom_id = f"devops-crew:approve:{rid}"
+            (pattern, item_class), *_ = [(p, c) for p, c in store._dynamic_items.items() if p.fullmatch(custom_id)]
+            clicked = FakeInteraction(g.bot, g.bob)
+            item = await item_class.from_custom_id(clicked, None, pattern.fullmatch(custom_id))
+            assert isinstance(item, ApproveButton) and item.request_id == rid
+            await item.callback(clicked)
+            return clicked
+
+    clicked = run(after_restart())
+    assert clicked.edits[-1]["embed"].fields[1].value == "published"
+    assert stored(service, rid).state.value == "published"
