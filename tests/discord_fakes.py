@@ -136,3 +136,41 @@ class FakeInteraction:
         if self.edits and self.edits[-1].get("content"):
             return str(self.edits[-1]["content"])
         return str(self.response.calls[-1][1].get("content"))
+
+
+@dataclass
+class FakeRole:
+    name: str
+
+
+@dataclass
+class FakeGuild:
+    id: int
+
+
+@dataclass
+class FakeMember:
+    """What the bot reads of a ``discord.Member`` (for tests without a dpytest guild)."""
+
+    id: int
+    display_name: str
+    guild: FakeGuild | None = field(default_factory=lambda: FakeGuild(1))
+    roles: list[FakeRole] = field(default_factory=list)
+
+
+class RecordingResponder:
+    """A :class:`~devops_automation.discord_bot.responders.Responder` that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.shown: list[discord.Embed] = []
+        self.refused: list[str] = []
+        self.began = 0
+
+    async def begin(self, text: str | None) -> None:
+        self.began += 1
+
+    async def show(self, embed: discord.Embed, view: Any) -> None:
+        self.shown.append(embed)
+
+    async def refuse(self, text: str) -> None:
+        self.refused.append(text)

@@ -289,3 +289,81 @@ def test_buttons_survive_a_restart(service: CrewService) -> None:
     clicked = run(after_restart())
     assert clicked.edits[-1]["embed"].fields[1].value == "published"
     assert stored(service, rid).state.value == "published"
+
+
+def test_serve_runs_the_bot_on_its_loop_with_the_servers_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With DISCORD_TOKEN, ``serve``'s lifespan starts the bot (Discord's gateway replaced: it is the
+    external boundary), and a command through it runs on the server's pool and lands in its store."""
+    import httpx
+    from asgi_lifespan import LifespanManager
+
+    from devops_automation.discord_bot import DiscordBot
+    from devops_automation.server.asgi import create_app
+
+    from .discord_fakes import FakeMember, FakeRole, RecordingResponder
+    from .helpers import fast_settings
+
+    tokens: list[str] = []
+
+    async def gateway(self: DiscordBot, token: str, *, reconnect: bool = True) -> None:
+        tokens.append(token)
+        await self.setup_hook()
+
+    monkeypatch.setattr(DiscordBot, "start", gateway)
+    settings = fast_settings(
+        tmp_path, discord_token="bot-token-0123456789", discord_sync_commands=False, discord_approver_roles="ops"
+    )
+
+    async def scenario() -> tuple[Any, RecordingResponder, RecordingResponder, int]:
+        app = create_app(settings)
+        async with LifespanManager(app):
+            rt = app.state.runtime
+            bot = rt.discord
+            assert isinstance(bot, DiscordBot) and bot.actions.service is rt.service
+            await asyncio.sleep(0)  # the connect task runs
+            asked = RecordingResponder()
+            await bot.actions.request(FakeMember(7, "Ann"), "Nobody can build kotlin apps", ["kotlin"], asked)
+            status = RecordingResponder()
+            await bot.actions.status(FakeMember(8, "Ben", roles=[FakeRole("OPS")]), None, status)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                health = (await client.get("/healthz")).status_code
+            return rt, asked, status, health
+
+    rt, asked, status, health = run(scenario())
+    assert tokens == ["bot-token-0123456789"] and health == 200
+    assert [e.fields[1].value for e in asked.shown] == ["received", "published"]
+    rid = asked.shown[-1].title.split(":")[0]
+    assert status.shown[-1].fields[0].name == f"{rid}: published"
+    feed = [(e.kind, e.request_id, e.summary["state"]) for e in rt.hub.recent if e.kind == "state"]
+    assert feed == [("state", rid, "received"), ("state", rid, "published")]  # the dashboard's feed saw it
+    assert rt.service.store.require_request(rid).requester.key == "discord:7"
+
+
+def test_serve_keeps_serving_when_discord_refuses_the_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import discord
+    import httpx
+    from asgi_lifespan import LifespanManager
+
+    from devops_automation.discord_bot import DiscordBot
+    from devops_automation.server.asgi import create_app
+
+    from .helpers import fast_settings
+
+    async def refused(self: DiscordBot, token: str) -> None:
+        raise discord.LoginFailure("Improper token has been passed.")
+
+    monkeypatch.setattr(DiscordBot, "login", refused)
+    settings = fast_settings(tmp_path, discord_token="not-a-valid-token-000", discord_sync_commands=False)
+
+    async def scenario() -> int:
+        app = create_app(settings)
+        async with LifespanManager(app):
+            await asyncio.sleep(0.05)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                return (await client.get("/healthz")).status_code
+
+    assert run(scenario()) == 200
+    assert any("DISCORD_TOKEN was refused" in r.getMessage() for r in caplog.records)
+    assert "not-a-valid-token-000" not in caplog.text
