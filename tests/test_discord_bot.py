@@ -8,6 +8,7 @@ a cost ceiling of $5 so a new team waits for a human.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -367,3 +368,206 @@ def test_serve_keeps_serving_when_discord_refuses_the_token(
     assert run(scenario()) == 200
     assert any("DISCORD_TOKEN was refused" in r.getMessage() for r in caplog.records)
     assert "not-a-valid-token-000" not in caplog.text
+
+
+def test_roles_come_from_guild_roles_and_direct_messages_are_refused(tmp_path: Path) -> None:
+    from devops_automation.authz import Channel, Role
+    from devops_automation.discord_bot.identity import UsageError, actor_for
+
+    from .discord_fakes import FakeGuild, FakeMember, FakeRole
+    from .helpers import fast_settings
+
+    settings = fast_settings(tmp_path, discord_approver_roles="Reviewers", discord_requester_roles="crew, ops")
+    reviewer = actor_for(FakeMember(42, "Rita", roles=[FakeRole("reviewers")]), settings)
+    assert reviewer.key == "discord:42" and reviewer.channel is Channel.discord and reviewer.display_name == "Rita"
+    assert reviewer.roles == {Role.viewer, Role.approver}  # not in a requester role
+    crew = actor_for(FakeMember(43, "Cy\u202eevil", roles=[FakeRole("Crew")]), settings)
+    assert crew.roles == {Role.viewer, Role.requester} and crew.display_name == "Cyevil"
+    with pytest.raises(UsageError, match="direct messages"):
+        actor_for(FakeMember(44, "Dee", guild=None), settings)
+    pinned = fast_settings(tmp_path, discord_guild_id=99)
+    with pytest.raises(UsageError, match="this server"):
+        actor_for(FakeMember(45, "Eve", guild=FakeGuild(1), roles=[FakeRole("Reviewers")]), pinned)
+    assert Role.requester in actor_for(FakeMember(45, "Eve", guild=FakeGuild(99)), pinned).roles
+
+
+def test_untrusted_text_cannot_ping_or_format(service: CrewService) -> None:
+    """A gap's words and a display name reach embeds escaped, and nothing is sent that may mention."""
+    from devops_automation.discord_bot.embeds import request_embed, safe
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with discord_guild(service) as g:
+            await g.say(f"!team request @everyone **urgent** <@{g.bob.id}> needs kotlin apps --skill kotlin", g.carol)
+            rid = request_id_in(g.replies()[-1])
+            await g.say(f"!team reject {rid} @here no", g.bob)
+            return g.replies()
+
+    replies = run(scenario())
+    assert all(p["allowed_mentions"] == {"parse": []} for p in replies)
+    assert "@\u200bhere no" in json.dumps(replies[-1], ensure_ascii=False)  # the reason is shown ...
+    assert not any("@everyone" in json.dumps(p) or "@here" in json.dumps(p) for p in replies)  # ... escaped
+    assert safe("@everyone **x** <@123456789012345678>") == "@\u200beveryone \\*\\*x\\*\\* <@\u200b123456789012345678>"
+    summary = {
+        "id": "req-1",
+        "state": "failed",
+        "error": "@everyone [click](https://evil.example)",
+        "requester": {"id": "1", "display_name": "@here"},
+        "pull_request": {"number": 3, "url": "https://x/pr/3 (y)"},
+    }
+    embed = request_embed(summary)
+    values = {f.name: f.value for f in embed.fields}
+    assert values["Error"] == "@\u200beveryone \\[click](https://evil.example)"  # no masked link
+    assert values["Requested by"] == "@\u200bhere" and values["Pull request"] == "#3"  # no odd link
+    linked = request_embed({**summary, "pull_request": {"number": 3, "url": "https://forge/pulls/3"}})
+    assert {f.name: f.value for f in linked.fields}["Pull request"] == "[#3](https://forge/pulls/3)"
+
+
+def test_engine_work_never_blocks_the_bots_loop(service: CrewService) -> None:
+    """While a request's run holds a thread, the bot still answers another command on its loop."""
+    import threading
+
+    from .discord_fakes import FakeMember, RecordingResponder
+
+    release = threading.Event()
+    advance = service.advance
+
+    def slow_advance(*args: Any, **kwargs: Any) -> Any:
+        assert release.wait(30), "the status command was never answered while the run was going"
+        return advance(*args, **kwargs)
+
+    service.advance = slow_advance  # type: ignore[method-assign]
+
+    async def scenario() -> tuple[RecordingResponder, RecordingResponder]:
+        async with discord_guild(service) as g:
+            asked, status = RecordingResponder(), RecordingResponder()
+            running = asyncio.create_task(
+                g.bot.actions.request(FakeMember(7, "Ann"), "Nobody can build kotlin apps", ["kotlin"], asked)
+            )
+            while not asked.shown:
+                await asyncio.sleep(0.01)
+            await asyncio.wait_for(g.bot.actions.status(FakeMember(8, "Ben"), None, status), timeout=10)
+            release.set()
+            await asyncio.wait_for(running, timeout=60)
+            return asked, status
+
+    asked, status = run(scenario())
+    assert status.shown[0].fields[0].name.endswith(": received")  # answered while the run waited
+    assert [e.fields[1].value for e in asked.shown] == ["received", "awaiting_approval"]
+
+
+def test_post_notice_goes_to_the_configured_channel_with_buttons_for_waiting_requests(tmp_path: Path) -> None:
+    from devops_automation.errors import ConfigurationError
+
+    with service_for(tmp_path, monthly_cost_ceiling_usd=5) as service:
+
+        async def scenario() -> tuple[list[dict[str, Any]], int, str]:
+            async with discord_guild(service) as g:
+                rid = await _submit(g, g.alice)
+                g.bot.settings = g.bot.settings.model_copy(update={"discord_channel_id": g.channel.id})
+                view = await asyncio.to_thread(service.list, _viewer(), limit=1)
+                message_id = await g.bot.post_notice(
+                    "A request waits for a human", "cost above the ceiling @everyone", summary=view[0]
+                )
+                with_url = await g.bot.post_notice("Pull request opened", url="https://forge/pulls/1")
+                return g.replies(), message_id + with_url, rid
+
+        replies, ids, rid = run(scenario())
+        notice, opened = replies
+        assert ids > 0 and notice["allowed_mentions"] == {"parse": []}
+        assert embed_of(notice)["title"] == "A request waits for a human"
+        assert embed_of(notice)["description"] == "cost above the ceiling @\u200beveryone"
+        assert fields_of(notice)["State"] == "awaiting_approval"
+        buttons = [c["custom_id"] for row in notice["components"] for c in row["components"]]
+        assert buttons == [f"devops-crew:approve:{rid}", f"devops-crew:reject:{rid}"]
+        assert embed_of(opened)["url"] == "https://forge/pulls/1" and not opened.get("components")
+
+        async def unconfigured() -> None:
+            async with discord_guild(service) as g:
+                with pytest.raises(ConfigurationError, match="CHANNEL_ID"):
+                    await g.bot.post_notice("x")
+
+        run(unconfigured())
+
+
+def _viewer() -> Any:
+    from devops_automation.authz import Actor, Channel, Role
+
+    return Actor(id="test", channel=Channel.cli, roles=frozenset({Role.viewer}))
+
+
+def test_the_discord_command_needs_a_token_and_says_so_in_one_line(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from devops_automation.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["discord"])
+    assert code == 2 and err.getvalue().strip().count("\n") == 0
+    assert "DISCORD_TOKEN is not set" in err.getvalue()
+
+
+def test_a_refused_token_is_one_line_not_a_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+    import io
+
+    import discord
+
+    from devops_automation.cli import main
+    from devops_automation.discord_bot import DiscordBot
+
+    async def refused(self: DiscordBot, token: str) -> None:  # Discord's login endpoint: the boundary
+        raise discord.LoginFailure("Improper token has been passed.")
+
+    monkeypatch.setattr(DiscordBot, "login", refused)
+    monkeypatch.setenv("DISCORD_TOKEN", "a-token-discord-refuses")
+    monkeypatch.setenv("DEVOPS_CREW_FORGE", "fake")
+    monkeypatch.setenv("DEVOPS_CREW_VALIDATE_RENDER", "false")
+    monkeypatch.setenv("DEVOPS_CREW_HOME", str(tmp_path / "home"))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["discord"])
+    assert code == 2, err.getvalue()
+    assert err.getvalue().strip() == "devops-crew: error: DISCORD_TOKEN was refused by Discord"
+
+
+def test_post_notice_from_another_thread_and_a_failing_discord_is_unavailable(tmp_path: Path) -> None:
+    import discord
+
+    from devops_automation.errors import Unavailable
+
+    with service_for(tmp_path) as service:
+
+        async def scenario() -> tuple[int, str, list[dict[str, Any]]]:
+            async with discord_guild(service) as g:
+                g.bot.settings = g.bot.settings.model_copy(update={"discord_channel_id": g.channel.id})
+                posted = await asyncio.to_thread(g.bot.post_notice_threadsafe, "Merged", "team kotlin_apps")
+                sent = g.replies()
+
+                class Refused:
+                    status, reason, text = 503, "Service Unavailable", "Service Unavailable"
+
+                async def down(*_args: Any, **_kwargs: Any) -> Any:  # Discord's API answers 503
+                    raise discord.HTTPException(Refused(), "Service Unavailable")  # type: ignore[arg-type]
+
+                g.bot.http.send_message = down  # type: ignore[method-assign]
+                try:
+                    await g.bot.post_notice("Merged")
+                except Unavailable as exc:
+                    return posted, str(exc), sent
+                raise AssertionError("a failing Discord must raise Unavailable")
+
+        posted, error, sent = run(scenario())
+        assert posted > 0 and embed_of(sent[0])["title"] == "Merged"
+        assert error.startswith("discord did not take the notice: 503")
+
+
+def test_post_notice_threadsafe_refuses_when_the_bot_is_not_running(tmp_path: Path) -> None:
+    from devops_automation.discord_bot import DiscordBot
+    from devops_automation.errors import Unavailable
+
+    with service_for(tmp_path, discord_channel_id=5) as service:
+        bot = DiscordBot(service.settings, service, sync_commands=False)
+        with pytest.raises(Unavailable, match="not running"):
+            bot.post_notice_threadsafe("x")
