@@ -571,3 +571,111 @@ def test_post_notice_threadsafe_refuses_when_the_bot_is_not_running(tmp_path: Pa
         bot = DiscordBot(service.settings, service, sync_commands=False)
         with pytest.raises(Unavailable, match="not running"):
             bot.post_notice_threadsafe("x")
+
+
+def test_a_click_reaches_the_button_through_discord_pys_own_dispatch(
+    service: CrewService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A raw INTERACTION_CREATE for the Approve button of a sent message (as Discord's gateway delivers
+    it) goes through discord.py's view store to ApproveButton, as the clicking member; the interaction's
+    answers go to Discord's webhook endpoints, replaced here (the external boundary)."""
+    from datetime import UTC, datetime
+
+    import discord
+    from discord.webhook.async_ import AsyncWebhookAdapter
+
+    answers: list[tuple[str, Any]] = []
+
+    async def scenario() -> tuple[str, str]:
+        async with discord_guild(service) as g:
+            await g.say(D3, g.alice)
+            first = g.replies()[0]
+            rid = request_id_in(first)
+            message = {
+                "id": str(discord.utils.time_snowflake(datetime.now(UTC))),
+                "channel_id": str(g.channel.id),
+                "author": {"id": str(g.bot.user.id), "username": "bot", "discriminator": "0", "avatar": None},
+                "content": "",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "edited_timestamp": None,
+                "tts": False,
+                "mention_everyone": False,
+                "mentions": [],
+                "mention_roles": [],
+                "attachments": [],
+                "embeds": first["embeds"],
+                "pinned": False,
+                "type": 0,
+                "components": first["components"],
+                "flags": 0,
+            }
+
+            async def respond(self: Any, *_a: Any, params: Any, **_k: Any) -> dict[str, Any]:
+                answers.append(("respond", params.payload))
+                return {"interaction": {"id": "1", "type": 3}}
+
+            async def edit(self: Any, *_a: Any, payload: Any = None, **_k: Any) -> dict[str, Any]:
+                answers.append(("edit", payload))
+                return {**message, **{k: v for k, v in (payload or {}).items() if k in ("embeds", "components")}}
+
+            async def followup(self: Any, *_a: Any, payload: Any = None, **_k: Any) -> dict[str, Any]:
+                answers.append(("followup", payload))
+                return message
+
+            monkeypatch.setattr(AsyncWebhookAdapter, "create_interaction_response", respond)
+            monkeypatch.setattr(AsyncWebhookAdapter, "edit_original_interaction_response", edit)
+            monkeypatch.setattr(AsyncWebhookAdapter, "execute_webhook", followup)
+
+            def click(member: discord.Member) -> None:
+                g.bot._connection.parse_interaction_create(
+                    {
+                        "id": str(discord.utils.time_snowflake(datetime.now(UTC))),
+                        "application_id": str(g.bot.user.id),
+                        "type": 3,
+                        "token": "interaction-token",
+                        "version": 1,
+                        "guild_id": str(g.channel.guild.id),
+                        "channel_id": str(g.channel.id),
+                        "member": {
+                            "user": {
+                                "id": str(member.id),
+                                "username": member.name,
+                                "discriminator": "0",
+                                "avatar": None,
+                            },
+                            "roles": [str(r.id) for r in member.roles if r.id != g.channel.guild.id],
+                            "joined_at": datetime.now(UTC).isoformat(),
+                            "deaf": False,
+                            "mute": False,
+                            "flags": 0,
+                        },
+                        "message": message,
+                        "data": {"custom_id": f"devops-crew:approve:{rid}", "component_type": 2},
+                        "app_permissions": "0",
+                        "locale": "en-US",
+                        "entitlements": [],
+                        "attachment_size_limit": 8 * 1024 * 1024,
+                    }
+                )
+
+            async def settled(count: int) -> None:
+                for _ in range(600):
+                    if len(answers) >= count:
+                        return
+                    await asyncio.sleep(0.05)
+                raise AssertionError(f"no answer: {answers}")
+
+            click(g.alice)  # the requester
+            await settled(2)
+            after_own_click = stored(service, rid).state.value
+            click(g.bob)
+            await settled(4)
+            return rid, after_own_click
+
+    rid, after_own_click = run(scenario())
+    assert after_own_click == "awaiting_approval"
+    kinds = [kind for kind, _ in answers]
+    assert kinds == ["respond", "followup", "respond", "edit"]
+    assert "four eyes" in answers[1][1]["content"] and answers[1][1]["flags"] == 64  # ephemeral
+    assert answers[3][1]["embeds"][0]["fields"][1]["value"] == "published"
+    assert stored(service, rid).state.value == "published"
