@@ -85,6 +85,11 @@ def test_four_eyes_the_requester_cannot_approve_and_another_reviewer_can(service
     async def scenario() -> tuple[str, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         async with discord_guild(service) as g:
             rid = await _submit(g, g.alice)  # alice holds the approver role, and asked for it
+            await g.say("!team pending", g.carol)
+            await g.say(f"!team status {rid}", g.carol)
+            pending, status = g.replies()
+            assert embed_of(pending)["fields"][0]["name"] == f"{rid}: awaiting_approval"
+            assert fields_of(status)["State"] == "awaiting_approval" and status["components"]  # buttons again
             await g.say(f"!team approve {rid}", g.alice)
             by_alice = g.replies()
             await g.say(f"!team approve {rid} worth it", g.carol)  # no approver role
