@@ -331,6 +331,11 @@ def test_serve_runs_the_bot_on_its_loop_with_the_servers_pool(tmp_path: Path, mo
             await bot.actions.request(FakeMember(7, "Ann"), "Nobody can build kotlin apps", ["kotlin"], asked)
             status = RecordingResponder()
             await bot.actions.status(FakeMember(8, "Ben", roles=[FakeRole("OPS")]), None, status)
+            rt.draining.set()  # a server shutting down takes no new request from Discord either
+            late = RecordingResponder()
+            await bot.actions.request(FakeMember(7, "Ann"), "Nobody can build swift apps", ["swift"], late)
+            assert late.refused and "shutting down" in late.refused[0] and not late.shown
+            assert len(rt.service.store.list_requests(limit=10)) == 1  # nothing recorded
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
                 health = (await client.get("/healthz")).status_code
             return rt, asked, status, health

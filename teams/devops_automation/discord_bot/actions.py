@@ -53,7 +53,8 @@ def short_error(exc: BaseException) -> str:
 
 class TeamActions:
     """The bot's behaviour over the service. ``engine`` and ``quick`` run a blocking call on threads
-    (see module docs); ``on_view`` sees every SUMMARY an action produced (the server's event hub)."""
+    (see module docs); ``on_view`` sees every SUMMARY an action produced (the server's event hub);
+    ``admit(jobs)`` raises Unavailable when the server's pool could not take ``jobs`` more (draining, full)."""
 
     def __init__(
         self,
@@ -63,10 +64,12 @@ class TeamActions:
         engine: Runner,
         quick: Runner,
         on_view: Callable[[View], Any] | None = None,
+        admit: Callable[[int], None] | None = None,
     ) -> None:
         self.settings, self.service = settings, service
         self._engine, self._quick = engine, quick
         self._on_view = on_view
+        self._admit = admit
 
     def _seen(self, view: View) -> View:
         if self._on_view is not None:
@@ -96,6 +99,8 @@ class TeamActions:
         async def work() -> None:
             actor = actor_for(user, self.settings)
             gap = {"description": description, "required_skills": skills}
+            if self._admit is not None:
+                self._admit(2)  # the accept and its run: refuse before recording anything (Unavailable)
             await out.begin(None)
             summary = self._seen(await self._quick(self.service.accept, actor, gap))
             note = "This gap already had a request." if summary.get("duplicate") else ""

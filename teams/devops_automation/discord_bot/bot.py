@@ -45,7 +45,8 @@ class DiscordBot(commands.Bot):
 
     ``engine`` and ``quick`` run blocking calls on threads (``await runner(fn, *args)``): inside
     ``serve`` the server's worker pool and io threads; without them the bot keeps its own pool of
-    DEVOPS_CREW_SERVER_WORKERS threads. ``on_view`` sees each SUMMARY a command produced.
+    DEVOPS_CREW_SERVER_WORKERS threads. ``on_view`` sees each SUMMARY a command produced; ``admit`` is
+    the server pool's capacity check (a request is refused before it is recorded when the pool is full).
     ``sync_commands`` (default DEVOPS_CREW_DISCORD_SYNC_COMMANDS) registers the slash commands with
     Discord at start; tests pass False (that call would reach Discord)."""
 
@@ -57,6 +58,7 @@ class DiscordBot(commands.Bot):
         engine: Runner | None = None,
         quick: Runner | None = None,
         on_view: Callable[[View], Any] | None = None,
+        admit: Callable[[int], None] | None = None,
         sync_commands: bool | None = None,
     ) -> None:
         super().__init__(
@@ -70,7 +72,12 @@ class DiscordBot(commands.Bot):
         if engine is None or quick is None:
             self._pool = ThreadPoolExecutor(settings.server_workers, thread_name_prefix="devops-crew-discord")
         self.actions = TeamActions(
-            settings, service, engine=engine or self._on_pool, quick=quick or self._on_pool, on_view=on_view
+            settings,
+            service,
+            engine=engine or self._on_pool,
+            quick=quick or self._on_pool,
+            on_view=on_view,
+            admit=admit,
         )
         self._sync = settings.discord_sync_commands if sync_commands is None else sync_commands
 

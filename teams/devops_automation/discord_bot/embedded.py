@@ -46,7 +46,14 @@ def install(settings: Settings, startup: list[Hook], shutdown: list[Hook]) -> No
     running: dict[str, Any] = {}
 
     async def start(rt: Runtime) -> None:
-        bot = DiscordBot(settings, rt.service, engine=rt.pool.run, quick=rt.quick, on_view=rt.published)
+        bot = DiscordBot(
+            settings,
+            rt.service,
+            engine=rt.pool.run,
+            quick=rt.quick,
+            on_view=rt.published,
+            admit=rt.pool.check_capacity,
+        )
         rt.discord = bot
         running["task"] = asyncio.create_task(_connect(bot, token), name="devops-crew discord bot")
         running["bot"] = bot
