@@ -17,7 +17,7 @@ from devops_automation.store import Store, open_store
 silence_crewai()
 
 PG_ADMIN_URL = os.environ.get("DEVOPS_CREW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-_CONFIG_VARS = ("DEVOPS_CREW_", "DATABASE_URL", "GITHUB_", "OPENAI_", "TARGET_REPO")
+_CONFIG_VARS = ("DEVOPS_CREW_", "DATABASE_URL", "GITHUB_", "OPENAI_", "TARGET_REPO", "DISCORD_")
 
 
 @pytest.fixture(autouse=True)

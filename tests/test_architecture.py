@@ -18,7 +18,11 @@ PRODUCT_DIRS = [APP, ROOT / "agents", ROOT / "tasks", ROOT / "tools"]
 LOCALFORGE = ROOT / "packages" / "localforge" / "src" / "localforge"
 
 # What an entry point may import of the product: the service layer and the plain types it speaks in.
-ENTRY_POINTS = ["cli.py", "demo.py", *sorted(str(p.relative_to(APP)) for p in (APP / "server").rglob("*.py"))]
+ENTRY_POINTS = [
+    "cli.py",
+    "demo.py",
+    *sorted(str(p.relative_to(APP)) for d in ("server", "discord_bot") for p in (APP / d).rglob("*.py")),
+]
 ENTRY_POINT_ALLOWED = {
     "service",
     "remote",
@@ -30,6 +34,7 @@ ENTRY_POINT_ALLOWED = {
     "models",
     "demo",
     "server",
+    "discord_bot",
 }
 
 

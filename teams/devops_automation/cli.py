@@ -383,6 +383,16 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_discord(args: argparse.Namespace) -> int:
+    from .discord_bot import run_bot
+
+    def ready(name: str) -> None:
+        print(f"devops-crew Discord bot connected as {name}", file=sys.stderr, flush=True)
+
+    run_bot(_settings(args), ready=ready)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -515,6 +525,11 @@ def build_parser() -> argparse.ArgumentParser:
     hashpw = sub.add_parser("hash-password", help="print an argon2 hash for DEVOPS_CREW_WEB_USERS")
     hashpw.add_argument("--stdin", action="store_true", help="read the password from standard input")
     hashpw.set_defaults(func=cmd_hash_password)
+
+    discord = sub.add_parser(
+        "discord", parents=[common], help="run the Discord bot (DISCORD_TOKEN): !team and /team commands"
+    )
+    discord.set_defaults(func=cmd_discord)
 
     forge = sub.add_parser("forge", help="the embedded local forge")
     forge_sub = forge.add_subparsers(dest="forge_command", required=True, metavar="COMMAND")

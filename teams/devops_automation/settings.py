@@ -201,6 +201,20 @@ class Settings(BaseSettings):
     # Reviewers of the embedded forge (comma-separated logins): collaborators, each with a token of its own
     # in <home>/forge/tokens/<login> (readable by this user only), for Octokit, PyGithub or git.
     forge_reviewers: str = Field("", validation_alias=_env("DEVOPS_CREW_FORGE_REVIEWERS"))
+    # The Discord bot (`devops-crew discord`, and inside `serve` when a token is set).
+    discord_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_TOKEN", "DEVOPS_CREW_DISCORD_TOKEN"))
+    # Discord role names (comma-separated, compared case-insensitively) whose members may approve,
+    # override and reject; nobody may when empty.
+    discord_approver_roles: str = Field("", validation_alias=_env("DEVOPS_CREW_DISCORD_APPROVER_ROLES"))
+    # Discord role names whose members may submit requests; empty: every member of the guild may.
+    discord_requester_roles: str = Field("", validation_alias=_env("DEVOPS_CREW_DISCORD_REQUESTER_ROLES"))
+    # The one guild (server id) the bot answers in; unset: any guild it is in (never direct messages).
+    discord_guild_id: int | None = Field(None, ge=0, validation_alias=_env("DEVOPS_CREW_DISCORD_GUILD_ID"))
+    # The channel notices go to (DiscordBot.post_notice); unset: the bot posts no notices.
+    discord_channel_id: int | None = Field(None, ge=0, validation_alias=_env("DEVOPS_CREW_DISCORD_CHANNEL_ID"))
+    discord_prefix: str = Field("!", min_length=1, max_length=5, validation_alias=_env("DEVOPS_CREW_DISCORD_PREFIX"))
+    # Register the slash commands with Discord at start (to the guild when one is set, else globally).
+    discord_sync_commands: bool = Field(True, validation_alias=_env("DEVOPS_CREW_DISCORD_SYNC_COMMANDS"))
 
     @model_validator(mode="after")
     def _absolute_home(self) -> Settings:
@@ -245,6 +259,7 @@ class Settings(BaseSettings):
             self.server_token,
             self.notify_discord_webhook,
             self.smtp_password,
+            self.discord_token,
         )
         values = [s.get_secret_value() for s in configured if s is not None]
         values += [token for _team, token in self.a2a_token_pairs()]
@@ -280,3 +295,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"DEVOPS_CREW_A2A_TOKENS: entry {number} is not team:token")
             pairs.append((team.strip(), token.strip()))
         return pairs
+
+    def discord_role_names(self, which: Literal["approver", "requester"]) -> frozenset[str]:
+        """DEVOPS_CREW_DISCORD_APPROVER_ROLES / _REQUESTER_ROLES as case-folded role names."""
+        text = self.discord_approver_roles if which == "approver" else self.discord_requester_roles
+        return frozenset(part.strip().casefold() for part in text.split(",") if part.strip())

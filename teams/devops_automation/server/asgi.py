@@ -144,6 +144,10 @@ def create_app(
     )
     app.state.settings = settings
     app.state.startup_hooks, app.state.shutdown_hooks = startup, shutdown
+    if settings.discord_token is not None:  # the Discord bot runs on this server's loop (discord_bot.embedded)
+        from ..discord_bot.embedded import install as install_discord
+
+        install_discord(settings, startup, shutdown)
     app.add_exception_handler(DevopsCrewError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DBAPIError, _store_error)

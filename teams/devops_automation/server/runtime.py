@@ -46,6 +46,8 @@ class Runtime:
     draining: threading.Event
     started_at: float = field(default_factory=time.monotonic)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    #: The Discord bot when DISCORD_TOKEN is set (a ``discord_bot.DiscordBot``: ``post_notice``), else None.
+    discord: Any = None
     #: After :meth:`shutdown`: whether every run reached a saved state within the grace period.
     stopped_clean: bool | None = None
     #: Short blocking calls (session lookups, password checks, probes, metrics): their own threads, so
