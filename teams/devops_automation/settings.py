@@ -141,6 +141,10 @@ class Settings(BaseSettings):
 
     bot_name: str = Field("devops-crew[bot]", validation_alias=_env("DEVOPS_CREW_BOT_NAME"))
     bot_email: str = Field("devops-crew-bot@users.noreply.local", validation_alias=_env("DEVOPS_CREW_BOT_EMAIL"))
+    # Keys the HMAC of the audit log's verification checkpoint (`audit --verify` resumes from it): with
+    # it, a database writer cannot forge a checkpoint to hide an edit below it. Unset: the checkpoint is
+    # as tamper-evident as the hash chain it is recorded in. Set it from a Secret, apart from the database.
+    audit_key: SecretStr | None = Field(None, min_length=16, validation_alias=_env("DEVOPS_CREW_AUDIT_KEY"))
 
     @model_validator(mode="after")
     def _absolute_home(self) -> Settings:
@@ -172,6 +176,7 @@ class Settings(BaseSettings):
             self.a2a_tokens,
             self.session_secret,
             self.server_token,
+            self.audit_key,
         )
         values = [s.get_secret_value() for s in configured if s is not None]
         values += [token for _team, token in self.a2a_token_pairs()]
