@@ -133,7 +133,14 @@ class TargetRepo:
                 shutil.rmtree(self.path)
             with self.auditor.action("git.clone", self.url):
                 try:
-                    repo = Repo.clone_from(self.url, self.path, env=self.git_env, no_checkout=True)
+                    repo = Repo.clone_from(
+                        self.url,
+                        self.path,
+                        env=self.git_env,
+                        no_checkout=True,  # nothing reads a work tree but a revert, which checks out
+                        single_branch=True,  # the base branch: a publish fetches its own branches
+                        branch=self.settings.base_branch,
+                    )
                 except GitCommandError as exc:
                     raise GitError(f"cannot clone the target repository {self.url}: {_stderr(exc)}") from exc
             repo.git.update_environment(**self.git_env)
@@ -145,7 +152,8 @@ class TargetRepo:
             repo.remotes.origin.set_url(self.url)
         with self.auditor.action("git.fetch", self.url, refs=refspecs or "all"):
             try:
-                self._git(*_FETCH_CONFIG, "fetch", "--prune", "--no-tags", "origin", *(refspecs or []))
+                everything = ["+refs/heads/*:refs/remotes/origin/*"]
+                self._git(*_FETCH_CONFIG, "fetch", "--prune", "--no-tags", "origin", *(refspecs or everything))
             except GitCommandError as exc:
                 raise GitError(f"cannot fetch the target repository {self.url}: {_stderr(exc)}") from exc
         return repo
