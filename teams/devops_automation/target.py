@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from filelock import FileLock, Timeout
-from git import Actor, GitCommandError, Repo, Tree
+from git import Actor, GitCommandError, Head, Repo, Tree
 from git.exc import GitError as GitPythonError
 from gitdb.exc import ODBError as GitDbError
 
@@ -217,10 +217,11 @@ class TargetRepo:
             if ref.removeprefix("refs/remotes/origin/").startswith(prefix)
         }
 
-    def _gap_branch(self, repo: Repo, team_name: str, gap_id: str) -> str | None:
-        """An ``auto/team-<name>-*`` branch on the remote that already carries this gap's commit:
-        another process, or another installation with its own store, published it first."""
-        for branch, sha in sorted(self._remote_refs(f"auto/team-{team_name}-").items()):
+    def _gap_branch(self, repo: Repo, remote: dict[str, str], gap_id: str) -> str | None:
+        """One of the team's ``auto/team-<name>-*`` branches on the remote (``remote``: ``{branch: sha}``)
+        that already carries this gap's commit: another process, or another installation with its own
+        store, published it first."""
+        for branch, sha in sorted(remote.items()):
             if _carries(repo.commit(sha).message, gap_id=gap_id):
                 return branch
         return None
@@ -252,10 +253,12 @@ class TargetRepo:
         """The commit the remote-tracking ref of ``branch`` points at, None without one."""
         return self._remote_refs(branch).get(branch)
 
-    def _local_branch_commit(self, branch: str) -> str | None:
+    def _local_branch_commit(self, repo: Repo, branch: str) -> str | None:
         """The commit the local ``branch`` points at (a commit built but maybe not pushed), None without one."""
-        out = self._git("for-each-ref", "--format=%(objectname)", f"refs/heads/{branch}")
-        return out.split()[0] if out.strip() else None
+        try:
+            return Head(repo, f"refs/heads/{branch}").commit.hexsha
+        except ValueError:  # no such branch
+            return None
 
     def publish_branch(
         self,
@@ -281,14 +284,17 @@ class TargetRepo:
         files = check_paths(files, team_name)
         prefix = f"auto/team-{team_name}-"
         with self.locked(f"{prefix}*", *([] if branch.startswith(prefix) else [branch])) as repo:
-            base = repo.git.rev_parse("--verify", f"{self.base_ref}^{{commit}}")
+            base = repo.commit(self.base_ref).hexsha
         with self._git_errors():
-            adopted = self._gap_branch(repo, team_name, gap_id) if gap_id else None
+            remote = self._remote_refs(prefix)  # one read of this team's branches, for all that follows
+            if not branch.startswith(prefix):
+                remote |= self._remote_refs(branch)
+            adopted = self._gap_branch(repo, remote, gap_id) if gap_id else None
             if adopted is not None:
-                head = self._remote_refs(adopted)[adopted]
+                head = remote[adopted]
                 ours = self._own_commit(repo, adopted, request_id=None, gap_id=gap_id) or head
                 return self._published(repo, check_branch(adopted), ours, head, base)
-            pushed = self.remote_branch_commit(repo, branch)
+            pushed = remote.get(branch)
             if pushed:
                 ours = self._own_commit(repo, branch, request_id=request_id)
                 if ours is None:
@@ -298,7 +304,7 @@ class TargetRepo:
                 return self._published(repo, branch, ours, pushed, base)
             if self._existing_top_paths(repo, base, team_name):
                 raise PolicyViolation("existing-team", f"teams/{team_name}/ already exists on the base branch")
-            local = self._local_branch_commit(branch)
+            local = self._local_branch_commit(repo, branch)
             if local is None or not _carries(repo.commit(local).message, request_id=request_id):
                 commit_sha = self._commit(repo, request_id, team_name, branch, rendered_root, files, message, base)
             else:
@@ -398,7 +404,8 @@ class TargetRepo:
                     if not isinstance(node, dict):
                         raise PolicyViolation("path-allow-list", f"{rel!r} passes through a file it also writes")
                 node[name] = blob
-            tree = self._write_tree(repo.commit(base).tree, layout, "")
+            with _TreeWriter(self) as writer:
+                tree = writer.write(repo.commit(base).tree, layout, "")
             call.result["written"] = len(files)
         changed = self._git("diff-tree", "-r", "--no-renames", "--name-only", "-z", base, tree).split("\x00")
         check_paths([p for p in changed if p], team_name)  # what the commit changes, not just what we meant to
@@ -407,29 +414,6 @@ class TargetRepo:
             self._git("update-ref", f"refs/heads/{branch}", commit)
             call.result["commit"] = commit
         return commit
-
-    def _write_tree(self, base: Tree | None, layout: dict[str, Any], where: str) -> str:
-        """The id of ``base`` (a tree of the base commit, None for a new directory) with ``layout``
-        (``{name: blob id | {sub layout}}``) written over it; only the trees on the way are written."""
-        entries: dict[str, tuple[str, str, str]] = {}
-        if base is not None:
-            for item in base:
-                entries[item.name] = (f"{item.mode:06o}", item.type, item.hexsha)
-        for name, value in layout.items():
-            path = f"{where}{name}"
-            existing = entries.get(name)
-            if isinstance(value, dict):
-                if existing is not None and existing[0] != _TREE_MODE:
-                    what = "a symbolic link" if existing[0] == "120000" else "not a directory"
-                    raise PolicyViolation("path-allow-list", f"{path} is {what} in the target repository")
-                sub = base / name if base is not None and existing is not None else None
-                entries[name] = (_TREE_MODE, "tree", self._write_tree(sub, value, f"{path}/"))
-            else:
-                if existing is not None and existing[0] in {_TREE_MODE, "120000", "160000"}:
-                    raise PolicyViolation("path-allow-list", f"{path} is not a regular file in the target repository")
-                entries[name] = (_BLOB_MODE, "blob", value)
-        text = "".join(f"{mode} {kind} {sha}\t{name}\x00" for name, (mode, kind, sha) in entries.items())
-        return self._git("mktree", "-z", stdin=text.encode()).strip()
 
     def _commit_tree(self, tree: str, parent: str, message: str) -> str:
         """``git commit-tree``: the bot as author and committer, no hooks, no signing, ``message`` verbatim."""
@@ -446,6 +430,67 @@ class TargetRepo:
         if done.returncode != 0:
             raise GitCommandError(command, done.returncode, done.stderr, done.stdout)
         return done.stdout.decode().strip()
+
+
+class _TreeWriter:
+    """Writes the trees of one commit through a single ``git mktree -z --batch`` (one process for all of
+    them, each tree's id read back before its parent is written)."""
+
+    def __init__(self, target: TargetRepo) -> None:
+        self.command = ["git", "-C", str(target.path), "mktree", "-z", "--batch"]
+        self.env = {**os.environ, **target.git_env}
+
+    def __enter__(self) -> _TreeWriter:
+        self.process = subprocess.Popen(
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        stderr = self.process.stderr.read() if self.process.stderr else b""
+        if self.process.wait() != 0 and exc[0] is None:
+            raise GitCommandError(self.command, self.process.returncode, stderr)
+
+    def _mktree(self, entries: dict[str, tuple[str, str, str]]) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        text = "".join(f"{mode} {kind} {sha}\t{name}\x00" for name, (mode, kind, sha) in entries.items())
+        self.process.stdin.write(text.encode() + b"\x00")  # an empty record ends the tree
+        self.process.stdin.flush()
+        line = self.process.stdout.readline().decode().strip()
+        if not line:
+            stderr = self.process.stderr.read() if self.process.stderr else b""
+            raise GitCommandError(self.command, self.process.wait(), stderr)
+        return line
+
+    def write(self, base: Tree | None, layout: dict[str, Any], where: str) -> str:
+        """The id of ``base`` (a tree of the base commit, None for a new directory) with ``layout``
+        (``{name: blob id | {sub layout}}``) written over it; only the trees on the way are written.
+        Raises PolicyViolation when the base tree has a symbolic link, a file or a submodule where the
+        layout needs a directory (or a directory where it writes a file)."""
+        entries: dict[str, tuple[str, str, str]] = {}
+        if base is not None:
+            for item in base:
+                entries[item.name] = (
+                    f"{item.mode:06o}",
+                    item.type if item.type != "submodule" else "commit",
+                    item.hexsha,
+                )
+        for name, value in layout.items():
+            path = f"{where}{name}"
+            existing = entries.get(name)
+            if isinstance(value, dict):
+                if existing is not None and existing[0] != _TREE_MODE:
+                    what = "a symbolic link" if existing[0] == "120000" else "not a directory"
+                    raise PolicyViolation("path-allow-list", f"{path} is {what} in the target repository")
+                sub = base / name if base is not None and existing is not None else None
+                entries[name] = (_TREE_MODE, "tree", self.write(sub, value, f"{path}/"))
+            else:
+                if existing is not None and existing[0] in {_TREE_MODE, "120000", "160000"}:
+                    raise PolicyViolation("path-allow-list", f"{path} is not a regular file in the target repository")
+                entries[name] = (_BLOB_MODE, "blob", value)
+        return self._mktree(entries)
 
 
 def _carries(message: str, *, request_id: str | None = None, gap_id: str | None = None) -> bool:
