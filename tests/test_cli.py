@@ -280,3 +280,24 @@ def test_a_rejected_gap_submitted_again_says_who_rejected_it_and_how_to_resubmit
     assert again.returncode == 3
     assert f"{request_id}: rejected by " in again.stdout and "not this quarter" in again.stdout
     assert "to submit it anew, give it a new --gap-id" in again.stdout
+
+
+def test_audit_verify_resumes_from_its_checkpoint_and_full_walks_everything(tmp_path: Path) -> None:
+    from devops_automation.audit import Auditor
+    from devops_automation.store import open_store
+
+    home = tmp_path / "home"
+    home.mkdir()
+    store = open_store(f"sqlite:///{home / 'state.db'}")
+    auditor = Auditor(store)
+    for i in range(5):
+        auditor.event("policy.verdict", f"team-{i}", request_id="req-1")
+    first = run(home, "audit", "--verify")
+    assert first.returncode == 0 and "rows 1..5, hash chain verified (5 rows walked from row 1)" in first.stdout
+    auditor.event("policy.verdict", "team-5", request_id="req-1")
+    second = json.loads(run(home, "audit", "--verify", "--json").stdout)
+    assert second["ok"] and second["resumed_from"] == 5 and (second["first"], second["last"]) == (6, 7)
+    assert second["checkpoint"] == 7
+    full = run(home, "audit", "--verify", "--full")
+    assert full.returncode == 0 and "rows 1..8, hash chain verified (8 rows walked from row 1)" in full.stdout
+    store.close()

@@ -241,11 +241,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     with _service(args) as service:
         actor = _actor(service)
         if args.verify:
-            result = service.verify_audit(actor)
+            result = service.verify_audit(actor, full=args.full)
+            resumed = result["resumed_from"]
+            where = f"from the checkpoint at row {resumed}" if resumed else "from row 1"
             text = (
                 "\n".join(result["problems"])
                 if result["problems"]
-                else f"audit log intact: {result['rows']} rows, hash chain verified"
+                else f"audit log intact: rows 1..{result['last']}, hash chain verified "
+                f"({result['rows']} rows walked {where})"
             )
             _emit(args, result, text)
             return EXIT_OK if result["ok"] else EXIT_FAILED
@@ -470,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", parents=[common], help="show the audit log, or --verify its hash chain")
     audit.add_argument("--verify", action="store_true")
+    audit.add_argument("--full", action="store_true", help="with --verify: walk from the first row, not the checkpoint")
     audit.add_argument("--request", metavar="ID")
     audit.add_argument("--limit", type=_positive, default=50)
     audit.set_defaults(func=cmd_audit)

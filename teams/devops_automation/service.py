@@ -26,7 +26,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from . import report
 from .app import App, build_app
-from .audit import audit_context, verify_chain
+from .audit import Auditor, audit_context, verify_log
 from .authz import Action, Actor, Channel, require
 from .drafting.base import Drafter
 from .engine import Hooks, Progress, ProgressEvent
@@ -442,22 +442,25 @@ class CrewService:
             for r in rows
         ]
 
-    def verify_audit(self, actor: Actor) -> View:
-        """Walk the hash chain: ``{"rows", "ok", "problems"}``."""
+    def verify_audit(self, actor: Actor, *, full: bool = False) -> View:
+        """Walk the hash chain from the last verified checkpoint (from row 1 with ``full``) and, when it is
+        intact, record a new checkpoint: ``{"rows", "ok", "problems", "first", "last", "resumed_from",
+        "checkpoint", "notes"}`` (``rows`` walked, ``first..last`` their seqs, ``resumed_from`` the
+        checkpoint's seq or None, ``checkpoint`` the seq now verified or None). Raises PermissionDenied."""
         require(actor, Action.audit)
-        counted = [0]
-
-        head = self.store.audit_head()  # rows written while we walk are for the next verification
-
-        def counting() -> Iterator[Any]:
-            for row in self.store.iter_audit():  # streamed: constant memory
-                if head is not None and row.seq > head[0]:
-                    break
-                counted[0] += 1
-                yield row
-
-        problems = verify_chain(counting(), head)
-        return {"rows": counted[0], "ok": not problems, "problems": problems}
+        key = self.settings.audit_key.get_secret_value().encode() if self.settings.audit_key else None
+        with audit_context(actor=actor.id, channel=actor.channel.value):
+            result = verify_log(self.store, Auditor(self.store, self.settings.secret_values()), full=full, key=key)
+        return {
+            "rows": result.walked,
+            "ok": not result.problems,
+            "problems": result.problems,
+            "first": result.first,
+            "last": result.last,
+            "resumed_from": result.resumed_from,
+            "checkpoint": result.checkpoint.verified_seq if result.checkpoint else None,
+            "notes": result.notes,
+        }
 
     # -- web sessions (the dashboard's sign-in) -----------------------------------------------
     def open_session(self, actor: Actor, ttl_seconds: int) -> str:

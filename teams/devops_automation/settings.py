@@ -185,6 +185,10 @@ class Settings(BaseSettings):
 
     bot_name: str = Field("devops-crew[bot]", validation_alias=_env("DEVOPS_CREW_BOT_NAME"))
     bot_email: str = Field("devops-crew-bot@users.noreply.local", validation_alias=_env("DEVOPS_CREW_BOT_EMAIL"))
+    # Keys the HMAC of the audit log's verification checkpoint (`audit --verify` resumes from it): with
+    # it, a database writer cannot forge a checkpoint to hide an edit below it. Unset: the checkpoint is
+    # as tamper-evident as the hash chain it is recorded in. Set it from a Secret, apart from the database.
+    audit_key: SecretStr | None = Field(None, min_length=16, validation_alias=_env("DEVOPS_CREW_AUDIT_KEY"))
 
     # The embedded forge (forge=local). Its public base URL: where people open the links it gives (pull
     # requests, diffs), stable across restarts whatever port it was bound to; unset: http://127.0.0.1:<forge
@@ -260,6 +264,7 @@ class Settings(BaseSettings):
             self.notify_discord_webhook,
             self.smtp_password,
             self.discord_token,
+            self.audit_key,
         )
         values = [s.get_secret_value() for s in configured if s is not None]
         values += [token for _team, token in self.a2a_token_pairs()]

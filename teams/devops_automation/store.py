@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -42,7 +42,7 @@ from .errors import ConfigurationError, DevopsCrewError, NotFound
 from .models import ActorRef, CapabilityGap, RequestState, TeamCreationRequest, check_transition, skills_key
 from .notify.events import EventKind, kind_for, payload_of
 
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0012"
 _WRITE = "devops_crew_write"
 #: What a request id can look like (``req-`` and 12 hex digits when this store makes one).
 REQUEST_ID = re.compile(r"req-[A-Za-z0-9_-]{1,36}")
@@ -134,6 +134,17 @@ def _shown(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return repr(url[:80])
+
+
+class AuditCheckpoint(NamedTuple):
+    """The last point of the audit chain a walk found intact: row ``verified_seq`` with hash
+    ``verified_hash``, recorded by the ``audit.checkpoint`` row ``row_seq``; ``mac`` is the HMAC-SHA256
+    (hex) of the first two under the configured audit key, None without one."""
+
+    verified_seq: int
+    verified_hash: str
+    row_seq: int
+    mac: str | None
 
 
 @dataclass(frozen=True)
@@ -443,23 +454,72 @@ class Store:
     ) -> AuditRow:
         """Append one row, chained to the previous one. ``hasher`` computes a row's hash."""
         with self._write() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(7302)"))
-            last = conn.execute(
-                select(tables.audit_log.c.seq, tables.audit_log.c.hash).order_by(tables.audit_log.c.seq.desc()).limit(1)
-            ).first()
-            seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-            ts = datetime.now(UTC)
-            row = AuditRow(seq, ts, request_id, action, phase, target, detail, prev_hash, "")
-            row = AuditRow(**{**row.__dict__, "hash": hasher(row)})
-            conn.execute(insert(tables.audit_log).values(**row.__dict__))
-            head = tables.audit_head
-            if last is None:
-                conn.execute(head.delete())
-                conn.execute(insert(head).values(id=1, seq=row.seq, hash=row.hash))
-            else:
-                conn.execute(update(head).where(head.c.id == 1).values(seq=row.seq, hash=row.hash))
-            return row
+            return self._append_audit(conn, request_id, action, phase, target, detail, hasher)
+
+    def _append_audit(
+        self, conn: Connection, request_id: str | None, action: str, phase: str, target: str, detail: str, hasher: Any
+    ) -> AuditRow:
+        if self.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(7302)"))
+        last = conn.execute(
+            select(tables.audit_log.c.seq, tables.audit_log.c.hash).order_by(tables.audit_log.c.seq.desc()).limit(1)
+        ).first()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        ts = datetime.now(UTC)
+        row = AuditRow(seq, ts, request_id, action, phase, target, detail, prev_hash, "")
+        row = AuditRow(**{**row.__dict__, "hash": hasher(row)})
+        conn.execute(insert(tables.audit_log).values(**row.__dict__))
+        head = tables.audit_head
+        if last is None:
+            conn.execute(head.delete())
+            conn.execute(insert(head).values(id=1, seq=row.seq, hash=row.hash))
+        else:
+            conn.execute(update(head).where(head.c.id == 1).values(seq=row.seq, hash=row.hash))
+        return row
+
+    def record_audit_checkpoint(
+        self, *, verified: tuple[int, str], target: str, detail: str, hasher: Any, mac: str | None = None
+    ) -> AuditCheckpoint:
+        """In one transaction: append the ``audit.checkpoint`` row that records ``verified`` (seq, hash)
+        in the chain itself (``detail``), and make it the checkpoint, with ``mac`` (its HMAC, hex, or None
+        without a key)."""
+        with self._write() as conn:
+            row = self._append_audit(conn, None, "audit.checkpoint", "recorded", target, detail, hasher)
+            point = AuditCheckpoint(verified[0], verified[1], row.seq, mac)
+            conn.execute(delete(tables.audit_checkpoint))
+            conn.execute(insert(tables.audit_checkpoint).values(id=1, **point._asdict()))
+            return point
+
+    def audit_checkpoint(self) -> AuditCheckpoint | None:
+        """The last verified point of the chain (see :meth:`record_audit_checkpoint`), None before any."""
+        c = tables.audit_checkpoint.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(c.verified_seq, c.verified_hash, c.row_seq, c.mac)).first()
+        return AuditCheckpoint(*row) if row else None
+
+    def audit_row(self, seq: int) -> AuditRow | None:
+        """The audit row numbered ``seq`` (a primary-key read), None if there is none."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tables.audit_log).where(tables.audit_log.c.seq == seq)).first()
+        return _audit_row(row) if row is not None else None
+
+    def iter_audit_range(self, after: int = 0, through: int | None = None, batch: int = 5000) -> Iterator[AuditRow]:
+        """Audit rows ``after < seq <= through`` (no upper bound when None), oldest first, read in keyset
+        batches of ``batch`` rows on the primary key: constant memory, and no transaction is held open
+        between batches however long the walk."""
+        c = tables.audit_log.c
+        last = after
+        while True:
+            query = select(tables.audit_log).where(c.seq > last).order_by(c.seq).limit(batch)
+            if through is not None:
+                query = query.where(c.seq <= through)
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            for row in rows:
+                yield _audit_row(row)
+            if len(rows) < batch:
+                return
+            last = rows[-1].seq
 
     def audit_head(self) -> tuple[int, str] | None:
         """The last (seq, hash) written, kept apart from the rows to anchor the chain's end."""

@@ -134,3 +134,14 @@ leases = Table(
     Column("holder", String(100), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# The last verified point of the audit chain (one row, id 1): migration 0012.
+audit_checkpoint = Table(
+    "audit_checkpoint",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("verified_seq", Integer, nullable=False),
+    Column("verified_hash", String(64), nullable=False),
+    Column("row_seq", Integer, nullable=False),
+    Column("mac", String(64), nullable=True),
+)

@@ -1,8 +1,13 @@
 """The target repository: every git action on our working clone of it.
 
-All git work happens in one working clone under the state directory, serialised by a file lock so
-several processes can share it. Each clone, fetch, file write, commit and push is audited, and the
-policy is checked again right here, next to the write, whatever the caller already checked.
+All git work happens in one clone under the state directory. Only the clone, the fetch and the few
+actions that need its work tree (a revert) hold the file lock that several processes share: a publish
+fetches just the base branch and its own team's ``auto/`` branches (one narrow fetch, so 10,000 other
+branches are never advertised), then builds its commit from the rendered files with git's plumbing
+(``hash-object``, ``mktree``, ``commit-tree``, ``update-ref``) without a checkout or an index, so
+requests do not queue on one work tree and the cost follows the change, not the repository. Each
+clone, fetch, file write, commit and push is audited, and the policy is checked again right here,
+next to the write, whatever the caller already checked.
 Every GitPython, git and file-system failure leaves this module as
 :class:`~devops_automation.errors.GitError` (a resumable step failure) with git's own message.
 """
@@ -11,13 +16,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from filelock import FileLock, Timeout
-from git import Actor, GitCommandError, Repo
+from git import Actor, GitCommandError, Head, Repo, Tree
 from git.exc import GitError as GitPythonError
 from gitdb.exc import ODBError as GitDbError
 
@@ -49,8 +55,17 @@ def commit_message(team_name: str, gap_id: str | None, request_id: str) -> str:
     return f"Add team {team_name} for capability gap {gap_id}\n\nTracking-Id: {request_id}\nGap-Id: {gap_id}\n"
 
 
+#: Git's own lock files a crash can leave in ``.git`` that block every later fetch or revert. A fixed list
+#: (plus the refs one call is about to move), never a walk of ``refs/``: 10,000 branches cost nothing.
+_STALE_LOCKS = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock")
+#: Auto gc runs inside the fetch that triggers it (so under the checkout lock), never detached in the
+#: background where it would hold ``packed-refs.lock`` while another process thinks the lock is stale.
+_FETCH_CONFIG = ("-c", "gc.autoDetach=false")
+_TREE_MODE, _BLOB_MODE = "040000", "100644"
+
+
 class TargetRepo:
-    """Our working clone of the target repository."""
+    """Our clone of the target repository."""
 
     def __init__(self, settings: Settings, auditor: Auditor, url: str, git_env: dict[str, str] | None = None) -> None:
         """``url`` is the forge's git remote, ``git_env`` the environment that authenticates git to it
@@ -71,13 +86,27 @@ class TargetRepo:
         self.bot = Actor(settings.bot_name, settings.bot_email)
 
     @contextmanager
-    def locked(self) -> Iterator[Repo]:
-        """The synced clone, held under the checkout lock. Raises GitError for any git failure inside."""
+    def locked(self, *branches: str) -> Iterator[Repo]:
+        """The synced clone, held under the checkout lock: the base branch and ``branches`` fetched now
+        (every branch when none is given). Raises GitError for any git failure inside."""
+        with self._locked(self._refspecs(*branches) if branches else None) as repo:
+            yield repo
+
+    @contextmanager
+    def _locked(self, refspecs: list[str] | None) -> Iterator[Repo]:
+        """:meth:`locked`, fetching ``refspecs`` (None: everything)."""
+        with self._git_errors():
+            try:
+                with self._lock:
+                    yield self._sync(refspecs)
+            except Timeout as exc:
+                raise GitError(f"the checkout {self.path} is locked by another process (waited 120 s)") from exc
+
+    @contextmanager
+    def _git_errors(self) -> Iterator[None]:
+        """Every GitPython, git and file-system failure inside becomes GitError, in git's own words."""
         try:
-            with self._lock:
-                yield self._sync()
-        except Timeout as exc:
-            raise GitError(f"the checkout {self.path} is locked by another process (waited 120 s)") from exc
+            yield
         except GitCommandError as exc:
             raise GitError(f"git {_verb(exc)} failed: {_stderr(exc)}") from exc
         except (GitPythonError, GitDbError, OSError, ValueError) as exc:  # bad refs, unknown commits, disk
@@ -87,7 +116,16 @@ class TargetRepo:
     def base_ref(self) -> str:
         return f"origin/{self.settings.base_branch}"
 
-    def _sync(self) -> Repo:
+    def _refspecs(self, *branches: str) -> list[str]:
+        """Fetch refspecs for the base branch (which must exist) and ``branches`` (a trailing ``*`` is a
+        prefix; a plain name is fetched as ``name*`` so a branch not pushed yet is no error)."""
+        specs = [f"+refs/heads/{self.settings.base_branch}:refs/remotes/origin/{self.settings.base_branch}"]
+        for branch in (b if b.endswith("*") else f"{b}*" for b in branches):
+            specs.append(f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
+        return specs
+
+    def _sync(self, refspecs: list[str] | None = None) -> Repo:
+        """Clone, or fetch ``refspecs`` (every branch when None) with pruning. Call under the lock."""
         if not (self.path / ".git").exists():
             if "://" not in self.url and ":" not in self.url and not Path(self.url).exists():
                 raise GitError(f"target repository not found at {self.url}")
@@ -95,7 +133,14 @@ class TargetRepo:
                 shutil.rmtree(self.path)
             with self.auditor.action("git.clone", self.url):
                 try:
-                    repo = Repo.clone_from(self.url, self.path, env=self.git_env)
+                    repo = Repo.clone_from(
+                        self.url,
+                        self.path,
+                        env=self.git_env,
+                        no_checkout=True,  # nothing reads a work tree but a revert, which checks out
+                        single_branch=True,  # the base branch: a publish fetches its own branches
+                        branch=self.settings.base_branch,
+                    )
                 except GitCommandError as exc:
                     raise GitError(f"cannot clone the target repository {self.url}: {_stderr(exc)}") from exc
             repo.git.update_environment(**self.git_env)
@@ -105,27 +150,42 @@ class TargetRepo:
         repo.git.update_environment(**self.git_env)
         if repo.remotes.origin.url != self.url:  # the embedded forge may listen on a new port
             repo.remotes.origin.set_url(self.url)
-        with self.auditor.action("git.fetch", self.url):
+        with self.auditor.action("git.fetch", self.url, refs=refspecs or "all"):
             try:
-                repo.remotes.origin.fetch(prune=True)
+                everything = ["+refs/heads/*:refs/remotes/origin/*"]
+                self._git(*_FETCH_CONFIG, "fetch", "--prune", "--no-tags", "origin", *(refspecs or everything))
             except GitCommandError as exc:
                 raise GitError(f"cannot fetch the target repository {self.url}: {_stderr(exc)}") from exc
         return repo
 
-    def _clear_stale_locks(self) -> None:
-        """Git's own lock files left by a crash (``index.lock``, ``HEAD.lock``, a ref's ``.lock``).
-        Only this process touches the checkout while it holds the checkout lock, so any such file
-        is stale: remove it (audited) instead of failing every resume on it."""
+    def _clear_stale_locks(self, *branches: str) -> None:
+        """Git's own lock files left by a crash (``index.lock``, ``HEAD.lock``, the base branch's ref
+        ``.lock``, and those of ``branches``). Call under the checkout lock: every git action that takes
+        these locks runs under it (a publish outside it moves only its own branch's refs, and one request is
+        driven by one process at a time), so any such file is stale: remove it (audited) instead of failing
+        every resume on it. A fixed list of paths, never a walk of ``refs/``."""
         git_dir = self.path / ".git"
-        stale = [git_dir / "index.lock", git_dir / "HEAD.lock", git_dir / "config.lock"]
-        stale += [p for p in (git_dir / "refs").rglob("*.lock")] if (git_dir / "refs").is_dir() else []
-        for lock in (p for p in stale if p.is_file()):
-            with self.auditor.action("git.remove_stale_lock", str(lock.relative_to(self.path))):
-                lock.unlink()
+        names = [self.settings.base_branch, *branches]
+        refs = [f"refs/heads/{b}.lock" for b in names] + [f"refs/remotes/origin/{b}.lock" for b in names]
+        for lock in (git_dir / rel for rel in (*_STALE_LOCKS, *refs)):
+            if lock.is_file():
+                with self.auditor.action("git.remove_stale_lock", str(lock.relative_to(self.path))):
+                    lock.unlink()
+
+    def _git(self, *args: str, stdin: bytes | None = None) -> str:
+        """Run ``git args`` in the clone (its environment, not the operator's); its stdout. Raises
+        GitCommandError with git's stderr."""
+        command = ["git", "-C", str(self.path), *args]
+        done = subprocess.run(
+            command, input=stdin, capture_output=True, env={**os.environ, **self.git_env}, check=False
+        )
+        if done.returncode != 0:
+            raise GitCommandError(command, done.returncode, done.stderr, done.stdout)
+        return done.stdout.decode("utf-8", "replace")
 
     def team_files(self) -> dict[str, str]:
-        """``{path: text}`` of every ``teams/*/team.yaml`` on the base branch."""
-        with self.locked() as repo:
+        """``{path: text}`` of every ``teams/*/team.yaml`` on the base branch (fetched now: that branch only)."""
+        with self._locked(self._refspecs()) as repo:
             return self._team_files(repo)
 
     def _team_files(self, repo: Repo) -> dict[str, str]:
@@ -142,17 +202,28 @@ class TargetRepo:
                 found[f"teams/{sub.name}/team.yaml"] = blob.data_stream.read().decode("utf-8", "replace")
         return found
 
-    def _existing_top_paths(self, repo: Repo, team_name: str) -> list[str]:
-        tree = repo.commit(self.base_ref).tree
+    def _existing_top_paths(self, repo: Repo, base: str, team_name: str) -> list[str]:
+        tree = repo.commit(base).tree
         return [p for p in (f"teams/{team_name}", f"k8s/teams/{team_name}") if _tree_has(tree, p)]
 
-    def _gap_branch(self, repo: Repo, team_name: str, gap_id: str) -> str | None:
-        """An ``auto/team-<name>-*`` branch on the remote that already carries this gap's commit:
-        another process, or another installation with its own store, published it first."""
-        prefix = f"refs/remotes/origin/auto/team-{team_name}-"
-        for ref in sorted(r.path for r in repo.references if r.path.startswith(prefix)):
-            if _carries(repo.commit(ref).message, gap_id=gap_id):
-                return ref.removeprefix("refs/remotes/origin/")
+    def _remote_refs(self, prefix: str) -> dict[str, str]:
+        """``{branch: commit}`` of the remote-tracking refs whose branch starts with ``prefix``: one
+        ``for-each-ref`` on a prefix, not a parse of every ref."""
+        out = self._git("for-each-ref", "--format=%(refname)%00%(objectname)", f"refs/remotes/origin/{prefix}*")
+        pairs = (line.split("\x00") for line in out.splitlines() if "\x00" in line)
+        return {
+            ref.removeprefix("refs/remotes/origin/"): sha
+            for ref, sha in pairs
+            if ref.removeprefix("refs/remotes/origin/").startswith(prefix)
+        }
+
+    def _gap_branch(self, repo: Repo, remote: dict[str, str], gap_id: str) -> str | None:
+        """One of the team's ``auto/team-<name>-*`` branches on the remote (``remote``: ``{branch: sha}``)
+        that already carries this gap's commit: another process, or another installation with its own
+        store, published it first."""
+        for branch, sha in sorted(remote.items()):
+            if _carries(repo.commit(sha).message, gap_id=gap_id):
+                return branch
         return None
 
     def remote_head(self, branch: str) -> str | None:
@@ -172,15 +243,22 @@ class TargetRepo:
         """Whether the base branch on the remote (fetched now) contains ``commit``. Raises GitError."""
         if not commit:
             return False
-        with self.locked() as repo:
+        with self._locked(self._refspecs()) as repo:
             try:
                 return repo.is_ancestor(commit, self.base_ref)
             except GitCommandError:  # a commit this clone does not have is on no branch of it
                 return False
 
     def remote_branch_commit(self, repo: Repo, branch: str) -> str | None:
-        ref = f"refs/remotes/origin/{branch}"
-        return repo.git.rev_parse(ref) if ref in {r.path for r in repo.references} else None
+        """The commit the remote-tracking ref of ``branch`` points at, None without one."""
+        return self._remote_refs(branch).get(branch)
+
+    def _local_branch_commit(self, repo: Repo, branch: str) -> str | None:
+        """The commit the local ``branch`` points at (a commit built but maybe not pushed), None without one."""
+        try:
+            return Head(repo, f"refs/heads/{branch}").commit.hexsha
+        except ValueError:  # no such branch
+            return None
 
     def publish_branch(
         self,
@@ -195,33 +273,42 @@ class TargetRepo:
     ) -> Published:
         """Commit ``files`` from ``rendered_root`` on ``branch`` off the base branch and push it.
 
-        Idempotent: if the branch already carries this request's commit, pushed or only local, nothing
-        is written again; it is pushed if needed. With ``gap_id``, a branch on the remote that already
-        carries this gap's commit is adopted instead (its name is in the result).
+        One narrow fetch (the base branch and this team's ``auto/team-<name>-*`` branches) under the
+        checkout lock; the commit is built and pushed outside it, from git objects, touching no work
+        tree. Idempotent: if the branch already carries this request's commit, pushed or only local,
+        nothing is written again; it is pushed if needed. With ``gap_id``, a branch on the remote that
+        already carries this gap's commit is adopted instead (its name is in the result). Raises
+        PolicyViolation (the paths, the branch, an existing team), BranchTaken, GitError.
         """
         check_branch(branch)
         files = check_paths(files, team_name)
-        with self.locked() as repo:
-            adopted = self._gap_branch(repo, team_name, gap_id) if gap_id else None
+        prefix = f"auto/team-{team_name}-"
+        with self.locked(f"{prefix}*", *([] if branch.startswith(prefix) else [branch])) as repo:
+            base = repo.commit(self.base_ref).hexsha
+        with self._git_errors():
+            remote = self._remote_refs(prefix)  # one read of this team's branches, for all that follows
+            if not branch.startswith(prefix):
+                remote |= self._remote_refs(branch)
+            adopted = self._gap_branch(repo, remote, gap_id) if gap_id else None
             if adopted is not None:
-                head = repo.git.rev_parse(f"refs/remotes/origin/{adopted}")
+                head = remote[adopted]
                 ours = self._own_commit(repo, adopted, request_id=None, gap_id=gap_id) or head
-                return self._published(repo, check_branch(adopted), ours, head)
-            pushed = self.remote_branch_commit(repo, branch)
+                return self._published(repo, check_branch(adopted), ours, head, base)
+            pushed = remote.get(branch)
             if pushed:
                 ours = self._own_commit(repo, branch, request_id=request_id)
                 if ours is None:
                     raise BranchTaken(f"{branch} exists on the remote without this request's commit; left alone")
                 if ours != pushed:
                     self.auditor.event("publish.branch_moved", branch, request_id=request_id, commit=ours, head=pushed)
-                return self._published(repo, branch, ours, pushed)
-            if self._existing_top_paths(repo, team_name):
+                return self._published(repo, branch, ours, pushed, base)
+            if self._existing_top_paths(repo, base, team_name):
                 raise PolicyViolation("existing-team", f"teams/{team_name}/ already exists on the base branch")
-            local = branch in repo.heads and _carries(repo.heads[branch].commit.message, request_id=request_id)
-            if not local:
-                commit_sha = self._commit(repo, request_id, team_name, branch, rendered_root, files, message)
+            local = self._local_branch_commit(repo, branch)
+            if local is None or not _carries(repo.commit(local).message, request_id=request_id):
+                commit_sha = self._commit(repo, request_id, team_name, branch, rendered_root, files, message, base)
             else:
-                commit_sha = repo.heads[branch].commit.hexsha
+                commit_sha = local
             self._push(repo, branch, request_id, commit_sha)
             return Published(branch, commit_sha, commit_sha)
 
@@ -237,14 +324,14 @@ class TargetRepo:
                 return sha
         return None
 
-    def _published(self, repo: Repo, branch: str, commit: str, head: str) -> Published:
-        on_base = repo.is_ancestor(commit, self.base_ref)
+    def _published(self, repo: Repo, branch: str, commit: str, head: str, base: str | None = None) -> Published:
+        on_base = repo.is_ancestor(commit, base or self.base_ref)
         return Published(branch, commit, head, on_base)
 
     def publish_revert(self, *, request_id: str, team_name: str, branch: str, merge_sha: str, message: str) -> str:
         """Push a branch that reverts the merged team (a new commit, never a force-push)."""
         check_branch(branch)
-        with self.locked() as repo:
+        with self.locked(branch) as repo:
             pushed = self.remote_branch_commit(repo, branch)
             if pushed and _carries(repo.commit(pushed).message, request_id=request_id):
                 return pushed
@@ -269,18 +356,6 @@ class TargetRepo:
             self._push(repo, branch, request_id, commit.hexsha)
             return commit.hexsha
 
-    def _safe_destination(self, rel: str) -> Path:
-        """``rel`` inside the checkout, refusing any symbolic link on the way: the base branch could
-        carry a link (``k8s -> /elsewhere``) that would carry a write out of the repository."""
-        current = self.path
-        for part in Path(rel).parts:
-            current = current / part
-            if current.is_symlink():
-                raise PolicyViolation(
-                    "path-allow-list", f"{current.relative_to(self.path)} is a symbolic link in the target repository"
-                )
-        return current
-
     def _push(self, repo: Repo, branch: str, request_id: str, commit_sha: str) -> None:
         """Push one auto/ branch (checked again here), audited; never forced."""
         check_branch(branch)
@@ -299,30 +374,123 @@ class TargetRepo:
         rendered_root: Path,
         files: list[str],
         message: str,
+        base: str = "",
     ) -> str:
-        # A crash can leave the checkout dirty or on any branch: start clean from the base branch.
-        repo.git.checkout("--force", "-B", branch, self.base_ref)
-        repo.git.clean("-fdx")
+        """Build the commit of ``files`` on top of ``base`` from git objects and point the local
+        ``branch`` at it; returns its sha. No checkout and no index: ``hash-object`` writes the blobs,
+        ``mktree`` only the trees on the way to them (the rest of the base tree is reused by id),
+        ``commit-tree`` the commit. The policy is checked twice here: the rendered sources must be regular
+        files and no directory on the way may be a symbolic link or a file in the base tree, and the
+        paths the commit changes against ``base`` (``diff-tree``) must all be allowed."""
+        base = base or repo.git.rev_parse("--verify", f"{self.base_ref}^{{commit}}")
         with self.auditor.action(
             "repo.write_files", f"teams/{team_name}/ k8s/teams/{team_name}/", request_id=request_id, files=files
         ) as call:
+            sources = []
             for rel in files:
                 source = rendered_root / rel
                 if source.is_symlink() or not source.is_file():
                     raise PolicyViolation("path-allow-list", f"rendered path {rel!r} is not a regular file")
-                dest = self._safe_destination(rel)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, dest)
+                sources.append(str(source.resolve()))
+            # --no-filters: the bytes committed are the bytes rendered and checked, whatever the base
+            # branch's .gitattributes says.
+            blobs = self._git("hash-object", "-w", "--no-filters", "--stdin-paths", stdin="\n".join(sources).encode())
+            layout: dict[str, Any] = {}
+            for rel, blob in zip(files, blobs.split(), strict=True):
+                *dirs, name = rel.split("/")
+                node = layout
+                for part in dirs:
+                    node = node.setdefault(part, {})
+                    if not isinstance(node, dict):
+                        raise PolicyViolation("path-allow-list", f"{rel!r} passes through a file it also writes")
+                node[name] = blob
+            with _TreeWriter(self) as writer:
+                tree = writer.write(repo.commit(base).tree, layout, "")
             call.result["written"] = len(files)
-        # git itself, in the checkout: GitPython's index.add changes the process's working directory for
-        # the call, which races with other threads (a server renders and commits for several requests).
-        repo.git.add("--", *files)
-        staged = [d.a_path or d.b_path for d in repo.index.diff(self.base_ref)]
-        check_paths(staged, team_name)  # what git will commit, not just what we meant to write
+        changed = self._git("diff-tree", "-r", "--no-renames", "--name-only", "-z", base, tree).split("\x00")
+        check_paths([p for p in changed if p], team_name)  # what the commit changes, not just what we meant to
         with self.auditor.action("git.commit", f"{self.path} {branch}", request_id=request_id) as call:
-            commit = repo.index.commit(message, author=self.bot, committer=self.bot, skip_hooks=True)
-            call.result["commit"] = commit.hexsha
-        return commit.hexsha
+            commit = self._commit_tree(tree, base, message)
+            self._git("update-ref", f"refs/heads/{branch}", commit)
+            call.result["commit"] = commit
+        return commit
+
+    def _commit_tree(self, tree: str, parent: str, message: str) -> str:
+        """``git commit-tree``: the bot as author and committer, no hooks, no signing, ``message`` verbatim."""
+        command = ["git", "-C", str(self.path), "commit-tree", tree, "-p", parent, "-F", "-"]
+        env = {
+            **os.environ,
+            **self.git_env,
+            "GIT_AUTHOR_NAME": self.bot.name or "",
+            "GIT_AUTHOR_EMAIL": self.bot.email or "",
+            "GIT_COMMITTER_NAME": self.bot.name or "",
+            "GIT_COMMITTER_EMAIL": self.bot.email or "",
+        }
+        done = subprocess.run(command, input=message.encode(), capture_output=True, env=env, check=False)
+        if done.returncode != 0:
+            raise GitCommandError(command, done.returncode, done.stderr, done.stdout)
+        return done.stdout.decode().strip()
+
+
+class _TreeWriter:
+    """Writes the trees of one commit through a single ``git mktree -z --batch`` (one process for all of
+    them, each tree's id read back before its parent is written)."""
+
+    def __init__(self, target: TargetRepo) -> None:
+        self.command = ["git", "-C", str(target.path), "mktree", "-z", "--batch"]
+        self.env = {**os.environ, **target.git_env}
+
+    def __enter__(self) -> _TreeWriter:
+        self.process = subprocess.Popen(
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        stderr = self.process.stderr.read() if self.process.stderr else b""
+        if self.process.wait() != 0 and exc[0] is None:
+            raise GitCommandError(self.command, self.process.returncode, stderr)
+
+    def _mktree(self, entries: dict[str, tuple[str, str, str]]) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        text = "".join(f"{mode} {kind} {sha}\t{name}\x00" for name, (mode, kind, sha) in entries.items())
+        self.process.stdin.write(text.encode() + b"\x00")  # an empty record ends the tree
+        self.process.stdin.flush()
+        line = self.process.stdout.readline().decode().strip()
+        if not line:
+            stderr = self.process.stderr.read() if self.process.stderr else b""
+            raise GitCommandError(self.command, self.process.wait(), stderr)
+        return line
+
+    def write(self, base: Tree | None, layout: dict[str, Any], where: str) -> str:
+        """The id of ``base`` (a tree of the base commit, None for a new directory) with ``layout``
+        (``{name: blob id | {sub layout}}``) written over it; only the trees on the way are written.
+        Raises PolicyViolation when the base tree has a symbolic link, a file or a submodule where the
+        layout needs a directory (or a directory where it writes a file)."""
+        entries: dict[str, tuple[str, str, str]] = {}
+        if base is not None:
+            for item in base:
+                entries[item.name] = (
+                    f"{item.mode:06o}",
+                    item.type if item.type != "submodule" else "commit",
+                    item.hexsha,
+                )
+        for name, value in layout.items():
+            path = f"{where}{name}"
+            existing = entries.get(name)
+            if isinstance(value, dict):
+                if existing is not None and existing[0] != _TREE_MODE:
+                    what = "a symbolic link" if existing[0] == "120000" else "not a directory"
+                    raise PolicyViolation("path-allow-list", f"{path} is {what} in the target repository")
+                sub = base / name if base is not None and existing is not None else None
+                entries[name] = (_TREE_MODE, "tree", self.write(sub, value, f"{path}/"))
+            else:
+                if existing is not None and existing[0] in {_TREE_MODE, "120000", "160000"}:
+                    raise PolicyViolation("path-allow-list", f"{path} is not a regular file in the target repository")
+                entries[name] = (_BLOB_MODE, "blob", value)
+        return self._mktree(entries)
 
 
 def _carries(message: str, *, request_id: str | None = None, gap_id: str | None = None) -> bool:

@@ -1,0 +1,197 @@
+"""The publish path (issue 12): one narrow fetch, commits built from git objects with no checkout, the
+policy re-checked at the write, and requests that do not queue on one work tree."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from devops_automation.audit import Auditor
+from devops_automation.forge.fake import FakeForge
+from devops_automation.policy import PolicyViolation, branch_name
+from devops_automation.settings import Settings
+from devops_automation.store import open_store
+from devops_automation.target import TargetRepo, commit_message
+
+from .helpers import changed_paths, make_settings, remote_branches
+
+
+def _files(name: str) -> list[str]:
+    return [f"teams/{name}/team.yaml", f"teams/{name}/src/{name}/main.py", f"k8s/teams/{name}/deployment.yaml"]
+
+
+def _render(root: Path, name: str) -> Path:
+    for rel in _files(name):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(f"# {rel}\n")
+    return root
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[TargetRepo, FakeForge, Settings]:
+    settings = make_settings(tmp_path / "home", forge="fake")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    forge = FakeForge(tmp_path / "remote.git")
+    store = open_store(settings.effective_database_url)
+    target = TargetRepo(settings, Auditor(store), forge.git_remote(), forge.git_env())
+    yield target, forge, settings
+    store.close()
+
+
+def _publish(target: TargetRepo, root: Path, name: str, n: int = 0) -> tuple[str, str]:
+    branch = branch_name(name, datetime(2026, 12, 1, tzinfo=UTC), request_id=f"req-{name}{n}")
+    published = target.publish_branch(
+        request_id=f"req-{name}{n}",
+        team_name=name,
+        branch=branch,
+        rendered_root=_render(root / name, name),
+        files=_files(name),
+        message=commit_message(name, f"gap-{name}", f"req-{name}{n}"),
+        gap_id=f"gap-{name}",
+    )
+    return branch, published.commit
+
+
+def _git(path: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_publish_builds_the_commit_without_a_checkout_and_fetches_only_what_it_needs(
+    world: tuple[TargetRepo, FakeForge, Settings], tmp_path: Path
+) -> None:
+    target, forge, _ = world
+    main = forge.git("rev-parse", "refs/heads/main")
+    for i in range(30):  # other people's branches: never fetched by a publish
+        forge.git("update-ref", f"refs/heads/auto/team-other{i}-20260101T000000Z", main)
+    branch, commit = _publish(target, tmp_path / "render", "billing")
+    assert remote_branches(forge.bare)[branch] == commit
+    assert sorted(changed_paths(forge.bare, branch)) == sorted(_files("billing"))
+    assert _git(forge.bare, "log", "-1", "--format=%an <%ae>|%P", branch).strip() == (
+        f"{target.bot.name} <{target.bot.email}>|{main}"
+    )
+    local = _git(target.path, "for-each-ref", "--format=%(refname)").split()
+    assert not [r for r in local if "other" in r]  # the 30 other branches were not fetched
+    assert not (target.path / "teams" / "billing").exists()  # no work tree was written
+    assert not (target.path / ".git" / "index").exists() or "billing" not in _git(target.path, "ls-files")
+    fetches = [r for r in target.auditor.store.iter_audit() if r.action == "git.fetch" and r.phase == "initiated"]
+    assert len(fetches) <= 1  # the clone, then at most one fetch per publish
+    again = target.publish_branch(  # a rerun adopts the pushed commit: nothing is written again
+        request_id="req-billing0",
+        team_name="billing",
+        branch=branch,
+        rendered_root=tmp_path / "render" / "billing",
+        files=_files("billing"),
+        message="unused",
+        gap_id="gap-billing",
+    )
+    assert again.commit == commit
+
+
+def test_a_built_but_unpushed_commit_is_pushed_not_rebuilt(
+    world: tuple[TargetRepo, FakeForge, Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target, forge, _ = world
+    hook = forge.bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'not today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    from devops_automation.errors import GitError
+
+    with pytest.raises(GitError, match="not today"):
+        _publish(target, tmp_path / "render", "payroll")
+    built = _git(target.path, "for-each-ref", "--format=%(objectname)", "refs/heads/auto/").split()
+    assert len(built) == 1
+    hook.unlink()
+    monkeypatch.setattr(target, "_commit", lambda *a, **k: pytest.fail("rebuilt"))
+    branch, commit = _publish(target, tmp_path / "render", "payroll")
+    assert commit == built[0] and remote_branches(forge.bare)[branch] == commit
+
+
+@pytest.mark.parametrize(
+    ("attack", "message"),
+    [
+        ("ln -s /etc teams", "teams is a symbolic link in the target repository"),
+        ("mkdir -p k8s && printf x > k8s/teams", "k8s/teams is not a directory in the target repository"),
+    ],
+)
+def test_the_base_tree_cannot_carry_the_write_elsewhere(
+    world: tuple[TargetRepo, FakeForge, Settings], tmp_path: Path, attack: str, message: str
+) -> None:
+    target, forge, _ = world
+    work = tmp_path / "attacker"
+    subprocess.run(["git", "clone", "-q", str(forge.bare), str(work)], check=True)
+    subprocess.run(["sh", "-c", f"rm -rf teams k8s/teams; {attack}"], cwd=work, check=True)
+    subprocess.run(["git", "-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qam", "x"], cwd=work, check=False)
+    subprocess.run(["git", "add", "-A"], cwd=work, check=True)
+    subprocess.run(["git", "-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qm", "evil"], cwd=work, check=True)
+    subprocess.run(["git", "push", "-q", "origin", "HEAD:main"], cwd=work, check=True)
+    with pytest.raises(PolicyViolation, match=message):
+        _publish(target, tmp_path / "render", "billing")
+    assert set(remote_branches(forge.bare)) == {"main"}
+
+
+def test_a_rendered_symlink_is_refused_at_the_write(
+    world: tuple[TargetRepo, FakeForge, Settings], tmp_path: Path
+) -> None:
+    target, forge, _ = world
+    root = _render(tmp_path / "render" / "billing", "billing")
+    (root / "teams/billing/team.yaml").unlink()
+    (root / "teams/billing/team.yaml").symlink_to("/etc/passwd")
+    with pytest.raises(PolicyViolation, match="is not a regular file"):
+        _publish(target, tmp_path / "render", "billing")
+    assert set(remote_branches(forge.bare)) == {"main"}
+
+
+def test_paths_outside_the_team_are_refused_before_anything_is_written(
+    world: tuple[TargetRepo, FakeForge, Settings], tmp_path: Path
+) -> None:
+    target, forge, _ = world
+    root = _render(tmp_path / "render" / "billing", "billing")
+    (root / ".github/workflows").mkdir(parents=True)
+    (root / ".github/workflows/x.yaml").write_text("on: push")
+    with pytest.raises(PolicyViolation):
+        target.publish_branch(
+            request_id="req-billing0",
+            team_name="billing",
+            branch=branch_name("billing"),
+            rendered_root=root,
+            files=[*_files("billing"), ".github/workflows/x.yaml"],
+            message="m",
+        )
+    assert set(remote_branches(forge.bare)) == {"main"}
+
+
+def test_concurrent_publishes_all_land_and_do_not_hold_the_checkout_lock_while_building(
+    world: tuple[TargetRepo, FakeForge, Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target, forge, _ = world
+    target.team_files()  # the clone
+    building = threading.Barrier(4, timeout=60)
+    original = target._commit
+
+    def commit_together(*args: object, **kwargs: object) -> str:
+        building.wait()  # all four build at once: none of them holds the checkout lock now
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(target, "_commit", commit_together)
+    results: dict[str, tuple[str, str]] = {}
+    errors: list[BaseException] = []
+
+    def one(name: str) -> None:
+        try:
+            results[name] = _publish(target, tmp_path / "render", name)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(f"team{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    remote = remote_branches(forge.bare)
+    for name, (branch, commit) in results.items():
+        assert remote[branch] == commit and sorted(changed_paths(forge.bare, branch)) == sorted(_files(name))
