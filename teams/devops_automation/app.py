@@ -15,6 +15,7 @@ from .engine import Deps, Engine, Hooks, Lifecycle
 from .errors import DevopsCrewError
 from .forge import Forge, open_forge
 from .quiet import silence_crewai
+from .registry import RegistryCache
 from .settings import Settings
 from .store import Store, open_store
 from .target import TargetRepo
@@ -84,5 +85,6 @@ def build_app(
         if owned:
             store.close()
         raise
-    deps = Deps(settings, store, auditor, target, forge, drafter, reviser, pr_writer, hooks or Hooks())
+    registries = RegistryCache(settings)
+    deps = Deps(settings, store, auditor, target, forge, drafter, reviser, pr_writer, hooks or Hooks(), registries)
     return App(settings, store, auditor, forge, target, drafter, Engine(deps))

@@ -6,14 +6,16 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from ..models import CapabilityGap, LLMUsage, PRText, TeamCreationRequest, TeamSpec
+from ..models import CapabilityGap, Department, LLMUsage, PRText, TeamCreationRequest, TeamSpec
 
 
 class DraftContext(BaseModel):
-    """What a drafter may know besides the gap: names it must not reuse."""
+    """What a drafter may know besides the gap: names it must not reuse, and the department of the
+    registered teams closest to the gap (the matcher's vote; None when no team is close)."""
 
     existing_teams: set[str] = set()
     reserved_names: set[str] = set()
+    department: Department | None = None
 
 
 class Drafted(BaseModel):
