@@ -74,7 +74,7 @@ def evaluate(index: MatchIndex, features: list[np.ndarray], gaps: list[dict], we
         scores = np.clip(feats @ weights.vector(), 0.0, None)
         best = int(np.argmax(scores)) if len(scores) else -1
         top = float(scores[best]) if best >= 0 else 0.0
-        agrees = best >= 0 and feats[best, 2] + feats[best, 3] >= weights.agree_at
+        agrees = best >= 0 and feats[best, 6] >= weights.agree_at
         verdict = "reuse" if top >= weights.reuse_at and agrees else "new" if top < weights.new_below else "triage"
         team = index.entries[best].name if best >= 0 else None
         if verdict == "triage":
@@ -119,9 +119,17 @@ def _grid(semantic: bool) -> list[Weights]:
     for skill, text, desc, name, oos in itertools.product(
         (0.3, 0.45, 0.6), (0.1, 0.2), (0.15, 0.25, 0.35), (0.1, 0.2), (0.6,)
     ):
-        for sem in (0.2, 0.35, 0.5) if semantic else (0.0,):
+        for sem, agree in itertools.product((0.2, 0.35) if semantic else (0.0,), (0.0, 0.02, 0.05)):
             grid.append(
-                Weights(skill=skill, skill_text=text, description=desc, name=name, out_of_scope=oos, semantic=sem)
+                Weights(
+                    skill=skill,
+                    skill_text=text,
+                    description=desc,
+                    name=name,
+                    out_of_scope=oos,
+                    semantic=sem,
+                    agree_at=agree,
+                )
             )
     return grid
 
@@ -134,7 +142,7 @@ def _tops(index: MatchIndex, features: list[np.ndarray], gaps: list[dict], w: We
         scores = np.clip(feats @ w.vector(), 0.0, None)
         best = int(np.argmax(scores))
         tops[i], right[i] = scores[best], index.entries[best].name == gap["team"]
-        agrees[i] = feats[best, 2] + feats[best, 3] >= w.agree_at
+        agrees[i] = feats[best, 6] >= w.agree_at
     return tops, right, agrees
 
 
@@ -147,6 +155,8 @@ def choose(index: MatchIndex, features: list[np.ndarray], gaps: list[dict], sema
         tops, right, agrees = _tops(index, features, gaps, base)
         ordered = np.unique(np.round(tops, 3))
         cuts = np.concatenate([ordered[:1], (ordered[1:] + ordered[:-1]) / 2])  # midway between scores
+        if len(cuts) > 48:  # at most 48 candidate thresholds, spread evenly over the scores seen
+            cuts = cuts[np.linspace(0, len(cuts) - 1, 48).round().astype(int)]
         for hi in cuts:
             reused = (tops >= hi) & agrees
             made = reused.sum()
@@ -194,12 +204,17 @@ def _spread(folds: list[dict], key: str) -> str:
     return f"{mean:.2f} ± {spread:.2f} (min {min(values):.2f}, max {max(values):.2f})"
 
 
-def report_quality(entries: list[RegistryEntry], gaps: list[dict], embedder: Any, label: str, cv: bool) -> None:
+def report_quality(
+    entries: list[RegistryEntry], gaps: list[dict], embedder: Any, label: str, cv: bool, power: float | None = None
+) -> None:
     started = time.perf_counter()
-    index = MatchIndex(entries, Synonyms.load(), embedder=embedder)
+    shipped = Weights() if embedder is None else _shipped_semantic()
+    if power is not None:
+        shipped = shipped.model_copy(update={"known_power": power})
+        label = f"{label}, known_power={power}"
+    index = MatchIndex(entries, Synonyms.load(), embedder=embedder, weights=shipped)
     features = [index.features(g["model"]) for g in gaps]
     print(f"\n== {label}: {len(entries)} teams, {len(gaps)} gaps (features in {time.perf_counter() - started:.2f} s)")
-    shipped = Weights() if embedder is None else _shipped_semantic()
     hard = [i for i, g in enumerate(gaps) if g.get("why")]
     print(_line("shipped weights, all", evaluate(index, features, gaps, shipped)))
     print(
@@ -217,12 +232,13 @@ def report_quality(entries: list[RegistryEntry], gaps: list[dict], embedder: Any
         print(
             f"  fold {i:2d}: "
             + _line("", fold).strip()[:150]
-            + f"  w=({w.skill},{w.skill_text},{w.description},{w.name},{w.semantic})"
+            + f"  w=({w.skill},{w.skill_text},{w.description},{w.name},{w.semantic}) agree>={w.agree_at}"
             + f" at>={w.reuse_at:.3f} new<{w.new_below:.3f}"
         )
     for key in ("precision", "missed_unchecked", "triage", "team_accuracy"):
         print(f"  {key:<17} {_spread(folds, key)}")
     chosen, fig = choose(index, features, gaps, semantic=embedder is not None)
+    chosen = chosen.model_copy(update={"known_power": shipped.known_power})
     print(f"chosen on the whole set: {chosen.model_dump()}")
     print(_line("  (in-sample)", fig))
 
@@ -293,12 +309,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cv", action="store_true", help="skip cross-validation")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--sizes", default="10,1000,10000")
+    parser.add_argument("--powers", default="", help="also cross-validate these known_power values, e.g. 0,0.5,1")
     args = parser.parse_args(argv)
     if not (args.eval_dir / "gaps.yaml").exists():
         print(f"no evaluation set at {args.eval_dir}", file=sys.stderr)
         return 2
     entries, gaps = load_set(args.eval_dir)
-    report_quality(entries, gaps, None, "lexical (TF-IDF + skills + fuzzy), no LLM", cv=not args.no_cv)
+    powers = [float(p) for p in args.powers.split(",")] if args.powers else [None]
+    for power in powers:
+        report_quality(entries, gaps, None, "lexical (TF-IDF + skills + fuzzy), no LLM", cv=not args.no_cv, power=power)
     if args.embeddings:
         from devops_automation.embeddings import local_embedder
 

@@ -7,6 +7,7 @@ authorisation layer and one audit trail.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from .audit import Auditor
@@ -74,8 +75,12 @@ def build_app(
         target = TargetRepo(settings, auditor, forge.git_remote(), forge.git_env())
         reviser: SpecReviser | None = None
         pr_writer: PRWriter | None = None
+        triage_reader = None
         if drafter is None and settings.llm:
             drafter, reviser, pr_writer = make_crew(settings, auditor, target)
+            from .crew import build_triage_reader
+
+            triage_reader = build_triage_reader(settings, auditor, target)
         if drafter is None:
             from .drafting.offline import OfflineDrafter
 
@@ -86,5 +91,6 @@ def build_app(
             store.close()
         raise
     registries = RegistryCache(settings)
-    deps = Deps(settings, store, auditor, target, forge, drafter, reviser, pr_writer, hooks or Hooks(), registries)
+    deps = Deps(settings, store, auditor, target, forge, drafter, reviser, pr_writer, hooks or Hooks())
+    deps = dataclasses.replace(deps, registries=registries, triage_reader=triage_reader)
     return App(settings, store, auditor, forge, target, drafter, Engine(deps))

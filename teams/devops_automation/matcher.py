@@ -47,7 +47,7 @@ _STOPWORDS = frozenset(
         "run runs keep keeps make makes whoever"
     ).split()
 )
-FEATURES = ("skill", "skill_text", "description", "name", "out_of_scope", "semantic")
+FEATURES = ("skill", "skill_text", "description", "name", "out_of_scope", "semantic", "context")
 
 
 class Weights(BaseModel):
@@ -62,13 +62,20 @@ class Weights(BaseModel):
     semantic: float = 0.0
     reuse_at: float = 0.2
     new_below: float = 0.11
-    #: Automatic reuse also needs the team's description or name to agree with the gap (their summed
-    #: cosines at least this): one shared skill alone (``sql`` for a pentest) goes to triage instead.
+    #: Automatic reuse also needs the gap's own words, its skills left out, to agree with the team's
+    #: description or name (``context`` at least this): one shared skill alone (``sql`` for a pentest,
+    #: ``accessibility`` for mobile apps) goes to triage instead.
     agree_at: float = 0.05
+    context: float = 0.0
+    #: How much words no team uses dilute the text cosines: the known share of the gap's TF-IDF weight is
+    #: raised to this power (0: unknown words are ignored; 1: they count fully). Changes the features.
+    known_power: float = 1.0
 
     def vector(self) -> np.ndarray:
         """The weights in :data:`FEATURES` order, ``out_of_scope`` negated (it is a penalty)."""
-        return np.array([self.skill, self.skill_text, self.description, self.name, -self.out_of_scope, self.semantic])
+        return np.array(
+            [self.skill, self.skill_text, self.description, self.name, -self.out_of_scope, self.semantic, self.context]
+        )
 
 
 #: The weights ``bench/registry.py --embeddings`` chose with the local MiniLM model blended in.
@@ -228,15 +235,43 @@ class MatchIndex:
         out = np.zeros((len(self.entries), len(FEATURES)), dtype=np.float32)
         if not self.entries:
             return out
-        query = self.vectorizer.transform([self.gap_text(gap)])
+        text = self.gap_text(gap)
+        query = self.vectorizer.transform([text])
+        coverage = self._known_share(text) ** self.weights.known_power
         for i, name in enumerate(FEATURES):
             if name in self.fields:
-                out[:, i] = (self.fields[name].matrix @ query.T).toarray().ravel()
+                out[:, i] = coverage * (self.fields[name].matrix @ query.T).toarray().ravel()
         out[:, 0] = self._skill_coverage(gap)[0]
+        skill_words = set(self._text(" ; ".join(gap.required_skills)).split(" "))
+        own = " ".join(w for w in self._text(gap.description).split(" ") if w not in skill_words)
+        if own.strip():
+            context = self.vectorizer.transform([own])
+            share = self._known_share(own) ** self.weights.known_power
+            both = self.fields["description"].matrix @ context.T + self.fields["name"].matrix @ context.T
+            out[:, 6] = share * both.toarray().ravel()
         if self.embedder is not None and self.team_vectors is not None:
             vector = _unit(self.embedder.encode([_gap_sentence(gap)]))[0]
             out[:, 5] = np.clip(self.team_vectors @ vector, 0.0, 1.0)
         return out
+
+    def _known_share(self, text: str) -> float:
+        """The share of the gap's TF-IDF weight (its L2 norm) on words the registry has at all. A word no
+        team uses weighs as much as the rarest known word: without this, a gap of ten words of which one
+        is known would look as close to a team as a gap made of that one word."""
+        counts: dict[str, int] = {}
+        for term in _analyzer(text):
+            counts[term] = counts.get(term, 0) + 1
+        vocabulary, idf = self.vectorizer.vocabulary_, self.vectorizer.idf_
+        rarest = float(idf.max()) if len(idf) else 1.0
+        known = unknown = 0.0
+        for term, count in counts.items():
+            column = vocabulary.get(term)
+            weight = (1.0 + np.log(count)) * (idf[column] if column is not None else rarest)
+            if column is None:
+                unknown += weight * weight
+            else:
+                known += weight * weight
+        return float(np.sqrt(known / (known + unknown))) if known else 0.0
 
     def _gap_skill_weights(self, gap: CapabilityGap) -> list[dict[int, tuple[float, str]]]:
         """Per gap skill: ``{skill column: (credit, how)}`` for the exact key and near spellings."""
@@ -322,7 +357,7 @@ def decide(candidates: list[Candidate], weights: Weights) -> MatchResult:
     if not candidates:
         return MatchResult(verdict=Verdict.new)
     best = candidates[0]
-    agrees = best.features.get("description", 0.0) + best.features.get("name", 0.0) >= weights.agree_at
+    agrees = best.features.get("context", 0.0) >= weights.agree_at
     if best.score >= weights.reuse_at and agrees:
         return MatchResult(verdict=Verdict.reuse, team=best.team, score=best.score, candidates=candidates)
     verdict = Verdict.new if best.score < weights.new_below else Verdict.triage

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from ..models import CapabilityGap, Department, LLMUsage, PRText, TeamCreationRequest, TeamSpec
+from ..models import CapabilityGap, Department, LLMUsage, MatchCandidate, PRText, TeamCreationRequest, TeamSpec
 
 
 class DraftContext(BaseModel):
@@ -42,3 +42,21 @@ class PRWriter(Protocol):
     """Writes the pull request's title and summary (the PR-author's job in the LLM crew)."""
 
     def write(self, request: TeamCreationRequest, spec: TeamSpec, files: list[str]) -> tuple[PRText, LLMUsage]: ...
+
+
+class TriageReader(Protocol):
+    """The first reader of a gap the matcher could not decide (the gap analyst, when an LLM is configured):
+    given the closest teams, answers one of their names or ``"new"``. Its answer is validated by
+    :func:`validated_choice`; anything else leaves the decision to a human."""
+
+    def choose(self, gap: CapabilityGap, candidates: list[MatchCandidate]) -> tuple[str, LLMUsage]: ...
+
+
+def validated_choice(answer: object, candidates: list[MatchCandidate]) -> str | None:
+    """``answer`` when it is exactly one of the listed teams or ``"new"`` (after trimming and case-folding),
+    else None: a model never names a team it was not shown, nor anything that is not a team."""
+    if not isinstance(answer, str):
+        return None
+    choice = answer.strip().strip("`'\"").casefold()
+    allowed = {c.team for c in candidates} | {"new"}
+    return choice if choice in allowed else None

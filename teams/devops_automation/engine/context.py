@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..audit import Auditor
-from ..drafting.base import Drafter, PRWriter, SpecReviser
+from ..drafting.base import Drafter, PRWriter, SpecReviser, TriageReader
 from ..registry import Registry, RegistryCache
 from ..settings import Settings
 from ..store import Store
@@ -72,6 +72,8 @@ class Deps:
     #: The registry revisions this process has parsed and indexed (one per ``teams/`` tree id); None:
     #: each run reads and indexes the registry itself.
     registries: RegistryCache | None = None
+    #: Reads a triage case first (the LLM's gap analyst); None: a human triages every close case.
+    triage_reader: TriageReader | None = None
 
 
 @dataclass

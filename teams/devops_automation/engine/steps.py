@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import policy, pr_text
-from ..drafting.base import DraftContext
+from ..drafting.base import DraftContext, validated_choice
 from ..drafting.quarantine import quarantine
 from ..errors import ForgeError, PolicyViolation, RenderInvalid
 from ..forge.base import PRContent
@@ -50,8 +50,34 @@ def analyse(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCr
             MatchCandidate(team=c.team, score=c.score, explanation=c.explain()[:500]) for c in result.candidates
         ],
     )
+    if request.match.verdict == "triage" and deps.triage_reader is not None:
+        _first_reader(deps, ctx, request)
     ctx.say(f"registry match: {request.match.explanation}")
     return deps.store.save_request(request, RequestState.analysed)
+
+
+def _first_reader(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> None:
+    """Let the triage reader (the LLM's analyst) decide a close case among the listed teams or "new".
+    An answer outside that list leaves the case to a human; the thresholds already decided the rest."""
+    assert request.match is not None and deps.triage_reader is not None
+    answer, usage = deps.triage_reader.choose(request.gap, request.match.candidates)
+    request.llm_usage = request.llm_usage + usage
+    choice = validated_choice(answer, request.match.candidates)
+    deps.auditor.event(
+        "registry.triage_reader", choice or "invalid", request_id=request.id, answer=str(answer)[:200]
+    )
+    if choice is None:
+        ctx.say(f"the analyst's triage answer {str(answer)[:60]!r} is not a listed team or 'new': a human decides")
+        return
+    request.match.decided_by = "llm"
+    if choice == "new":
+        request.match.verdict = "new"
+        request.match.explanation = "new team (the analyst read the close candidates): " + request.match.explanation
+    else:
+        request.match.verdict = "reuse"
+        request.matched_team = choice
+        request.match_score = next(c.score for c in request.match.candidates if c.team == choice)
+        request.match.explanation = f"reuse {choice} (the analyst's choice among the close candidates)"
 
 
 def _reuses(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> bool:
