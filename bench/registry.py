@@ -74,7 +74,8 @@ def evaluate(index: MatchIndex, features: list[np.ndarray], gaps: list[dict], we
         scores = np.clip(feats @ weights.vector(), 0.0, None)
         best = int(np.argmax(scores)) if len(scores) else -1
         top = float(scores[best]) if best >= 0 else 0.0
-        agrees = best >= 0 and feats[best, 6] >= weights.agree_at
+        agrees = best >= 0 and (feats[best, 6] >= weights.agree_at or feats[best, 7] >= weights.agree_skills)
+        agrees = agrees and feats[best, 4] == 0
         verdict = "reuse" if top >= weights.reuse_at and agrees else "new" if top < weights.new_below else "triage"
         team = index.entries[best].name if best >= 0 else None
         if verdict == "triage":
@@ -142,7 +143,7 @@ def _tops(index: MatchIndex, features: list[np.ndarray], gaps: list[dict], w: We
         scores = np.clip(feats @ w.vector(), 0.0, None)
         best = int(np.argmax(scores))
         tops[i], right[i] = scores[best], index.entries[best].name == gap["team"]
-        agrees[i] = feats[best, 6] >= w.agree_at
+        agrees[i] = (feats[best, 6] >= w.agree_at or feats[best, 7] >= w.agree_skills) and feats[best, 4] == 0
     return tops, right, agrees
 
 

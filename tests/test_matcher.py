@@ -205,12 +205,15 @@ def test_a_name_an_existing_team_has_is_refused_by_existing_team_not_suffixed(tm
 
     service = service_for(tmp_path, rate_limit_per_day=10, cooldown_seconds=0)
     alice = Actor(id="alice", channel="cli", roles=frozenset({Role.requester, Role.approver}))
-    gap = {"description": "Replace the billing ops team with a better one", "proposed_name": "billing_ops"}
+    gap = {"description": "Native Android and iOS apps for field staff", "proposed_name": "billing_ops"}
     view = service.submit(alice, gap)
     assert view["state"] == "refused"
     assert view["decision"]["rule"] == "existing-team"
     assert "billing_ops already exists" in view["decision"]["message"]
     assert view["team"] == "billing_ops"  # never billing_ops_2
+    # A gap that asks, in words, for what an existing team does is matched to it instead.
+    again = service.submit(alice, {"description": "The billing ops team's invoicing and dunning need more hands"})
+    assert again["state"] == "reuse_existing" and again["matched_team"] == "billing_ops"
 
 
 # -- the labelled set ---------------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,7 +28,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
-    from scipy import sparse
+    from scipy import sparse  # noqa: F401  (annotations only)
 
 from .models import CapabilityGap, RegistryEntry
 from .skills import Synonyms, base_key, tokens
@@ -47,25 +46,29 @@ _STOPWORDS = frozenset(
         "run runs keep keeps make makes whoever"
     ).split()
 )
-FEATURES = ("skill", "skill_text", "description", "name", "out_of_scope", "semantic", "context")
+FEATURES = ("skill", "skill_text", "description", "name", "out_of_scope", "semantic", "context", "skills_matched")
 
 
 class Weights(BaseModel):
     """Field weights of the score and the decision thresholds. The defaults are what 5-fold
-    cross-validation on the registry-eval set chose (``python bench/registry.py --cv`` prints the folds)."""
+    cross-validation on the registry-eval set chose (``python bench/registry.py --powers 0,0.5,1`` prints the
+    folds). It chose ``reuse_at == new_below``: on that set a score band adds nothing, and the close cases go
+    to triage through the agreement rule (``agree_at``, ``agree_skills``) instead."""
 
     skill: float = 0.3
     skill_text: float = 0.2
-    description: float = 0.35
+    description: float = 0.25
     name: float = 0.1
     out_of_scope: float = 0.6
     semantic: float = 0.0
-    reuse_at: float = 0.2
-    new_below: float = 0.11
+    reuse_at: float = 0.044
+    new_below: float = 0.044
     #: Automatic reuse also needs the gap's own words, its skills left out, to agree with the team's
     #: description or name (``context`` at least this): one shared skill alone (``sql`` for a pentest,
     #: ``accessibility`` for mobile apps) goes to triage instead.
     agree_at: float = 0.05
+    #: ... or at least this many of the gap's skills are the team's own (same key or a synonym).
+    agree_skills: int = 2
     context: float = 0.0
     #: How much words no team uses dilute the text cosines: the known share of the gap's TF-IDF weight is
     #: raised to this power (0: unknown words are ignored; 1: they count fully). Changes the features.
@@ -73,9 +76,8 @@ class Weights(BaseModel):
 
     def vector(self) -> np.ndarray:
         """The weights in :data:`FEATURES` order, ``out_of_scope`` negated (it is a penalty)."""
-        return np.array(
-            [self.skill, self.skill_text, self.description, self.name, -self.out_of_scope, self.semantic, self.context]
-        )
+        text = [self.skill, self.skill_text, self.description, self.name, -self.out_of_scope]
+        return np.array([*text, self.semantic, self.context, 0.0])  # skills_matched only gates reuse
 
 
 #: The weights ``bench/registry.py --embeddings`` chose with the local MiniLM model blended in.
@@ -147,9 +149,8 @@ class MatchResult(BaseModel):
         return f"{head} (closest: {best.explain()})"
 
 
-@dataclass(frozen=True)
-class _Field:
-    matrix: sparse.csr_matrix  # teams x vocabulary, rows L2-normalised (scipy)
+#: The text fields of a team, in the order of the stacked TF-IDF matrix (name and description first).
+_FIELD_ORDER = ("name", "description", "skill_text", "out_of_scope")
 
 
 class MatchIndex:
@@ -185,14 +186,17 @@ class MatchIndex:
             analyzer=_analyzer, lowercase=False, sublinear_tf=True, norm="l2", dtype=np.float32
         )
         if self.entries:
-            self.vectorizer.fit([" ".join(parts) for parts in zip(names, descriptions, skill_texts, strict=True)])
-            self._vocabulary = self.vectorizer.get_feature_names_out()
-            self.fields = {
-                "name": self._field(names),
-                "description": self._field(descriptions),
-                "skill_text": self._field(skill_texts),
-                "out_of_scope": self._field(scopes),
-            }
+            self.vectorizer.fit(
+                [" ; ".join(parts) for parts in zip(names, descriptions, skill_texts, scopes, strict=True)]
+            )
+            self._vocabulary: dict[str, int] = dict(self.vectorizer.vocabulary_)
+            self._idf = np.asarray(self.vectorizer.idf_, dtype=np.float32)
+            texts = {"name": names, "description": descriptions, "skill_text": skill_texts, "out_of_scope": scopes}
+            # One matrix, the fields stacked (rows: field by field, team by team): one product per query.
+            # CSC: a query reads only the columns of its own terms (an inverted index), not every row.
+            self._stack = sparse.vstack([self.vectorizer.transform(texts[f]) for f in _FIELD_ORDER]).tocsc()
+        else:
+            self._vocabulary, self._idf = {}, np.zeros(0, dtype=np.float32)
         # Skill keys: one column per distinct key, a team row has 1 where it lists that key.
         self.skill_keys: list[str] = []
         self._key_display: dict[tuple[int, int], str] = {}
@@ -218,11 +222,6 @@ class MatchIndex:
         expanded = self.synonyms.expand(text)
         return expanded
 
-    def _field(self, texts: list[str]) -> _Field:
-        from scipy import sparse
-
-        return _Field(sparse.csr_matrix(self.vectorizer.transform(texts)))
-
     def __len__(self) -> int:
         return len(self.entries)
 
@@ -235,43 +234,53 @@ class MatchIndex:
         out = np.zeros((len(self.entries), len(FEATURES)), dtype=np.float32)
         if not self.entries:
             return out
-        text = self.gap_text(gap)
-        query = self.vectorizer.transform([text])
-        coverage = self._known_share(text) ** self.weights.known_power
-        for i, name in enumerate(FEATURES):
-            if name in self.fields:
-                out[:, i] = coverage * (self.fields[name].matrix @ query.T).toarray().ravel()
-        out[:, 0] = self._skill_coverage(gap)[0]
+        query, share = self._query(self.gap_text(gap))
+        if share:
+            sims = self._products(query) * share**self.weights.known_power
+            for row, name in enumerate(_FIELD_ORDER):
+                out[:, FEATURES.index(name)] = sims[row]
+        out[:, 0], out[:, 7] = self._skill_coverage(gap)
         skill_words = set(self._text(" ; ".join(gap.required_skills)).split(" "))
-        own = " ".join(w for w in self._text(gap.description).split(" ") if w not in skill_words)
-        if own.strip():
-            context = self.vectorizer.transform([own])
-            share = self._known_share(own) ** self.weights.known_power
-            both = self.fields["description"].matrix @ context.T + self.fields["name"].matrix @ context.T
-            out[:, 6] = share * both.toarray().ravel()
+        own_words = [w for w in self._text(gap.description).split(" ") if w not in skill_words]
+        own, own_share = self._query(" ".join(own_words))
+        if own_share:
+            sims = self._products(own)
+            out[:, 6] = (sims[0] + sims[1]) * own_share**self.weights.known_power  # name + description
         if self.embedder is not None and self.team_vectors is not None:
             vector = _unit(self.embedder.encode([_gap_sentence(gap)]))[0]
             out[:, 5] = np.clip(self.team_vectors @ vector, 0.0, 1.0)
         return out
 
-    def _known_share(self, text: str) -> float:
-        """The share of the gap's TF-IDF weight (its L2 norm) on words the registry has at all. A word no
-        team uses weighs as much as the rarest known word: without this, a gap of ten words of which one
+    def _products(self, query: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Shape ``(fields, teams)``: the cosine of ``query`` (its term columns and weights) with each field
+        of each team, reading only those columns of the stacked matrix."""
+        columns, values = query
+        products = self._stack[:, columns] @ values
+        return np.asarray(products).reshape(len(_FIELD_ORDER), len(self.entries))
+
+    def _query(self, text: str) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+        """``text`` as the fitted TF-IDF model weighs it (sublinear tf times idf, L2-normalised over the known
+        terms, as ``TfidfVectorizer.transform`` does, without its per-call validation) as ``(columns,
+        weights)``, and the share of its weight (L2 norm) on words the registry has at all. A word no team
+        uses weighs as much as the rarest known word: without that share, a gap of ten words of which one
         is known would look as close to a team as a gap made of that one word."""
         counts: dict[str, int] = {}
         for term in _analyzer(text):
             counts[term] = counts.get(term, 0) + 1
-        vocabulary, idf = self.vectorizer.vocabulary_, self.vectorizer.idf_
-        rarest = float(idf.max()) if len(idf) else 1.0
-        known = unknown = 0.0
+        rarest = float(self._idf.max()) if len(self._idf) else 1.0
+        columns, values, unknown = [], [], 0.0
         for term, count in counts.items():
-            column = vocabulary.get(term)
-            weight = (1.0 + np.log(count)) * (idf[column] if column is not None else rarest)
+            column = self._vocabulary.get(term)
+            tf = 1.0 + float(np.log(count))
             if column is None:
-                unknown += weight * weight
+                unknown += (tf * rarest) ** 2
             else:
-                known += weight * weight
-        return float(np.sqrt(known / (known + unknown))) if known else 0.0
+                columns.append(column)
+                values.append(tf * float(self._idf[column]))
+        weights = np.asarray(values, dtype=np.float32)
+        known = float(weights @ weights) if values else 0.0
+        query = (np.asarray(columns, dtype=np.int64), weights / np.sqrt(known) if known else weights)
+        return query, (float(np.sqrt(known / (known + unknown))) if known else 0.0)
 
     def _gap_skill_weights(self, gap: CapabilityGap) -> list[dict[int, tuple[float, str]]]:
         """Per gap skill: ``{skill column: (credit, how)}`` for the exact key and near spellings."""
@@ -291,16 +300,18 @@ class MatchIndex:
             found.append(hits)
         return found
 
-    def _skill_coverage(self, gap: CapabilityGap) -> tuple[np.ndarray, list[dict[int, tuple[float, str]]]]:
+    def _skill_coverage(self, gap: CapabilityGap) -> tuple[np.ndarray, np.ndarray]:
+        """Per team: the mean credit over the gap's skills, and how many of them it has exactly."""
         weights = self._gap_skill_weights(gap)
         if not weights or not self.skill_keys:
-            return np.zeros(len(self.entries), dtype=np.float32), weights
+            zeros = np.zeros(len(self.entries), dtype=np.float32)
+            return zeros, zeros
         credit = np.zeros((len(self.skill_keys), len(weights)), dtype=np.float32)
         for j, hits in enumerate(weights):
             for col, (value, _how) in hits.items():
                 credit[col, j] = value
-        per_skill = np.asarray(self.team_skills @ credit)  # teams x gap skills (sums; a team lists a key once)
-        return np.clip(per_skill, 0.0, 1.0).mean(axis=1), weights
+        per_skill = np.clip(np.asarray(self.team_skills @ credit), 0.0, 1.0)  # teams x gap skills
+        return per_skill.mean(axis=1), (per_skill >= 1.0).sum(axis=1).astype(np.float32)
 
     def scores(self, features: np.ndarray, weights: Weights | None = None) -> np.ndarray:
         """The weighted score per team (clipped at 0) from :meth:`features`."""
@@ -312,21 +323,34 @@ class MatchIndex:
         scores = self.scores(features)
         order = _top(scores, top)
         order = [i for i in order if scores[i] > 0 or features[i, :4].max() > 0]
-        candidates = [self._candidate(gap, i, float(scores[i]), features[i]) for i in order]
+        if not order:
+            return decide([], self.weights)
+        evidence = (
+            self._gap_skill_weights(gap),
+            set(_analyzer(self.gap_text(gap))),
+            set(_analyzer(self._text(" ; ".join(gap.required_skills)))),
+        )
+        candidates = [self._candidate(gap, i, float(scores[i]), features[i], evidence) for i in order]
         return decide(candidates, self.weights)
 
-    def _candidate(self, gap: CapabilityGap, row: int, score: float, features: np.ndarray) -> Candidate:
+    def _candidate(
+        self,
+        gap: CapabilityGap,
+        row: int,
+        score: float,
+        features: np.ndarray,
+        evidence: tuple[list[dict[int, tuple[float, str]]], set[str], set[str]],
+    ) -> Candidate:
         entry = self.entries[row]
+        skill_weights, query, skill_words = evidence
         hits = []
-        for skill, found in zip(gap.required_skills, self._gap_skill_weights(gap), strict=True):
+        for skill, found in zip(gap.required_skills, skill_weights, strict=True):
             for col, (_value, how) in found.items():
                 team_skill = self._key_display.get((row, col))
                 if team_skill is not None:
                     hits.append(SkillHit(gap_skill=skill, team_skill=team_skill, how=how))
                     break
-        query = set(_analyzer(self.gap_text(gap)))
         team_words = set(_analyzer(self._text(" ".join([entry.name.replace("_", " "), entry.description]))))
-        skill_words = set(_analyzer(self._text(" ; ".join(gap.required_skills))))
         shared = sorted(query & team_words - skill_words)
         scopes = [s for s in getattr(entry, "out_of_scope", []) or [] if set(_analyzer(self._text(s))) & query]
         return Candidate(
@@ -352,12 +376,16 @@ class MatchIndex:
 
 
 def decide(candidates: list[Candidate], weights: Weights) -> MatchResult:
-    """Reuse at or above ``reuse_at`` (when the text agrees, see ``Weights.agree_at``), new below
+    """Reuse at or above ``reuse_at`` (when the text agrees, see ``Weights.agree_at``, and nothing in the
+    gap reads like the team's ``out_of_scope``), new below
     ``new_below``, triage between (issue 14: three outcomes, not two)."""
     if not candidates:
         return MatchResult(verdict=Verdict.new)
     best = candidates[0]
-    agrees = best.features.get("context", 0.0) >= weights.agree_at
+    agrees = (
+        best.features.get("context", 0.0) >= weights.agree_at
+        or best.features.get("skills_matched", 0.0) >= weights.agree_skills
+    ) and best.features.get("out_of_scope", 0.0) == 0.0  # a gap that reads like what the team does not do
     if best.score >= weights.reuse_at and agrees:
         return MatchResult(verdict=Verdict.reuse, team=best.team, score=best.score, candidates=candidates)
     verdict = Verdict.new if best.score < weights.new_below else Verdict.triage

@@ -163,9 +163,13 @@ class OfflineDrafter:
             replicas=2 if gap.urgency.value in {"high", "critical"} else 1,
         )
         focus = ", ".join(skills[:4]) if skills else team
+        # What the work is about, for the registry's later matches: the gap's content words as a sorted
+        # keyword list (never its sentences, which reach the team only as quoted context).
+        keywords = sorted({w for w in tokens_of(gap.description) if w.isalpha() and w not in _NAME_FILLER})[:8]
+        about = f" Keywords: {', '.join(keywords)}." if keywords else ""
         return TeamSpec(
             name=name,
-            description=f"The {team} team: {focus}.",
+            description=f"The {team} team: {focus}.{about}",
             department=context.department or guess_department(gap),
             agents=agents,
             tasks=tasks,
