@@ -19,7 +19,14 @@ from devops_automation.models import MAX_AGENTS, AgentSpec, TeamSpec
 from devops_automation.scaffold import dockerfile as dockerfile_module
 from devops_automation.scaffold.checks import files_on_disk
 from devops_automation.scaffold.jinja_ext import to_markdown, to_yaml
-from devops_automation.scaffold.render import AGENT_SLOTS, TEMPLATE_DIR, RenderedTeam, RenderError, render_team
+from devops_automation.scaffold.render import (
+    AGENT_SLOTS,
+    GAP_CONTEXT_LABEL,
+    TEMPLATE_DIR,
+    RenderedTeam,
+    RenderError,
+    render_team,
+)
 from devops_automation.scaffold.team_tests import TeamTestRun, warm_up
 from devops_automation.scaffold.validate import ValidationReport, validate_render
 
@@ -114,8 +121,11 @@ def test_rendered_data_matches_the_spec(tmp_path: Path) -> None:
         "agents": ["lead", "analyst", "engineer", "reviewer"],
         "owner": "platform-team",
         "monthly_cost_usd": 120.5,
+        "out_of_scope": [],
         "llm_model": "openai/gpt-4o-mini",
         "gap_id": sample_gap().id,
+        # The gap's own words: only here (and in the README), quoted and labelled (issue 14, point 7).
+        "gap_context": {"label": GAP_CONTEXT_LABEL, "description": sample_gap().description},
     }
     agents = load(rendered, f"{TEAM}/config/agents.yaml")
     assert list(agents) == ["lead", "analyst", "engineer", "reviewer"]

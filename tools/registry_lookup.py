@@ -49,12 +49,13 @@ class RegistryLookupTool(ContextTool):
                 required_skills=list(dict.fromkeys([*gap.required_skills, *args.skills]))[:20],
             )
             registry = Registry.from_yaml_files(ctx.target.team_files())
-            matches = registry.rank(probe)[:MAX_MATCHES]
+            matches = registry.rank(probe, top=MAX_MATCHES)
             closest = [
                 {
                     "team": m.team,
                     "score": m.score,
                     "shared_skills": m.shared_skills,
+                    "why": m.explanation,
                     "description": registry.entries[m.team].description[:200],
                 }
                 for m in matches
@@ -66,6 +67,6 @@ class RegistryLookupTool(ContextTool):
                 "assessment": args.assessment,
                 "skills": probe.required_skills,
                 "closest_teams": closest,
-                "reuse_threshold": ctx.settings.reuse_threshold,
+                "reuse_threshold": registry.index.weights.reuse_at,
             }
         )

@@ -7,6 +7,7 @@ authorisation layer and one audit trail.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from .audit import Auditor
@@ -18,6 +19,7 @@ from .notify.channels import configured_channels
 from .notify.dispatch import Dispatcher, RetryPolicy
 from .notify.outbox import Outbox
 from .quiet import silence_crewai
+from .registry import RegistryCache
 from .settings import Settings
 from .store import Store, open_store
 from .target import TargetRepo
@@ -77,8 +79,12 @@ def build_app(
         target = TargetRepo(settings, auditor, forge.git_remote(), forge.git_env())
         reviser: SpecReviser | None = None
         pr_writer: PRWriter | None = None
+        triage_reader = None
         if drafter is None and settings.llm:
             drafter, reviser, pr_writer = make_crew(settings, auditor, target)
+            from .crew import build_triage_reader
+
+            triage_reader = build_triage_reader(settings, auditor, target)
         if drafter is None:
             from .drafting.offline import OfflineDrafter
 
@@ -88,7 +94,9 @@ def build_app(
         if owned:
             store.close()
         raise
+    registries = RegistryCache(settings)
     deps = Deps(settings, store, auditor, target, forge, drafter, reviser, pr_writer, hooks or Hooks())
+    deps = dataclasses.replace(deps, registries=registries, triage_reader=triage_reader)
     return App(
         settings, store, auditor, forge, target, drafter, Engine(deps), make_dispatcher(settings, store, auditor)
     )

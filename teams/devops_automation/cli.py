@@ -232,7 +232,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_reject(args: argparse.Namespace) -> int:
     with _service(args) as service:
-        summary = service.reject(_actor(service), args.id, reason=args.reason or "")
+        summary = service.reject(_actor(service), args.id, reason=args.reason or "", use_team=args.use_team)
     _one(args, summary)
     return EXIT_OK
 
@@ -494,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     reject = sub.add_parser("reject", parents=[common], help="a human rejects a waiting request")
     reject.add_argument("id")
     reject.add_argument("--reason")
+    reject.add_argument(
+        "--use-team", metavar="TEAM", help="no new team: send the gap to this registered team (triage)"
+    )
     reject.set_defaults(func=cmd_reject)
     track = sub.add_parser("track", parents=[common], help="refresh published requests from their pull requests")
     track.set_defaults(func=cmd_track)

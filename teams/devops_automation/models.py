@@ -16,6 +16,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from .skills import SKILL_CHARS, SKILL_CHARS_TEXT, base_key, display_skill
+
 MAX_DESCRIPTION_CHARS = 10_000
 MAX_AGENTS = 12
 TEAM_NAME_PATTERN = r"^[a-z][a-z0-9_]{1,38}[a-z0-9]$"
@@ -59,9 +61,11 @@ def normalize_skill(value: str) -> str:
 
 
 def _skill(value: str) -> str:
-    value = normalize_skill(value)
-    if not re.fullmatch(SKILL_PATTERN, value):
-        raise ValueError(f"skill {value[:40]!r} must be 1-60 characters of a-z, 0-9, space and . + # / _ -")
+    """A skill as a person typed it (``FP&A``, ``C#``, ``Node.js``), NFKC and single-spaced; matching uses
+    :func:`devops_automation.skills.base_key`, file and Python names :func:`~devops_automation.skills.skill_slug`."""
+    value = display_skill(value)
+    if not SKILL_CHARS.fullmatch(value):
+        raise ValueError(f"skill {value[:40]!r} {SKILL_CHARS_TEXT}")
     return value
 
 
@@ -129,7 +133,11 @@ class CapabilityGap(BaseModel):
     @field_validator("required_skills")
     @classmethod
     def _dedupe(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(value))
+        """The first spelling of each skill (``React.js`` and ``react`` are one skill)."""
+        first: dict[str, str] = {}
+        for skill in value:
+            first.setdefault(base_key(skill), skill)
+        return list(first.values())
 
     @model_validator(mode="after")
     def _derive_id(self) -> CapabilityGap:
@@ -140,7 +148,8 @@ class CapabilityGap(BaseModel):
     def fingerprint(self) -> str:
         """Stable hash of what the gap asks for: the same need, worded the same, is the same gap."""
         words = " ".join(re.findall(r"\w+", self.description.lower()))
-        material = words + "|" + ",".join(sorted(self.required_skills)) + "|" + (self.proposed_name or "")
+        skills = ",".join(sorted(base_key(s) for s in self.required_skills))
+        material = words + "|" + skills + "|" + (self.proposed_name or "")
         return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -276,9 +285,11 @@ TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     ),
     RequestState.awaiting_approval: frozenset(
         {RequestState.approved_by_policy, RequestState.awaiting_approval, RequestState.refused, RequestState.rejected}
+        | {RequestState.reuse_existing}  # a human's triage: `reject --use-team TEAM`
     ),
     RequestState.refused: frozenset(
         {RequestState.approved_by_policy, RequestState.refused, RequestState.awaiting_approval, RequestState.rejected}
+        | {RequestState.reuse_existing}  # e.g. refused by existing-team: a human names the team to use
     ),
     RequestState.approved_by_policy: frozenset({RequestState.scaffolded}),
     RequestState.scaffolded: frozenset({RequestState.published}),
@@ -422,6 +433,30 @@ class ApprovalKind(StrEnum):
     cost = "cost"  # the monthly cost is above the ceiling, and a human accepts it
     override = "override"  # a human lifts the rate limit and cooldown for this one request
     reconsider = "reconsider"  # a human lifts `previously-rejected`: the earlier rejection does not apply
+    new_team = "new_team"  # triage (rule possible-reuse): a human confirms no existing team covers the gap
+
+
+#: The policy rule of a request the matcher could not decide: it waits for a human's triage.
+POSSIBLE_REUSE = "possible-reuse"
+
+
+class MatchCandidate(BaseModel):
+    """One registered team the matcher weighed for a gap, as stored on the request."""
+
+    team: str
+    score: float
+    explanation: str = ""
+
+
+class MatchSummary(BaseModel):
+    """The matcher's decision on a request (``verdict``: reuse, new or triage), with its explanation and
+    the closest candidates, best first (:mod:`devops_automation.matcher`)."""
+
+    verdict: str = Field(pattern=r"^(reuse|new|triage)$")
+    explanation: str = Field("", max_length=4000)
+    candidates: list[MatchCandidate] = Field(default_factory=list, max_length=10)
+    #: Who read the candidates first: ``matcher`` (the thresholds), or ``llm`` (the analyst's choice).
+    decided_by: str = "matcher"
 
 
 class Approval(BaseModel):
@@ -446,6 +481,8 @@ class TeamCreationRequest(BaseModel):
     drafter: str | None = None
     matched_team: str | None = None
     match_score: float | None = None
+    match: MatchSummary | None = None
+    triage_decided_by: str | None = None  # who confirmed a new team when the matcher could not decide
     decision: PolicyDecision | None = None
     branch: str | None = None
     files: list[str] = Field(default_factory=list)
@@ -481,6 +518,9 @@ class RegistryEntry(BaseModel):
     agents: list[str] = Field(default_factory=list)
     owner: str = Field("platform-team", max_length=100)
     monthly_cost_usd: float = Field(0.0, ge=0)
+    #: What the team does *not* do, in words (``["trademark filings"]``): the matcher counts a gap that
+    #: reads like one of these against the team.
+    out_of_scope: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=30)
 
     @classmethod
     def from_spec(cls, spec: TeamSpec, owner: str) -> RegistryEntry:

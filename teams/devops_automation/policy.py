@@ -80,8 +80,9 @@ def check_team_name(name: str, existing: Iterable[str]) -> None:
     if name in set(existing):
         raise PolicyViolation(
             "existing-team",
-            f"teams/{name}/ already belongs to an existing team",
-            "Extend that team through its owners, or propose a different name.",
+            f"team {name} already exists (teams/{name}/); a proposal never takes or suffixes an existing name",
+            f"Reuse {name} (`devops-crew reject ID --use-team {name}`), extend it through its owners, "
+            "or propose a different name.",
         )
 
 

@@ -71,13 +71,23 @@ def body(
         else "No language model was used."
     )
     summary_block = f"## Summary (written by {summary_by})\n\n{fenced(summary)}\n\n" if summary else ""
+    match = request.match
+    decider = request.triage_decided_by
+    triaged = f" A human ({_cell(decider)}) confirmed a new team." if decider else ""
+    match_block = (
+        f"## Registry match\n\nWhy no existing team was reused (decided by the {match.decided_by}).{triaged}\n\n"
+        + fenced("\n".join([match.explanation, *(c.explanation for c in match.candidates)]))
+        + "\n\n"
+        if match is not None
+        else ""
+    )
     return f"""{summary_block}## Capability gap `{gap.id}`
 
 Urgency: **{gap.urgency.value}** · requested by: {_cell(gap.requesting_team or "unknown")}
 
 {fenced(gap.description)}
 
-## Proposed team `{spec.name}` ({spec.department.value})
+{match_block}## Proposed team `{spec.name}` ({spec.department.value})
 
 | agent | manager | goal | skills |
 | --- | --- | --- | --- |

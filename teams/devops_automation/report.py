@@ -23,6 +23,7 @@ def request_summary(request: TeamCreationRequest, *, duplicate: bool | None = No
         "drafter": request.drafter,
         "matched_team": request.matched_team,
         "match_score": request.match_score,
+        "match": None if request.match is None else request.match.model_dump(),
         "decision": None
         if decision is None
         else {

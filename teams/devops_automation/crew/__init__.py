@@ -18,7 +18,7 @@ from ..quiet import isolate_crewai
 
 if TYPE_CHECKING:
     from ..audit import Auditor
-    from ..drafting.base import Drafter, PRWriter, SpecReviser
+    from ..drafting.base import Drafter, PRWriter, SpecReviser, TriageReader
     from ..settings import Settings
     from ..target import TargetRepo
     from .llm import LLMFactory
@@ -60,4 +60,20 @@ def build_crew_components(
     return CrewComponents(CrewDrafter(runtime), CrewReviser(runtime), CrewPRWriter(runtime))
 
 
-__all__ = ["CrewComponents", "build_crew_components"]
+def build_triage_reader(
+    settings: Settings, auditor: Auditor, target: TargetRepo, *, llm_factory: LLMFactory | None = None
+) -> TriageReader:
+    """The gap analyst as the first reader of triage cases (:mod:`.triage`), on the crew's LLM."""
+    isolate_crewai(settings.home)
+    from .components import CrewRuntime
+    from .llm import llm_factory as adapter_factory
+    from .llm import make_chat_model
+    from .triage import CrewTriageReader
+
+    model_name = settings.llm or "custom"
+    if llm_factory is None:
+        llm_factory = adapter_factory(make_chat_model(settings), model_name)
+    return CrewTriageReader(CrewRuntime(settings, auditor, target, llm_factory, model_name))
+
+
+__all__ = ["CrewComponents", "build_crew_components", "build_triage_reader"]

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..audit import Auditor
-from ..drafting.base import Drafter, PRWriter, SpecReviser
-from ..registry import Registry
+from ..drafting.base import Drafter, PRWriter, SpecReviser, TriageReader
+from ..registry import Registry, RegistryCache
 from ..settings import Settings
 from ..store import Store
 
@@ -69,6 +69,11 @@ class Deps:
     reviser: SpecReviser | None = None
     pr_writer: PRWriter | None = None
     hooks: Hooks = field(default_factory=Hooks)
+    #: The registry revisions this process has parsed and indexed (one per ``teams/`` tree id); None:
+    #: each run reads and indexes the registry itself.
+    registries: RegistryCache | None = None
+    #: Reads a triage case first (the LLM's gap analyst); None: a human triages every close case.
+    triage_reader: TriageReader | None = None
 
 
 @dataclass
@@ -93,5 +98,9 @@ class RunContext:
     def registry(self, deps: Deps) -> Registry:
         """The target repository's teams, read once per run."""
         if self._registry is None:
-            self._registry = Registry.from_yaml_files(deps.target.team_files())
+            cache = deps.registries
+            if cache is None:
+                cache = RegistryCache(deps.settings, size=1)
+            revision, files = deps.target.team_files_unless(cache.known)
+            self._registry = cache.get(revision, lambda: files if files is not None else deps.target.team_files())
         return self._registry

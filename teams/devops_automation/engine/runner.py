@@ -17,6 +17,7 @@ from ..audit import audit_context, redact
 from ..errors import STEP_FAILURES, ActionRefused, validation_fields
 from ..models import (
     OVERRIDABLE_BEFORE_GATE,
+    POSSIBLE_REUSE,
     RATE_RULES,
     REJECTABLE,
     UNFINISHED,
@@ -183,11 +184,19 @@ class Engine:
                         "an override only lifts the rate limit and cooldown"
                     )
                 request.override_approved_by = actor.id
+            elif request.state is not RequestState.awaiting_approval:
+                raise ActionRefused(f"{request.id} is {request.state.value}, not awaiting approval")
+            elif request.decision is not None and request.decision.rule == POSSIBLE_REUSE:
+                request.triage_decided_by = actor.id  # a new team after all; the cost ceiling still applies
             else:
-                if request.state is not RequestState.awaiting_approval:
-                    raise ActionRefused(f"{request.id} is {request.state.value}, not awaiting approval")
                 request.cost_approved_by = actor.id
-            kind = ApprovalKind.override if override else ApprovalKind.cost
+            kind = (
+                ApprovalKind.override
+                if override
+                else ApprovalKind.new_team
+                if request.triage_decided_by == actor.id and request.cost_approved_by != actor.id
+                else ApprovalKind.cost
+            )
             request.approvals.append(Approval(by=actor, kind=kind, reason=reason, self_approval=self_approval))
             self.deps.auditor.event(
                 "policy.human_approval",
@@ -236,6 +245,32 @@ class Engine:
             )
             self.deps.store.save_request(request)
         return self.run(request.id, ctx=ctx)
+    def _reuse_instead(
+        self, request: TeamCreationRequest, actor: ActorRef, team: str, reason: str
+    ) -> TeamCreationRequest:
+        if request.branch and request.commit_sha:
+            raise ActionRefused(f"{request.id} already pushed {request.branch}; reject it, then file the gap again")
+        registry = RunContext(request.id).registry(self.deps)
+        if team not in registry.names():
+            known = ", ".join(c.team for c in request.match.candidates) if request.match else ""
+            hint = f" (closest: {known})" if known else ""
+            raise ActionRefused(f"no registered team {team[:60]!r}{hint}")
+        self.deps.auditor.event(
+            "registry.reuse",
+            team,
+            request_id=request.id,
+            by=actor.id,
+            channel=actor.channel,
+            reason=reason,
+            triage=True,
+        )
+        request.matched_team = team
+        scores = {c.team: c.score for c in request.match.candidates} if request.match else {}
+        request.match_score = scores.get(team)
+        request.triage_decided_by = actor.id
+        request.decision = None
+        self.deps.store.release_slot(request.id)
+        return self.deps.store.save_request(request, RequestState.reuse_existing)
 
     def _withdraw_publication(self, request: TeamCreationRequest) -> None:
         """A rejected request that already pushed (it failed at or after opening its pull request): close
@@ -256,9 +291,12 @@ class Engine:
         elif head is not None:
             auditor.event("forge.branch_kept", branch, request_id=request.id, head=head, reason="moved by someone else")
 
-    def reject(self, request_id: str, *, by: ActorRef | str, reason: str = "") -> TeamCreationRequest:
+    def reject(
+        self, request_id: str, *, by: ActorRef | str, reason: str = "", use_team: str | None = None
+    ) -> TeamCreationRequest:
         """A human's rejection of a waiting, refused or failed request; its rate-limit slot goes back.
-        Raises NotFound, ActionRefused."""
+        With ``use_team`` the gap goes to that registered team instead (``reuse_existing``: the human's
+        triage). Raises NotFound, ActionRefused (also for a ``use_team`` the registry does not have)."""
         actor = ActorRef.of(by)
         with self.deps.store.request_lock(request_id):
             request = self.get(request_id)
@@ -266,6 +304,8 @@ class Engine:
                 raise ActionRefused(
                     f"{request.id} is {request.state.value}; only waiting, refused or failed requests can be rejected"
                 )
+            if use_team is not None:
+                return self._reuse_instead(request, actor, use_team, reason)
             if request.branch and request.commit_sha:
                 self._withdraw_publication(request)
             self.deps.auditor.event(

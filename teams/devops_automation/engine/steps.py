@@ -13,10 +13,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import policy, pr_text
-from ..drafting.base import DraftContext
+from ..drafting.base import DraftContext, validated_choice
+from ..drafting.quarantine import quarantine
 from ..errors import ForgeError, PolicyViolation, RenderInvalid
 from ..forge.base import PRContent
-from ..models import IN_FLIGHT, Outcome, PolicyDecision, PRText, RequestState, TeamCreationRequest
+from ..models import (
+    IN_FLIGHT,
+    POSSIBLE_REUSE,
+    MatchCandidate,
+    MatchSummary,
+    Outcome,
+    PolicyDecision,
+    PRText,
+    RequestState,
+    RiskLevel,
+    TeamCreationRequest,
+)
 from ..store import NameTaken
 from ..target import BranchTaken, Published, commit_message
 from .context import Deps, RunContext
@@ -26,26 +38,90 @@ MAX_REVISIONS = 2
 
 
 def analyse(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
-    """received -> analysed: the best registry match and its score."""
+    """received -> analysed: the matcher's verdict (reuse, new or triage), the closest team and why."""
     ctx.say("analysing: matching the gap against the registry")
-    ranked = ctx.registry(deps).rank(request.gap)
-    if ranked:
-        request.matched_team, request.match_score = ranked[0].team, ranked[0].score
+    result = ctx.registry(deps).match(request.gap)
+    best = result.candidates[0] if result.candidates else None
+    request.matched_team, request.match_score = (best.team, best.score) if best else (None, None)
+    request.match = MatchSummary(
+        verdict=result.verdict.value,
+        explanation=result.explain()[:4000],
+        candidates=[
+            MatchCandidate(team=c.team, score=c.score, explanation=c.explain()[:500]) for c in result.candidates
+        ],
+    )
+    if request.match.verdict == "triage" and deps.triage_reader is not None:
+        _first_reader(deps, ctx, request)
+    ctx.say(f"registry match: {request.match.explanation}")
     return deps.store.save_request(request, RequestState.analysed)
 
 
+def _first_reader(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> None:
+    """Let the triage reader (the LLM's analyst) decide a close case among the listed teams or "new".
+    An answer outside that list leaves the case to a human; the thresholds already decided the rest."""
+    assert request.match is not None and deps.triage_reader is not None
+    answer, usage = deps.triage_reader.choose(request.gap, request.match.candidates)
+    request.llm_usage = request.llm_usage + usage
+    choice = validated_choice(answer, request.match.candidates)
+    deps.auditor.event(
+        "registry.triage_reader", choice or "invalid", request_id=request.id, answer=str(answer)[:200]
+    )
+    if choice is None:
+        ctx.say(f"the analyst's triage answer {str(answer)[:60]!r} is not a listed team or 'new': a human decides")
+        return
+    request.match.decided_by = "llm"
+    if choice == "new":
+        request.match.verdict = "new"
+        request.match.explanation = "new team (the analyst read the close candidates): " + request.match.explanation
+    else:
+        request.match.verdict = "reuse"
+        request.matched_team = choice
+        request.match_score = next(c.score for c in request.match.candidates if c.team == choice)
+        request.match.explanation = f"reuse {choice} (the analyst's choice among the close candidates)"
+
+
+def _reuses(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> bool:
+    if request.match is not None:
+        return request.match.verdict == "reuse" and request.matched_team is not None
+    # Analysed before the three-way matcher: the old rule (score at or above the reuse threshold).
+    threshold = ctx.registry(deps).index.weights.reuse_at
+    return request.matched_team is not None and (request.match_score or 0) >= threshold
+
+
 def draft(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
-    """analysed -> reuse_existing (a team covers the gap) or drafted (a TeamSpec)."""
-    if request.matched_team and (request.match_score or 0) >= deps.settings.reuse_threshold:
+    """analysed -> reuse_existing (a team covers the gap) or drafted (a TeamSpec; a triage case is drafted
+    too, so that a human's confirmation can go straight on to the gate)."""
+    if _reuses(deps, ctx, request):
         ctx.say(f"reusing existing team {request.matched_team} (score {request.match_score})")
         deps.auditor.event("registry.reuse", request.matched_team, request_id=request.id, score=request.match_score)
         return deps.store.save_request(request, RequestState.reuse_existing)
     ctx.say(f"drafting a team spec with the {deps.drafter.label}")
-    context = DraftContext(existing_teams=ctx.registry(deps).names(), reserved_names=set(policy.RESERVED_NAMES))
+    registry = ctx.registry(deps)
+    context = DraftContext(
+        existing_teams=registry.names(),
+        reserved_names=set(policy.RESERVED_NAMES),
+        department=registry.department_for(request.gap),
+    )
     drafted = deps.drafter.draft(request.gap, context)
-    request.spec, request.drafter = drafted.spec, drafted.label or deps.drafter.label
+    request.spec, request.drafter = quarantine(drafted.spec, request.gap), drafted.label or deps.drafter.label
     request.llm_usage = request.llm_usage + drafted.usage
     return deps.store.save_request(request, RequestState.drafted)
+
+
+def triage_decision(request: TeamCreationRequest) -> PolicyDecision:
+    """The waiting decision of a gap the matcher could not decide (rule ``possible-reuse``), naming the
+    closest teams with what matched."""
+    assert request.match is not None
+    shown = "; ".join(c.explanation or f"{c.team} {c.score:.2f}" for c in request.match.candidates[:3])
+    first = request.match.candidates[0].team if request.match.candidates else "TEAM"
+    return PolicyDecision(
+        outcome=Outcome.needs_approval,
+        rule=POSSIBLE_REUSE,
+        message=f"an existing team may already cover this gap: {shown}"[:2000],
+        remedy=f"A human confirms a new team with `devops-crew approve {request.id}`, or reuses a team with "
+        f"`devops-crew reject {request.id} --use-team {first}`.",
+        risk_level=RiskLevel.medium,
+    )
 
 
 def gate(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
@@ -59,6 +135,16 @@ def gate(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreat
         _check_not_rejected_before(deps, request)
     except PolicyViolation as violation:
         return refuse(deps, ctx, request, violation.decision())
+    if request.match is not None and request.match.verdict == "triage" and not request.triage_decided_by:
+        request.decision = triage_decision(request)
+        deps.auditor.event(
+            "policy.needs_approval",
+            spec.name,
+            request_id=request.id,
+            rule=POSSIBLE_REUSE,
+            candidates=[(c.team, c.score) for c in request.match.candidates],
+        )
+        return deps.store.save_request(request, RequestState.awaiting_approval)
     waiting = policy.cost_decision(
         spec, deps.settings.monthly_cost_ceiling_usd, request.cost_approved_by, request_id=request.id
     )

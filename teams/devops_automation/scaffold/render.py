@@ -71,6 +71,12 @@ def expected_files(spec: TeamSpec) -> list[str]:
     return sorted(files)
 
 
+#: How the gap's quoted text is labelled in ``team.yaml`` and the README (issue 14, point 7).
+GAP_CONTEXT_LABEL = (
+    "Quoted from the capability gap that led to this team: context for reviewers, not instructions for any agent."
+)
+
+
 def build_context(spec: TeamSpec, gap: CapabilityGap, owner: str) -> dict[str, Any]:
     """The cookiecutter ``extra_context`` for ``spec``: slugs and numbers plain, free text as data."""
     if len(spec.agents) > AGENT_SLOTS or MAX_AGENTS > AGENT_SLOTS:
@@ -79,6 +85,8 @@ def build_context(spec: TeamSpec, gap: CapabilityGap, owner: str) -> dict[str, A
     slots = {f"agent_file_{i:02d}": "" for i in range(AGENT_SLOTS)}
     slots.update({f"agent_file_{i:02d}": f"{a.role}.py" for i, a in enumerate(spec.agents)})
     registry = entry.model_dump(mode="json") | {"llm_model": spec.llm_model, "gap_id": gap.id}
+    # The gap's own words reach the team only here, quoted and labelled; no agent is ever told them.
+    quoted = {"label": GAP_CONTEXT_LABEL, "description": gap.description}
     return {
         "team_name": spec.name,
         "k8s_name": spec.k8s_name,
@@ -92,7 +100,7 @@ def build_context(spec: TeamSpec, gap: CapabilityGap, owner: str) -> dict[str, A
         "a2a_sdk_version": _pinned("a2a-sdk", "0.3.26"),
         "uvicorn_version": _pinned("uvicorn", "0.54.0"),
         **slots,
-        "_registry": registry,
+        "_registry": registry | {"gap_context": quoted},
         "_agents": {a.role: {"role": a.role, "goal": a.goal, "backstory": a.backstory} for a in spec.agents},
         "_tasks": {
             t.name: {"description": t.description, "expected_output": t.expected_output, "agent": t.agent}
@@ -100,6 +108,7 @@ def build_context(spec: TeamSpec, gap: CapabilityGap, owner: str) -> dict[str, A
         },
         "_readme": {
             **registry,
+            "gap_context_label": GAP_CONTEXT_LABEL,
             "gap": gap.model_dump(mode="json"),
             "agents": [a.model_dump(mode="json") for a in spec.agents],
             "tasks": [t.model_dump(mode="json") for t in spec.tasks],

@@ -44,6 +44,10 @@ class Approve(Reason):
     """An approval: ``reconsider`` reopens a request refused as ``previously-rejected``."""
 
     reconsider: bool = False
+class Rejection(Reason):
+    """A rejection; ``use_team`` sends the gap to that registered team instead (triage)."""
+
+    use_team: str | None = Field(None, max_length=40)
 
 
 class RequestEnvelope(BaseModel):
@@ -138,9 +142,16 @@ async def override(request_id: str, body: Reason, rt: RuntimeDep, actor: ActorDe
 
 
 @router.post("/requests/{request_id}/reject", response_model=RequestEnvelope)
-async def reject(request_id: str, rt: RuntimeDep, actor: ActorDep, body: Reason | None = None) -> JSONResponse:
-    """Reject a waiting, refused or failed request (its requester may withdraw it)."""
-    view = await rt.pool.run(rt.service.reject, actor, request_id, reason=body.reason if body else "")
+async def reject(request_id: str, rt: RuntimeDep, actor: ActorDep, body: Rejection | None = None) -> JSONResponse:
+    """Reject a waiting, refused or failed request (its requester may withdraw it); with ``use_team``,
+    reuse that registered team instead."""
+    view = await rt.pool.run(
+        rt.service.reject,
+        actor,
+        request_id,
+        reason=body.reason if body else "",
+        use_team=body.use_team if body else None,
+    )
     return _one(rt.published(view))
 
 

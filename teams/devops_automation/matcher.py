@@ -1,0 +1,430 @@
+"""Gap-to-team matching: which registered team, if any, covers a gap, and how sure that is.
+
+One :class:`MatchIndex` is built per registry revision (see :class:`~devops_automation.registry.RegistryCache`)
+and answers every gap of that revision. For each team it measures, all vectorised over the registry:
+
+- ``skill``: the share of the gap's skills the team has, comparing normalised keys
+  (:mod:`devops_automation.skills`: case, punctuation, ``react.js``/``react``, plurals, synonyms), with a
+  fuzzy match (rapidfuzz) for near spellings at partial credit;
+- ``skill_text``, ``description``, ``name``: TF-IDF cosine (scikit-learn) between the gap's words (description
+  and skills, synonym-expanded) and each field of the team, so a gap that names the team in words counts;
+- ``out_of_scope``: the same cosine against what the team says it does *not* do (a penalty);
+- ``semantic``: cosine of sentence embeddings, only when an embedder is configured.
+
+The score is a weighted sum of these; the weights and the two thresholds come from cross-validation on
+the labelled set in ``../shared/registry-eval/`` (``bench/registry.py`` prints the folds). A score at or
+above ``reuse_at`` reuses the team, below ``new_below`` proposes a new team, and anything between is
+*triage*: a human decides.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from scipy import sparse  # noqa: F401  (annotations only)
+
+from .models import CapabilityGap, RegistryEntry
+from .skills import Synonyms, base_key, tokens
+
+#: Fuzzy skill matches below this rapidfuzz ratio (0-100) do not count; those above count at
+#: ``FUZZY_CREDIT`` of an exact match (a near spelling is evidence, not proof).
+FUZZY_CUTOFF = 88.0
+FUZZY_CREDIT = 0.8
+_STOPWORDS = frozenset(
+    (
+        "a an and are as at be but by can do does for from has have in into is it its need needs no nobody "
+        "not of on or our so that the their them there these they this to up us we what when which who "
+        "will with would team teams task tasks help handle handles someone anyone should i me my you your "
+        "get got all any some more most very just also than then pls please asap thing stuff work owns own "
+        "run runs keep keeps make makes whoever"
+    ).split()
+)
+FEATURES = ("skill", "skill_text", "description", "name", "out_of_scope", "semantic", "context", "skills_matched")
+
+
+class Weights(BaseModel):
+    """Field weights of the score and the decision thresholds. The defaults are what 5-fold
+    cross-validation on the registry-eval set chose (``python bench/registry.py --powers 0,0.5,1`` prints the
+    folds). It chose ``reuse_at == new_below``: on that set a score band adds nothing, and the close cases go
+    to triage through the agreement rule (``agree_at``, ``agree_skills``) instead."""
+
+    skill: float = 0.3
+    skill_text: float = 0.2
+    description: float = 0.25
+    name: float = 0.1
+    out_of_scope: float = 0.6
+    semantic: float = 0.0
+    reuse_at: float = 0.044
+    new_below: float = 0.044
+    #: Automatic reuse also needs the gap's own words, its skills left out, to agree with the team's
+    #: description or name (``context`` at least this): one shared skill alone (``sql`` for a pentest,
+    #: ``accessibility`` for mobile apps) goes to triage instead.
+    agree_at: float = 0.05
+    #: ... or at least this many of the gap's skills are the team's own (same key or a synonym).
+    agree_skills: int = 2
+    context: float = 0.0
+    #: How much words no team uses dilute the text cosines: the known share of the gap's TF-IDF weight is
+    #: raised to this power (0: unknown words are ignored; 1: they count fully). Changes the features.
+    known_power: float = 1.0
+
+    def vector(self) -> np.ndarray:
+        """The weights in :data:`FEATURES` order, ``out_of_scope`` negated (it is a penalty)."""
+        text = [self.skill, self.skill_text, self.description, self.name, -self.out_of_scope]
+        return np.array([*text, self.semantic, self.context, 0.0])  # skills_matched only gates reuse
+
+
+#: The weights ``bench/registry.py --embeddings --powers 1`` chose by cross-validation with the local MiniLM
+#: model blended in (on that set it does not beat the lexical weights: see the README).
+SEMANTIC_WEIGHTS = Weights(description=0.35, semantic=0.35, reuse_at=0.2565, new_below=0.1755, agree_at=0.02)
+
+
+class Embedder(Protocol):
+    """Turns texts into sentence embeddings: ``encode(texts)`` -> float array of shape ``(len(texts), d)``."""
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+class Verdict(StrEnum):
+    reuse = "reuse"
+    new = "new"
+    triage = "triage"
+
+
+class SkillHit(BaseModel):
+    """One gap skill found in a team: ``how`` is ``exact`` (same key), ``synonym`` or ``fuzzy``."""
+
+    gap_skill: str
+    team_skill: str
+    how: str
+
+
+class Candidate(BaseModel):
+    """One team's match for a gap, with the evidence a reader needs to check it."""
+
+    team: str
+    department: str
+    score: float
+    features: dict[str, float]
+    skills: list[SkillHit] = Field(default_factory=list)
+    words: list[str] = Field(default_factory=list)
+    out_of_scope: list[str] = Field(default_factory=list)
+
+    def explain(self) -> str:
+        """One line: the team, its score and what matched (``"billing_ops 0.62; skills refunds=refunds"``)."""
+        parts = [f"{self.team} {self.score:.2f}"]
+        if self.skills:
+            parts.append("skills " + ", ".join(f"{h.gap_skill}={h.team_skill}" for h in self.skills))
+        if self.words:
+            parts.append("words " + ", ".join(self.words))
+        if self.out_of_scope:
+            parts.append("out of scope: " + ", ".join(self.out_of_scope))
+        return "; ".join(parts)
+
+
+class MatchResult(BaseModel):
+    """The matcher's decision for one gap: ``verdict``, the chosen team (reuse only) and the best
+    candidates, best first (empty when no team shares anything with the gap)."""
+
+    verdict: Verdict
+    team: str | None = None
+    score: float = 0.0
+    candidates: list[Candidate] = Field(default_factory=list)
+
+    def explain(self) -> str:
+        """What was decided and why, in a sentence or two, for the request and the pull request."""
+        if not self.candidates:
+            return "new team: no registered team shares a skill or a distinctive word with the gap"
+        best = self.candidates[0]
+        head = {
+            Verdict.reuse: f"reuse {best.team}",
+            Verdict.new: "new team: the closest team is too far",
+            Verdict.triage: "needs triage: the evidence is close",
+        }[self.verdict]
+        return f"{head} (closest: {best.explain()})"
+
+
+#: The text fields of a team, in the order of the stacked TF-IDF matrix (name and description first).
+_FIELD_ORDER = ("name", "description", "skill_text", "out_of_scope")
+
+
+class MatchIndex:
+    """Everything needed to score gaps against one revision of the registry, built once.
+
+    ``entries``: the registry's teams; ``synonyms``: the skill table; ``embedder``: optional sentence
+    embeddings (team texts are encoded here, once). Scoring a gap costs one TF-IDF transform, a few
+    sparse matrix products and one fuzzy lookup over the registry's distinct skills."""
+
+    def __init__(
+        self,
+        entries: Sequence[RegistryEntry],
+        synonyms: Synonyms | None = None,
+        *,
+        embedder: Embedder | None = None,
+        weights: Weights | None = None,
+    ) -> None:
+        # Imported here, not at module level: scikit-learn takes a second or more to import, and only a
+        # process that matches gaps should pay it (``--help`` stays fast).
+        from scipy import sparse
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.entries = list(entries)
+        self.synonyms = synonyms or Synonyms.load()
+        self.embedder = embedder
+        self.weights = weights or Weights()
+        self._surface: dict[str, str] = {}
+        names = [self._text(e.name.replace("_", " ")) for e in self.entries]
+        descriptions = [self._text(e.description) for e in self.entries]
+        skill_texts = [self._text(" ; ".join(e.skills)) for e in self.entries]
+        scopes = [self._text(" ; ".join(getattr(e, "out_of_scope", []) or [])) for e in self.entries]
+        self.vectorizer = TfidfVectorizer(
+            analyzer=_analyzer, lowercase=False, sublinear_tf=True, norm="l2", dtype=np.float32
+        )
+        if self.entries:
+            self.vectorizer.fit(
+                [" ; ".join(parts) for parts in zip(names, descriptions, skill_texts, scopes, strict=True)]
+            )
+            self._vocabulary: dict[str, int] = dict(self.vectorizer.vocabulary_)
+            self._idf = np.asarray(self.vectorizer.idf_, dtype=np.float32)
+            texts = {"name": names, "description": descriptions, "skill_text": skill_texts, "out_of_scope": scopes}
+            # One matrix, the fields stacked (rows: field by field, team by team): one product per query.
+            # CSC: a query reads only the columns of its own terms (an inverted index), not every row.
+            self._stack = sparse.vstack([self.vectorizer.transform(texts[f]) for f in _FIELD_ORDER]).tocsc()
+        else:
+            self._vocabulary, self._idf = {}, np.zeros(0, dtype=np.float32)
+        # Skill keys: one column per distinct key, a team row has 1 where it lists that key.
+        self.skill_keys: list[str] = []
+        self._key_display: dict[tuple[int, int], str] = {}
+        column: dict[str, int] = {}
+        rows, cols = [], []
+        for row, entry in enumerate(self.entries):
+            for skill in entry.skills:
+                key = self.synonyms.key(skill)
+                col = column.setdefault(key, len(column))
+                rows.append(row)
+                cols.append(col)
+                self._key_display[(row, col)] = skill
+        self.skill_keys = list(column)
+        self._skill_column = column
+        self.team_skills = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(self.entries), len(column))
+        )
+        self.team_vectors: np.ndarray | None = None
+        if embedder is not None and self.entries:
+            self.team_vectors = _unit(embedder.encode([_team_sentence(e) for e in self.entries]))
+
+    def _text(self, text: str) -> str:
+        expanded = self.synonyms.expand(text)
+        return expanded
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def gap_text(self, gap: CapabilityGap) -> str:
+        """The gap's words as the index compares them: description and skills, synonym-expanded."""
+        return self._text(gap.description + " ; " + " ; ".join(gap.required_skills))
+
+    def features(self, gap: CapabilityGap) -> np.ndarray:
+        """Shape ``(teams, len(FEATURES))``: each team's evidence for ``gap``, each in 0..1."""
+        out = np.zeros((len(self.entries), len(FEATURES)), dtype=np.float32)
+        if not self.entries:
+            return out
+        query, share = self._query(self.gap_text(gap))
+        if share:
+            sims = self._products(query) * share**self.weights.known_power
+            for row, name in enumerate(_FIELD_ORDER):
+                out[:, FEATURES.index(name)] = sims[row]
+        out[:, 0], out[:, 7] = self._skill_coverage(gap)
+        skill_words = set(self._text(" ; ".join(gap.required_skills)).split(" "))
+        own_words = [w for w in self._text(gap.description).split(" ") if w not in skill_words]
+        own, own_share = self._query(" ".join(own_words))
+        if own_share:
+            sims = self._products(own)
+            out[:, 6] = (sims[0] + sims[1]) * own_share**self.weights.known_power  # name + description
+        if self.embedder is not None and self.team_vectors is not None:
+            vector = _unit(self.embedder.encode([_gap_sentence(gap)]))[0]
+            out[:, 5] = np.clip(self.team_vectors @ vector, 0.0, 1.0)
+        return out
+
+    def _products(self, query: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Shape ``(fields, teams)``: the cosine of ``query`` (its term columns and weights) with each field
+        of each team, reading only those columns of the stacked matrix."""
+        columns, values = query
+        products = self._stack[:, columns] @ values
+        return np.asarray(products).reshape(len(_FIELD_ORDER), len(self.entries))
+
+    def _query(self, text: str) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+        """``text`` as the fitted TF-IDF model weighs it (sublinear tf times idf, L2-normalised over the known
+        terms, as ``TfidfVectorizer.transform`` does, without its per-call validation) as ``(columns,
+        weights)``, and the share of its weight (L2 norm) on words the registry has at all. A word no team
+        uses weighs as much as the rarest known word: without that share, a gap of ten words of which one
+        is known would look as close to a team as a gap made of that one word."""
+        counts: dict[str, int] = {}
+        for term in _analyzer(text):
+            counts[term] = counts.get(term, 0) + 1
+        rarest = float(self._idf.max()) if len(self._idf) else 1.0
+        columns, values, unknown = [], [], 0.0
+        for term, count in counts.items():
+            column = self._vocabulary.get(term)
+            tf = 1.0 + float(np.log(count))
+            if column is None:
+                unknown += (tf * rarest) ** 2
+            else:
+                columns.append(column)
+                values.append(tf * float(self._idf[column]))
+        weights = np.asarray(values, dtype=np.float32)
+        known = float(weights @ weights) if values else 0.0
+        query = (np.asarray(columns, dtype=np.int64), weights / np.sqrt(known) if known else weights)
+        return query, (float(np.sqrt(known / (known + unknown))) if known else 0.0)
+
+    def _gap_skill_weights(self, gap: CapabilityGap) -> list[dict[int, tuple[float, str]]]:
+        """Per gap skill: ``{skill column: (credit, how)}`` for the exact key and near spellings."""
+        from rapidfuzz import fuzz, process
+
+        found = []
+        for skill in gap.required_skills:
+            key = self.synonyms.key(skill)
+            hits: dict[int, tuple[float, str]] = {}
+            exact = self._skill_column.get(key)
+            if exact is not None:
+                hits[exact] = (1.0, "exact" if key == base_key(skill) else "synonym")
+            for _choice, ratio, col in process.extract(
+                key, self.skill_keys, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF, limit=5
+            ):
+                hits.setdefault(col, (FUZZY_CREDIT * ratio / 100.0, "fuzzy"))
+            found.append(hits)
+        return found
+
+    def _skill_coverage(self, gap: CapabilityGap) -> tuple[np.ndarray, np.ndarray]:
+        """Per team: the mean credit over the gap's skills, and how many of them it has exactly."""
+        weights = self._gap_skill_weights(gap)
+        if not weights or not self.skill_keys:
+            zeros = np.zeros(len(self.entries), dtype=np.float32)
+            return zeros, zeros
+        credit = np.zeros((len(self.skill_keys), len(weights)), dtype=np.float32)
+        for j, hits in enumerate(weights):
+            for col, (value, _how) in hits.items():
+                credit[col, j] = value
+        per_skill = np.clip(np.asarray(self.team_skills @ credit), 0.0, 1.0)  # teams x gap skills
+        return per_skill.mean(axis=1), (per_skill >= 1.0).sum(axis=1).astype(np.float32)
+
+    def scores(self, features: np.ndarray, weights: Weights | None = None) -> np.ndarray:
+        """The weighted score per team (clipped at 0) from :meth:`features`."""
+        return np.clip(features @ (weights or self.weights).vector(), 0.0, None)
+
+    def match(self, gap: CapabilityGap, *, top: int = 3) -> MatchResult:
+        """Decide reuse / new / triage for ``gap`` and explain the ``top`` candidates."""
+        features = self.features(gap)
+        scores = self.scores(features)
+        order = _top(scores, top)
+        order = [i for i in order if scores[i] > 0 or features[i, :4].max() > 0]
+        if not order:
+            return decide([], self.weights)
+        evidence = (
+            self._gap_skill_weights(gap),
+            set(_analyzer(self.gap_text(gap))),
+            set(_analyzer(self._text(" ; ".join(gap.required_skills)))),
+        )
+        candidates = [self._candidate(gap, i, float(scores[i]), features[i], evidence) for i in order]
+        return decide(candidates, self.weights)
+
+    def _candidate(
+        self,
+        gap: CapabilityGap,
+        row: int,
+        score: float,
+        features: np.ndarray,
+        evidence: tuple[list[dict[int, tuple[float, str]]], set[str], set[str]],
+    ) -> Candidate:
+        entry = self.entries[row]
+        skill_weights, query, skill_words = evidence
+        hits = []
+        for skill, found in zip(gap.required_skills, skill_weights, strict=True):
+            for col, (_value, how) in found.items():
+                team_skill = self._key_display.get((row, col))
+                if team_skill is not None:
+                    hits.append(SkillHit(gap_skill=skill, team_skill=team_skill, how=how))
+                    break
+        team_words = set(_analyzer(self._text(" ".join([entry.name.replace("_", " "), entry.description]))))
+        shared = sorted(query & team_words - skill_words)
+        scopes = [s for s in getattr(entry, "out_of_scope", []) or [] if set(_analyzer(self._text(s))) & query]
+        return Candidate(
+            team=entry.name,
+            department=entry.department.value,
+            score=round(score, 3),
+            features={name: round(float(v), 3) for name, v in zip(FEATURES, features, strict=True)},
+            skills=hits,
+            words=[w for w in shared if " " not in w][:8],
+            out_of_scope=scopes[:3],
+        )
+
+    def department_votes(self, gap: CapabilityGap, *, top: int = 5) -> dict[str, float]:
+        """The departments of the ``top`` closest teams, each weighted by its score (empty when no
+        team shares anything with the gap): the drafter's department for a new team."""
+        scores = self.scores(self.features(gap))
+        votes: dict[str, float] = {}
+        for i in _top(scores, top):
+            if scores[i] > 0:
+                department = self.entries[i].department.value
+                votes[department] = votes.get(department, 0.0) + float(scores[i])
+        return votes
+
+
+def decide(candidates: list[Candidate], weights: Weights) -> MatchResult:
+    """Reuse at or above ``reuse_at`` (when the text agrees, see ``Weights.agree_at``, and nothing in the
+    gap reads like the team's ``out_of_scope``), new below
+    ``new_below``, triage between (issue 14: three outcomes, not two)."""
+    if not candidates:
+        return MatchResult(verdict=Verdict.new)
+    best = candidates[0]
+    agrees = (
+        best.features.get("context", 0.0) >= weights.agree_at
+        or best.features.get("skills_matched", 0.0) >= weights.agree_skills
+    ) and best.features.get("out_of_scope", 0.0) == 0.0  # a gap that reads like what the team does not do
+    if best.score >= weights.reuse_at and agrees:
+        return MatchResult(verdict=Verdict.reuse, team=best.team, score=best.score, candidates=candidates)
+    verdict = Verdict.new if best.score < weights.new_below else Verdict.triage
+    return MatchResult(verdict=verdict, score=best.score, candidates=candidates)
+
+
+def _analyzer(text: str) -> list[str]:
+    """Unigrams without stop words, plus bigrams of adjacent content words (``"rate limiting"``)."""
+    out: list[str] = []
+    for segment in text.split(";"):  # fields join their parts with ";": no bigram across two skills
+        words = [w for w in segment.split(" ") if w and w not in _STOPWORDS and len(w) > 1]
+        out += words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+    return out
+
+
+def _top(scores: np.ndarray, k: int) -> list[int]:
+    if len(scores) == 0:
+        return []
+    k = min(k, len(scores))
+    part = np.argpartition(-scores, k - 1)[:k]
+    return sorted(part.tolist(), key=lambda i: (-scores[i], i))
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def _team_sentence(entry: RegistryEntry) -> str:
+    return f"{entry.name.replace('_', ' ')}: {entry.description} Skills: {', '.join(entry.skills)}."
+
+
+def _gap_sentence(gap: CapabilityGap) -> str:
+    skills = f" Skills: {', '.join(gap.required_skills)}." if gap.required_skills else ""
+    return f"{gap.description}{skills}"
+
+
+def tokens_of(text: str) -> list[str]:
+    """Content words of ``text`` as the matcher sees them (stop words dropped), in order."""
+    return [w for w in tokens(text) if w not in _STOPWORDS and len(w) > 1]
