@@ -689,3 +689,32 @@ def test_a_click_reaches_the_button_through_discord_pys_own_dispatch(
     assert "four eyes" in answers[1][1]["content"] and answers[1][1]["flags"] == 64  # ephemeral
     assert answers[3][1]["embeds"][0]["fields"][1]["value"] == "published"
     assert stored(service, rid).state.value == "published"
+
+
+def test_notifications_go_out_through_the_bot_inside_serve(tmp_path: Path) -> None:
+    """The notification layer's Discord-bot channel (server.schedule.BotChannel) posts each event once
+    through the running bot to its configured channel; a bot with no channel gives up (recorded)."""
+    from devops_automation.authz import Actor, Channel, Role
+    from devops_automation.server.schedule import BotChannel
+
+    from .helpers import NEW_TEAM_GAP
+
+    admin = Actor(id="ops", channel=Channel.web, roles=frozenset({Role.admin}))
+    with service_for(tmp_path) as service:
+
+        async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            async with discord_guild(service) as g:
+                g.bot.settings = g.bot.settings.model_copy(update={"discord_channel_id": g.channel.id})
+                await asyncio.to_thread(service.add_notification_channel, BotChannel.name, BotChannel(g.bot))
+                view = await asyncio.to_thread(service.submit, admin, NEW_TEAM_GAP)
+                assert view["state"] == "published"
+                await asyncio.to_thread(service.deliver_notifications, admin)  # nothing more to send
+                return g.replies(), await asyncio.to_thread(service.feed, admin)
+
+        sent, feed = run(scenario())
+        [posted] = [p for p in sent if p["op"] == "send"]
+        embed = embed_of(posted)
+        assert embed["title"].startswith("Pull request opened: ")
+        assert "State: published" in embed["description"]
+        assert "url" not in embed  # the fake forge's fake:// link is no web link: shown as text only
+        assert feed[0]["deliveries"]["discord-bot"]["status"] == "sent"

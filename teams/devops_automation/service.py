@@ -167,6 +167,15 @@ class CrewService:
             done = self.app.dispatcher.deliver_due(budget_seconds=budget_seconds)
         return dict(done.__dict__)
 
+    def add_notification_channel(self, name: str, channel: Any) -> None:
+        """Send every later event to ``channel`` too (an entry point's own channel, such as the Discord
+        bot inside ``serve``): an object with ``name`` and ``send(delivery) -> warning | None`` that raises
+        Unavailable (retried with backoff) or ConfigurationError (given up)."""
+        app = self.app
+        app.dispatcher.channels[name] = channel
+        if name not in app.store.notification_channels:
+            app.store.notification_channels = (*app.store.notification_channels, name)
+
     def feed(self, actor: Actor, *, limit: int = 50, request_id: str | None = None) -> list[View]:
         """The newest notification events (of one request), newest first, with each channel's delivery
         status: the dashboard's feed. Raises PermissionDenied, InvalidInput."""

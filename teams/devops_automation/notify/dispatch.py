@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ..audit import Auditor
+from ..errors import ConfigurationError, Unavailable
 from .channels import ChannelError, NotificationChannel
 from .outbox import Delivery, Outbox
 
@@ -88,6 +89,10 @@ class Dispatcher:
                     call.result.update(warning=warning)
         except ChannelError as exc:
             self._failed(delivery, attempt, str(exc), exc.retry_after, exc.permanent, report)
+        except ConfigurationError as exc:  # e.g. the bot's channel is not set or gone: retrying cannot help
+            self._failed(delivery, attempt, str(exc), None, True, report)
+        except Unavailable as exc:
+            self._failed(delivery, attempt, str(exc), exc.retry_after, False, report)
         except Exception as exc:
             self._failed(delivery, attempt, f"{type(exc).__name__}: {exc}"[:300], None, False, report)
         else:

@@ -26,6 +26,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     holder = f"server-{secrets.token_hex(4)}"
 
     async def start(rt: Runtime) -> None:
+        if rt.discord is not None and settings.discord_channel_id is not None:
+            await asyncio.to_thread(rt.service.add_notification_channel, BotChannel.name, BotChannel(rt.discord))
         jobs.append(asyncio.create_task(_every(NOTIFY_EVERY_SECONDS, lambda: _notify(rt), rt)))
         if settings.review_interval_seconds > 0:
             jobs.append(asyncio.create_task(_every(settings.review_interval_seconds, lambda: _review(rt, holder), rt)))
@@ -52,6 +54,31 @@ async def _every(seconds: float, work: object, rt: Runtime) -> None:
             log.warning("interval job: %s", exc)
         except Exception:  # an interval job must never take the server down
             log.exception("interval job failed")
+
+
+class BotChannel:
+    """Notifications through the Discord bot running inside ``serve`` (its ``post_notice`` to
+    DEVOPS_CREW_DISCORD_CHANNEL_ID), beside or instead of a webhook. Raises what ``post_notice`` raises:
+    Unavailable (retried) and ConfigurationError (given up)."""
+
+    name = "discord-bot"
+
+    def __init__(self, bot: object) -> None:
+        self.bot = bot
+
+    def send(self, delivery: object) -> str | None:
+        p = delivery.payload  # type: ignore[attr-defined]
+        cost = p.get("monthly_cost_usd")
+        lines = [
+            ("State", p.get("state")),
+            ("Cost", None if cost is None else f"${cost:,.2f}/month"),
+            ("Risk", p.get("risk_level")),
+            ("Why", p.get("reason")),
+        ]
+        text = "\n".join(f"{k}: {v}" for k, v in lines if v)
+        title = f"{p['title']}: {p.get('team') or p['request_id']}"
+        self.bot.post_notice_threadsafe(title, text, url=p.get("pr_url"))  # type: ignore[attr-defined]
+        return None
 
 
 def _notify(rt: Runtime) -> None:
