@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import policy
+from ..engine.context import RunContext
 from ..models import IN_PROGRESS, TERMINAL_STATES, ActorRef, RequestState
 from ..registry import Registry
 from .plan import Candidate, candidates_of
@@ -65,10 +66,10 @@ def review(deps: Any, *, requester: ActorRef, sources: list[GapSource] | None = 
     reads = read_all(sources if sources is not None else default_sources(deps))
     candidates = candidates_of(reads, settings.review_skill_threshold)
     tasks = TaskStore(store)
-    registry = Registry.from_yaml_files(deps.target.team_files())
+    registry = RunContext("review").registry(deps)  # cached per revision of the teams/ tree
     known = Known.read(store, tasks, candidates)
     for candidate in candidates:
-        _dedupe(candidate, registry, known, settings.reuse_threshold)
+        _dedupe(candidate, registry, known)
         if candidate.team is not None:
             tasks.assign(candidate.task_ids, team=candidate.team)
     pending = len(store.list_requests(limit=1000, states=BEFORE_GATE))
@@ -144,12 +145,13 @@ class Known:
         return known
 
 
-def _dedupe(candidate: Candidate, registry: Registry, known: Known, threshold: float) -> None:
-    """Set ``candidate.outcome`` when something already answers it; leave it ``pending`` otherwise."""
-    ranked = registry.rank(candidate.gap)
-    if ranked and ranked[0].score >= threshold:
-        candidate.outcome, candidate.detail = "covered", f"covered by team {ranked[0].team}"
-        candidate.team = ranked[0].team
+def _dedupe(candidate: Candidate, registry: Registry, known: Known) -> None:
+    """Set ``candidate.outcome`` when something already answers it; leave it ``pending`` otherwise (a
+    close call, the matcher's ``triage``, is submitted: its request waits for a human to pick)."""
+    matched = registry.match(candidate.gap)
+    if matched.verdict.value == "reuse" and matched.candidates:
+        team = matched.candidates[0].team
+        candidate.outcome, candidate.detail, candidate.team = "covered", f"covered by team {team}", team
         return
     rejected, open_ = RequestState.rejected.value, {s.value for s in OPEN_STATES}
     existing = known.by_gap.get(candidate.gap.id or "")
