@@ -323,12 +323,12 @@ BREAKAGES: dict[str, tuple[str, Callable[[str], str], str]] = {
     ),
     "latest base image (hadolint)": (
         f"{TEAM}/Dockerfile",
-        lambda s: s.replace("FROM python:3.11-slim", "FROM x:latest"),
+        lambda s: s.replace("FROM python:3.11.11-slim-bookworm", "FROM x:latest"),
         f"hadolint: {TEAM}/Dockerfile: line 3: DL3007",
     ),
     "latest base image (policy)": (
         f"{TEAM}/Dockerfile",
-        lambda s: s.replace("FROM python:3.11-slim", "FROM x:latest"),
+        lambda s: s.replace("FROM python:3.11.11-slim-bookworm", "FROM x:latest"),
         f"dockerfile_policy: {TEAM}/Dockerfile: line 3: base image 'x:latest'",
     ),
     "missing USER": (
@@ -426,7 +426,7 @@ def test_generated_tests_really_build_the_crew(tmp_path: Path) -> None:
     rendered = render(tmp_path)
     run = TeamTestRun(rendered.root / TEAM / "tests", f"{TEAM}/tests")
     assert run.wait() == []
-    assert "5 passed" in run.output
+    assert "8 passed" in run.output  # 5 of the crew's config and build, 3 of its A2A agent
 
     # Break only the crew's construction: the generated test that builds it must fail, and say so.
     edit(rendered, f"{TEAM}/crew.py", lambda s: s.replace("manager_agent=manager,", "manager_agent=None,"))

@@ -27,7 +27,8 @@ OFFLINE_ENV = {
     "CREWAI_DISABLE_VERSION_CHECK": "true",
     "OTEL_SDK_DISABLED": "true",
 }
-PRELOAD = ["yaml", "pytest", "crewai", __name__]
+# The A2A side of a generated team's tests (server.py, tests/test_a2a.py) is preloaded too.
+PRELOAD = ["yaml", "pytest", "crewai", "httpx", "a2a.client", "a2a.server.apps", "a2a.server.tasks", __name__]
 OUTPUT_TAIL_CHARS = 20_000
 
 _context_lock = threading.Lock()

@@ -1,8 +1,11 @@
-"""A2A entry point of the {{ cookiecutter.team_name }} team (a2a-sdk {{ cookiecutter.a2a_sdk_version }}): other crews delegate to it.
+"""A2A entry point of the {{ cookiecutter.team_name }} team (a2a-sdk {{ cookiecutter.a2a_sdk_version }}).
+
+Other crews delegate to it.
 
 ``GET /.well-known/agent-card.json``: the agent card, built from ``team.yaml`` (name, description, one
 skill per skill of the team). ``POST /``: A2A JSON-RPC (``message/send``, ``message/stream``,
-``tasks/get``): the text of a message is appended to the crew's first task (``crew.build_crew(request=...)``), and the crew's result comes
+``tasks/get``): the text of a message is appended to the crew's first task
+(``crew.build_crew(request=...)``), and the crew's result comes
 back as the task's final status message. ``GET /healthz`` (liveness) and ``GET /readyz`` (the config
 loads) are the Deployment's probes. Run with ``python -m teams.{{ cookiecutter.team_name }}.server``
 (``HOST``, ``PORT``; ``PUBLIC_URL`` is the URL the card advertises).
@@ -82,11 +85,12 @@ class CrewExecutor(AgentExecutor):
         await updater.start_work()
         text = context.get_user_input().strip()
         if not text:
-            await updater.reject(updater.new_agent_message([Part(root=TextPart(text="send the work as text"))]))
+            hint = Part(root=TextPart(text="send the work as text"))
+            await updater.reject(updater.new_agent_message([hint]))
             return
         try:
             result = await asyncio.to_thread(lambda: self._build_crew(request=text).kickoff())
-        except Exception as exc:  # a failed run ends the task failed, never a 500 or a traceback to the caller
+        except Exception as exc:  # a failed run ends the task failed: never a 500, never a traceback
             message = f"the crew failed: {type(exc).__name__}"
             await updater.failed(updater.new_agent_message([Part(root=TextPart(text=message))]))
             return
@@ -113,7 +117,9 @@ async def readyz(_request: Request) -> JSONResponse:
 def create_app(url: str, build_crew: Callable[..., Any] = team_crew.build_crew) -> Starlette:
     """The ASGI application: A2A at ``/`` with the card at ``/.well-known/agent-card.json``, plus probes."""
     handler = DefaultRequestHandler(agent_executor=CrewExecutor(build_crew), task_store=InMemoryTaskStore())
-    a2a = A2AStarletteApplication(agent_card=agent_card(url), http_handler=handler, max_content_length=MAX_BODY_BYTES)
+    a2a = A2AStarletteApplication(
+        agent_card=agent_card(url), http_handler=handler, max_content_length=MAX_BODY_BYTES
+    )
     return a2a.build(routes=[Route("/healthz", healthz), Route("/readyz", readyz)])
 
 

@@ -93,7 +93,10 @@ def test_the_card_is_built_from_the_team_spec(server: ModuleType, entry: dict[st
 def test_a_message_runs_the_crew_and_answers_through_a2a(server: ModuleType, entry: dict[str, Any]) -> None:
     crew = _import("crew")
     llm = ScriptedLLM(model="scripted-offline")
-    app = server.create_app(BASE_URL + "/", build_crew=lambda request: crew.build_crew(llm=llm, request=request))
+    def build(request: str) -> Any:
+        return crew.build_crew(llm=llm, request=request)
+
+    app = server.create_app(BASE_URL + "/", build_crew=build)
     request = "Please handle {this} for the billing team"
     card, events = asyncio.run(_card_and_reply(app, request))
 
