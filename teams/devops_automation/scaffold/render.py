@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from devops_automation.errors import RenderError
-from devops_automation.models import MAX_AGENTS, CapabilityGap, RegistryEntry, TeamSpec
+from devops_automation.models import MAX_AGENTS, CapabilityGap, RegistryEntry, TeamSpec, without_placeholders
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "template"
 AGENT_SLOTS = 12  # agent_file_00 .. agent_file_11 in cookiecutter.json
@@ -86,7 +86,8 @@ def build_context(spec: TeamSpec, gap: CapabilityGap, owner: str) -> dict[str, A
     slots.update({f"agent_file_{i:02d}": f"{a.role}.py" for i, a in enumerate(spec.agents)})
     registry = entry.model_dump(mode="json") | {"llm_model": spec.llm_model, "gap_id": gap.id}
     # The gap's own words reach the team only here, quoted and labelled; no agent is ever told them.
-    quoted = {"label": GAP_CONTEXT_LABEL, "description": gap.description}
+    # Braces become parentheses, as in every text of a team: ``{word}`` is a CrewAI placeholder.
+    quoted = {"label": GAP_CONTEXT_LABEL, "description": without_placeholders(gap.description)}
     return {
         "team_name": spec.name,
         "k8s_name": spec.k8s_name,
