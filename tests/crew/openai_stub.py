@@ -118,6 +118,9 @@ class OpenAIStub:
         self.bad_tool_args = 0
         #: ``response_format`` types answered with HTTP 500, as llama-cpp-python answers ``json_schema``.
         self.refused_formats: set[str] = set()
+        #: ``response_format`` types whose requests are dropped without an answer (llama-cpp-python, when the
+        #: schema's grammar is too large for llama.cpp).
+        self.dropped_formats: set[str] = set()
         #: Ignore ``tools`` unless ``tool_choice`` names one (answer in prose), as llama-cpp-python does.
         self.tools_need_choice = False
         #: Seconds to wait before answering (a slow model; the client's timeout fires first).
@@ -254,6 +257,12 @@ class OpenAIStub:
                     stub.requests.append(body)
                 if stub.delay_seconds:
                     time.sleep(stub.delay_seconds)
+                if (body.get("response_format") or {}).get("type") in stub.dropped_formats:
+                    with stub._lock:
+                        stub.refused.append((0, "dropped"))
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # no status line, no body: the client sees the connection end
+                    return
                 try:
                     payload = stub.completion(body)
                 except ServerRefused as exc:

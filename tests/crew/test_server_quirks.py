@@ -87,6 +87,19 @@ def test_json_schema_refused_with_500_falls_back_to_json_object_and_remembers(cr
     assert stub.errors == []
 
 
+def test_a_dropped_connection_on_json_object_falls_back_to_the_next_way(crew: Any) -> None:
+    """llama-cpp-python drops the connection when llama.cpp cannot build the schema's grammar."""
+    with OpenAIStub() as stub:
+        stub.refused_formats, stub.dropped_formats = {"json_schema"}, {"json_object"}
+        run = crew(stub)
+        request = run.app.engine.submit(NEW_TEAM_GAP).request
+    assert request.state is RequestState.published, request.error
+    kinds = [asked_with(b) for b in stub.requests]
+    assert kinds[1] == "json_schema" and kinds[-2] == "tool_choice:TeamSpec"
+    assert set(kinds[2:-2]) == {"json_object"}  # dropped (and retried once as a connection error)
+    assert_counted(request, stub)  # every request the server got counts, the dropped ones included
+
+
 @pytest.mark.parametrize(
     ("mode", "kind"),
     [("json_object", "json_object"), ("tool_call", "tool_choice:TeamSpec"), ("prompt", "plain")],

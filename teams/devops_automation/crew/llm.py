@@ -173,8 +173,12 @@ class LangChainLLM(BaseLLM):
         for mode in self.modes.candidates():
             try:
                 parsed, raw = self._retrying(lambda m=mode: structured.ask(model, history, response_model, m))
-            except openai.APIStatusError as exc:
-                if self.modes.may_fall_back(mode, exc.status_code):
+            except openai.APITimeoutError:
+                raise
+            except (openai.APIStatusError, openai.APIConnectionError) as exc:
+                # A refusal, or a connection the server dropped without an answer (llama-cpp-python does that
+                # when the schema's grammar is too large for llama.cpp): try the next way, if there is one.
+                if self.modes.may_fall_back(mode, getattr(exc, "status_code", None)):
                     last = exc
                     continue
                 raise

@@ -53,6 +53,11 @@ class Tally:
             self.calls.append(call)
         return call
 
+    def discard(self, call: _Call) -> None:
+        """Forget ``call``: it never reached the server."""
+        with self._lock:
+            self.calls = [c for c in self.calls if c is not call]
+
     def totals(self) -> tuple[int, int, int, bool]:
         """``(calls, prompt_tokens, completion_tokens, estimated)``: reported where the server reported,
         estimated otherwise (a call without an answer costs at least its prompt)."""
@@ -108,6 +113,25 @@ def settle(call: _Call, body: dict[str, Any]) -> None:
         call.prompt, call.completion = call.prompt_estimate, estimate_tokens(text)
 
 
+class _Transport(httpx.HTTPTransport):
+    """Un-counts a request that never reached the server (connection refused): the server was asked nothing."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return super().handle_request(request)
+        except httpx.ConnectError:
+            call = request.extensions.get(_PENDING)
+            tally = CURRENT.get()
+            if call is not None and tally is not None:
+                tally.discard(call)
+            raise
+
+
 def metered_client(timeout: float) -> httpx.Client:
-    """The httpx client for ``ChatOpenAI(http_client=...)``: every chat completion is counted."""
-    return httpx.Client(timeout=timeout, event_hooks={"request": [_on_request], "response": [_on_response]})
+    """The httpx client for ``ChatOpenAI(http_client=...)``: every chat completion the server got is counted
+    (a request refused at connect time is not: the server was asked nothing)."""
+    return httpx.Client(
+        timeout=timeout,
+        transport=_Transport(),
+        event_hooks={"request": [_on_request], "response": [_on_response]},
+    )

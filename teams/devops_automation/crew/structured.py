@@ -12,7 +12,8 @@ Servers differ in what they honour (README "OpenAI-compatible servers"; issue 15
 
 :class:`ModeChooser` holds the configured mode (``DEVOPS_CREW_LLM_STRUCTURED_OUTPUT``). In ``auto`` it tries
 the modes in the order above and moves to the next only when the server *refuses* a mode (an HTTP status in
-:data:`REFUSED_STATUSES` on a mode that has never worked); the first mode that works is kept for every later
+:data:`REFUSED_STATUSES`, or a connection dropped without an answer, as llama-cpp-python does when llama.cpp
+cannot build the schema's grammar, on a mode that has never worked); the first mode that works is kept for every later
 call on the same chat model. A reply that arrives but is not valid (cut off, not JSON, fails the pydantic
 model) is the model's fault, not the mode's: it raises :class:`StructuredOutputError` and is not retried.
 """
@@ -59,9 +60,11 @@ class ModeChooser:
             return [m for m in MODES if m not in self.refused] or [MODES[-1]]
 
     def may_fall_back(self, mode: Mode, status: int | None) -> bool:
-        """Record that the server refused ``mode`` with HTTP ``status``; True when another mode may be tried."""
+        """Record that the server refused ``mode`` with HTTP ``status`` (None: it dropped the connection without
+        an answer); True when another mode may be tried."""
         with self._lock:
-            if self.configured != "auto" or self.working == mode or status not in REFUSED_STATUSES:
+            refused = status is None or status in REFUSED_STATUSES
+            if self.configured != "auto" or self.working == mode or not refused:
                 return False
             self.refused.add(mode)
             return True
@@ -81,6 +84,21 @@ def response_format_for(model: type[BaseModel]) -> dict[str, Any]:
     return dict(generate_model_description(model)["json_schema"])
 
 
+#: Bounds that grammar-based servers expand into one grammar rule per repetition (llama.cpp refuses, and
+#: llama-cpp-python's server then died, on the TeamSpec's 2,000-character strings). The pydantic model still
+#: enforces them on the reply.
+GRAMMAR_HEAVY = frozenset({"maxLength", "minLength", "maxItems", "minItems", "pattern"})
+
+
+def grammar_friendly(schema: Any) -> Any:
+    """``schema`` without :data:`GRAMMAR_HEAVY` keywords (recursively), for modes a server turns into a grammar."""
+    if isinstance(schema, dict):
+        return {k: grammar_friendly(v) for k, v in schema.items() if k not in GRAMMAR_HEAVY}
+    if isinstance(schema, list):
+        return [grammar_friendly(v) for v in schema]
+    return schema
+
+
 def ask(chat_model: Any, history: list[Any], response_model: type[BaseModel], mode: Mode) -> tuple[BaseModel, Any]:
     """One structured call in ``mode``: ``(validated response_model, raw AIMessage or None)``.
 
@@ -98,7 +116,8 @@ def ask(chat_model: Any, history: list[Any], response_model: type[BaseModel], mo
             raise StructuredOutputError(f"the model's {name} is not a JSON object: {out.get('parsing_error')}")
         return validate(response_model, out["parsed"]), raw
     if mode == "json_object":
-        raw = chat_model.bind(response_format={"type": "json_object", "schema": spec["schema"]}).invoke(history)
+        schema = grammar_friendly(spec["schema"])
+        raw = chat_model.bind(response_format={"type": "json_object", "schema": schema}).invoke(history)
         return validate(response_model, parse_json(_content(raw), name)), raw
     if mode == "tool_call":
         tool = {
