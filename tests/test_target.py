@@ -113,7 +113,7 @@ def test_a_built_but_unpushed_commit_is_pushed_not_rebuilt(
 @pytest.mark.parametrize(
     ("attack", "message"),
     [
-        ("ln -s /etc teams", "teams is a symbolic link in the target repository"),
+        ("ln -s ../outside teams", "teams is a symbolic link in the target repository"),  # never a system dir
         ("mkdir -p k8s && printf x > k8s/teams", "k8s/teams is not a directory in the target repository"),
     ],
 )
@@ -137,11 +137,23 @@ def test_a_rendered_symlink_is_refused_at_the_write(
     world: tuple[TargetRepo, FakeForge, Settings], tmp_path: Path
 ) -> None:
     target, forge, _ = world
+    # Never a system file: a symlink's far end is whatever the test makes here.
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret outside the render\n")
     root = _render(tmp_path / "render" / "billing", "billing")
     (root / "teams/billing/team.yaml").unlink()
-    (root / "teams/billing/team.yaml").symlink_to("/etc/passwd")
+    (root / "teams/billing/team.yaml").symlink_to(outside)
     with pytest.raises(PolicyViolation, match="is not a regular file"):
-        _publish(target, tmp_path / "render", "billing")
+        target.publish_branch(
+            request_id="req-billing0",
+            team_name="billing",
+            branch=branch_name("billing", datetime(2026, 12, 1, tzinfo=UTC), request_id="req-billing0"),
+            rendered_root=root,
+            files=_files("billing"),
+            message=commit_message("billing", "gap-billing", "req-billing0"),
+            gap_id="gap-billing",
+        )
+    assert outside.read_text() == "secret outside the render\n"  # nothing wrote through the link
     assert set(remote_branches(forge.bare)) == {"main"}
 
 
