@@ -152,7 +152,10 @@ class LangChainLLM(BaseLLM):
     def _call(
         self, model: Any, history: list[Any], tools: list[dict[str, Any]] | None, required: str | None
     ) -> str | list[dict[str, Any]]:
-        bound = model.bind_tools(tools, tool_choice=required) if tools else model
+        # Tool schemas without length bounds (the tool's args_schema still enforces them): a forced tool is a
+        # grammar on llama-cpp-python, and the PR author's 4,000-character summary made it too large (issue 15).
+        offered = [structured.grammar_friendly(t) for t in tools or []]
+        bound = model.bind_tools(offered, tool_choice=required) if offered else model
         reply = self._retrying(lambda: bound.invoke(history))
         self._count(reply)
         if getattr(reply, "tool_calls", None):
