@@ -175,7 +175,7 @@ def test_the_image_is_configured_as_the_pod_expects(storage: Storage, image: str
     assert config["User"] == "10001:10001"
     assert "8080/tcp" in config["ExposedPorts"]
     assert "/var/lib/devops-crew" in config["Volumes"]
-    healthcheck = info.get("HealthCheck") or config.get("Healthcheck") or {}
+    healthcheck = info.get("Healthcheck") or config.get("Healthcheck") or {}
     assert healthcheck.get("Test", [""])[0] == "CMD", info.keys()
 
 
