@@ -46,9 +46,9 @@ URGENCIES = ["low", "medium", "medium", "high", "critical"]
 RATE_LIMIT = 5
 
 
-def seed(home: Path, reports: Path, *, tasks: int, skills: int, files: int, open_requests: int) -> Settings:
-    rnd = random.Random(7)
-    settings = Settings(
+def bench_settings(home: Path, reports: Path) -> Settings:
+    """The embedded defaults on the fake forge, the rate limit at 5 and no cooldown."""
+    return Settings(
         home=home,
         forge="fake",
         validate_render=False,
@@ -57,6 +57,11 @@ def seed(home: Path, reports: Path, *, tasks: int, skills: int, files: int, open
         gap_reports_dir=reports,
         _env_file=None,
     )
+
+
+def seed(home: Path, reports: Path, *, tasks: int, skills: int, files: int, open_requests: int) -> Settings:
+    rnd = random.Random(7)
+    settings = bench_settings(home, reports)
     service = CrewService(settings)
     names = [f"skill-{i:04d}" for i in range(skills)]
     start = datetime.now(UTC) - timedelta(days=30)
@@ -116,16 +121,7 @@ def floor(db_file: Path, reports: Path) -> float:
 def one_review(seeded_home: Path, reports: Path, work: Path) -> tuple[float, int, dict]:
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(seeded_home, work)
-    settings = Settings(
-        home=work,
-        forge="fake",
-        validate_render=False,
-        rate_limit_per_day=RATE_LIMIT,
-        cooldown_seconds=0,
-        gap_reports_dir=reports,
-        _env_file=None,
-    )
-    service = CrewService(settings)
+    service = CrewService(bench_settings(work, reports))
     service.app  # noqa: B018 - build the engine (forge, checkout) outside the timing, as a server has
     tracemalloc.start()
     started = time.perf_counter()
