@@ -36,11 +36,12 @@ pytestmark = [
 GAPS = [
     (
         CapabilityGap(
-            id="gap-real-refunds",
-            description="Refund requests wait a week because nobody handles refunds for the web shop",
-            required_skills=["refunds", "customer support"],
-            proposed_name="refunds_desk",
-            requesting_team="support",
+            # No seed team covers it (the matcher says "new"): the path goes through the LLM drafter.
+            id="gap-real-kotlin",
+            description="Field technicians need Kotlin apps on their Android tablets and nobody builds them",
+            required_skills=["kotlin", "android"],
+            proposed_name="field_mobile",
+            requesting_team="field_ops",
         ),
         False,
     ),
