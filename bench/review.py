@@ -176,16 +176,18 @@ def main() -> int:
         opened = {f"skill-{i:04d}" for i in range(args.open_requests)}
         if any(s[0] in opened for s in skills_submitted):
             problems.append("a skill with an open request was proposed again")
-        median = statistics.median(times)
+        # The first review of a process pays the matcher's scikit-learn/scipy import (a CronJob pod pays it each time).
+        median = statistics.median(times[1:] if len(times) > 1 else times)
         print(f"candidates: {len(view['candidates'])}; outcomes: {view['outcomes']}")
         print(
-            f"review (product): median {median:.3f} s over {args.runs} runs, "
+            f"review (product): first run of the process {times[0]:.3f} s (with the matcher's imports), "
+            f"then median {median:.3f} s over {max(len(times) - 1, 1)} runs, "
             f"peak {max(peaks) / 2**20:.1f} MiB allocated"
         )
         print(f"floor (bare SELECT + C YAML loader + Counter): median {statistics.median(floors):.3f} s")
         print(
             f"ratio: {median / statistics.median(floors):.1f}x the floor; "
-            f"target under 5 s: {'met' if median < 5 else 'MISSED'}"
+            f"target under 5 s: {'met' if times[0] < 5 else 'MISSED'} (first run, as a CronJob pod pays it)"
         )
         for p in problems:
             print(f"CHECK FAILED: {p}")
