@@ -393,6 +393,7 @@ class CrewService:
         two replicas or CronJob pods never run it at once; with ``drive``, run each new request as far as
         it goes (a server queues them on its workers instead). Returns the review's summary, or
         ``{"skipped": reason}`` when another holder runs it. Raises PermissionDenied, ForgeError."""
+        from .engine.context import RunContext
         from .gapreview.run import review
 
         require(actor, Action.review_gaps)
@@ -402,7 +403,9 @@ class CrewService:
             return {"skipped": "another process is running the gap review"}
         try:
             with self._acting(actor):
-                result = review(self.app.engine.deps, requester=actor.ref())
+                deps = self.app.engine.deps
+                registry = RunContext("review").registry(deps)  # cached per revision of the teams/ tree
+                result = review(deps, requester=actor.ref(), registry=registry)
                 view = result.view()
                 if drive:
                     engine = self.app.engine

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import policy
-from ..engine.context import RunContext
 from ..models import IN_PROGRESS, TERMINAL_STATES, ActorRef, RequestState
 from ..registry import Registry
 from .plan import Candidate, candidates_of
@@ -58,15 +57,17 @@ def default_sources(deps: Any) -> list[GapSource]:
     return sources
 
 
-def review(deps: Any, *, requester: ActorRef, sources: list[GapSource] | None = None) -> ReviewResult:
+def review(
+    deps: Any, *, requester: ActorRef, registry: Registry, sources: list[GapSource] | None = None
+) -> ReviewResult:
     """Run one review over ``deps`` (the engine's :class:`~devops_automation.engine.Deps`), recording
-    each new request with ``engine.accept`` semantics (not driven: the caller drives them). Audited as
+    each new request with ``engine.accept`` semantics (not driven: the caller drives them), against
+    ``registry`` (the service reads it through the engine's per-revision cache). Audited as
     ``review.run``. Raises ForgeError when the registry cannot be read."""
     settings, store = deps.settings, deps.store
     reads = read_all(sources if sources is not None else default_sources(deps))
     candidates = candidates_of(reads, settings.review_skill_threshold)
     tasks = TaskStore(store)
-    registry = RunContext("review").registry(deps)  # cached per revision of the teams/ tree
     known = Known.read(store, tasks, candidates)
     for candidate in candidates:
         _dedupe(candidate, registry, known)
