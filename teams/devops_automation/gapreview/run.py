@@ -14,6 +14,7 @@ from .sources import GapSource, ReportDirectory, SourceRead, UnassignedTasks, re
 from .tasks import TaskStore
 
 OPEN_STATES = set(RequestState) - set(TERMINAL_STATES)
+OPEN_VALUES = frozenset(s.value for s in OPEN_STATES)  # as the store's state column holds them
 #: Still on the way to the gate: each will take a rate-limit slot there.
 BEFORE_GATE = {RequestState.received, RequestState.analysed, RequestState.drafted}
 assert BEFORE_GATE <= IN_PROGRESS
@@ -136,10 +137,9 @@ class Known:
             if request is not None:
                 states[rid] = request.state.value
         known = cls({}, {}, {}, states, sightings)
-        open_values = {s.value for s in OPEN_STATES}
         for rid, gap_id, key, state in rows:
             known.by_gap[gap_id] = (rid, state)
-            if key and state in open_values:
+            if key and state in OPEN_VALUES:
                 known.open_by_key.setdefault(key, rid)
             if key and state == RequestState.rejected.value:
                 known.rejected_by_key.setdefault(key, rid)
@@ -154,7 +154,7 @@ def _dedupe(candidate: Candidate, registry: Registry, known: Known) -> None:
         team = matched.candidates[0].team
         candidate.outcome, candidate.detail, candidate.team = "covered", f"covered by team {team}", team
         return
-    rejected, open_ = RequestState.rejected.value, {s.value for s in OPEN_STATES}
+    rejected, open_ = RequestState.rejected.value, OPEN_VALUES
     existing = known.by_gap.get(candidate.gap.id or "")
     if existing is not None:
         rid, state = existing
