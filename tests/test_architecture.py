@@ -147,3 +147,43 @@ def test_without_the_embedded_forge_a_github_install_works_and_local_says_what_i
     lines = request.stderr.strip().splitlines()
     assert request.returncode == 2 and len(lines) == 1, request.stderr
     assert "DEVOPS_CREW_FORGE=local needs the embedded forge" in lines[0] and "packages/localforge" in lines[0]
+
+
+def test_the_remote_service_accepts_every_keyword_the_service_does() -> None:
+    """The CLI calls whichever of the two it was given with the same keywords (``reject --use-team`` once
+    reached only the local one): every keyword a CrewService call takes, its RemoteService twin takes."""
+    import inspect
+
+    from devops_automation.remote import RemoteService
+    from devops_automation.service import CrewService
+
+    missing = []
+    for name, remote in inspect.getmembers(RemoteService, inspect.isfunction):
+        local = getattr(CrewService, name, None)
+        if name.startswith("_") or local is None:
+            continue
+        remote_params = inspect.signature(remote).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in remote_params.values()):
+            continue
+        for param in inspect.signature(local).parameters.values():
+            if param.kind is param.KEYWORD_ONLY and param.name not in remote_params:
+                missing.append(f"{name}({param.name}=)")
+    assert not missing, missing
+
+
+def test_every_service_call_of_the_cli_reaches_a_running_server_too() -> None:
+    """With DEVOPS_CREW_SERVER_URL set, the CLI's service is a RemoteService: each call the CLI makes on its
+    service must exist there (``task list`` and ``review-gaps`` once raised AttributeError through a server)."""
+    from devops_automation.remote import RemoteService
+
+    tree = ast.parse((APP / "cli.py").read_text())
+    called = {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "service"
+    }
+    assert {"submit", "review_gaps", "list_tasks", "team_card"} <= called  # the walk finds the calls
+    assert sorted(name for name in called if not hasattr(RemoteService, name)) == []

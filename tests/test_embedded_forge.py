@@ -192,3 +192,67 @@ def test_an_approver_merging_from_the_dashboard_is_the_forges_reviewer(tmp_path:
         assert service.merge(bob, rid)["state"] == "merged"
         actions = [r.action for r in service.app.store.iter_audit(rid)]
         assert actions.count("forge.review_recorded") == 2 and actions[-1] == "request.merged"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_stored_links_are_built_again_when_shown_from_the_forges_base_as_it_is_now(tmp_path: Path) -> None:
+    """A pull request opened while the forge had one port is shown, later, with the port (or the public
+    URL) the settings give now, in the service's views, the review and the notification feed."""
+    from devops_automation.authz import Actor, Channel, Role
+    from devops_automation.service import CrewService
+
+    alice = Actor(id="alice", channel=Channel.web, roles=frozenset({Role.requester, Role.viewer}))
+    first, second = _free_port(), _free_port()
+    with CrewService(_settings(tmp_path, forge_port=first)) as service:
+        view = service.submit(alice, new_gap(1))
+        number = view["pull_request"]["number"]
+        assert view["pull_request"]["url"] == f"http://127.0.0.1:{first}/{TARGET}/pull/{number}"
+        stored = service.store.require_request(view["id"])
+        assert stored.pr_forge == "local"
+    later = _settings(tmp_path, forge_port=second)
+    forge = embedded_server(later, embedded_token(later), None)  # `forge serve` on the port it has now
+    forge.start(port=second)
+    try:
+        with CrewService(later) as service:
+            url = service.get(alice, view["id"])["pull_request"]["url"]
+            assert url == f"http://127.0.0.1:{second}/{TARGET}/pull/{number}"
+            page = requests.get(url, timeout=10)
+            assert page.status_code == 200 and f"#{number}" in page.text
+            assert service.list(alice, limit=5)[0]["pull_request"]["url"] == url
+            assert service.review(alice, view["id"])["pull_request"]["url"] == url
+            opened = [e for e in service.feed(alice, request_id=view["id"]) if e["payload"].get("pr_number")]
+            assert opened and all(e["payload"]["pr_url"] == url for e in opened)
+    finally:
+        forge.close()
+    public = _settings(tmp_path, forge_port=second, forge_public_url="https://forge.example.org/")
+    with CrewService(public) as service:
+        shown = service.get(alice, view["id"])["pull_request"]["url"]
+        assert shown == f"https://forge.example.org/{TARGET}/pull/{number}"
+    github = _settings(tmp_path, forge="fake")
+    with CrewService(github) as service:  # another forge: the stored link, as it was
+        assert service.get(alice, view["id"])["pull_request"]["url"] == view["pull_request"]["url"]
+
+
+@pytest.mark.parametrize(
+    ("stored", "forge", "shown"),
+    [
+        ("http://127.0.0.1:40001/acme/teams/pull/7", "local", "https://f.example/acme/teams/pull/7"),
+        ("http://127.0.0.1:40001/acme/teams/pull/7", None, "https://f.example/acme/teams/pull/7"),
+        ("http://forge.old:3131/acme/teams/pull/7", "local", "https://f.example/acme/teams/pull/7"),
+        ("http://forge.old:3131/acme/teams/pull/7", None, "http://forge.old:3131/acme/teams/pull/7"),
+        ("https://github.com/acme/teams/pull/7", "github", "https://github.com/acme/teams/pull/7"),
+        ("http://127.0.0.1:40001/acme/teams/issues/7", "local", "http://127.0.0.1:40001/acme/teams/issues/7"),
+        ("javascript:alert(1)//acme/teams/pull/7", "local", "javascript:alert(1)//acme/teams/pull/7"),
+        (None, "local", None),
+    ],
+)
+def test_which_links_are_rebuilt(stored: str | None, forge: str | None, shown: str | None) -> None:
+    from devops_automation.forge.links import PullLinks
+
+    assert PullLinks("https://f.example").url(stored, forge) == shown
+    assert PullLinks(None).url(stored, forge) == stored

@@ -179,6 +179,33 @@ def test_the_cli_uses_a_running_server(tmp_path: Path) -> None:
             timeout=60,
         )
         assert denied.returncode == 2 and "approver" in denied.stderr, denied.stderr
+        triage = subprocess.run(  # every option the local CLI takes reaches the server too
+            [sys.executable, "-m", "devops_automation.cli", "reject", view["id"], "--use-team", "no-such-team"],
+            env={**env, "DEVOPS_CREW_SERVER_TOKEN": USERS["bob"][1]},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert triage.returncode == 2 and "no-such-team" in triage.stderr and "Traceback" not in triage.stderr
+        card = subprocess.run(
+            [sys.executable, "-m", "devops_automation.cli", "team", "card", "customer_support", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert card.returncode == 0, card.stderr
+        assert json.loads(card.stdout)["card"]["name"] == "customer_support"
+        for extra, where in (([], "from row 1"), ([], "from the checkpoint"), (["--full"], "from row 1")):
+            verified = subprocess.run(
+                [sys.executable, "-m", "devops_automation.cli", "audit", "--verify", *extra],
+                env={**env, "DEVOPS_CREW_SERVER_TOKEN": USERS["oscar"][1]},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert verified.returncode == 0 and "audit log intact" in verified.stdout, verified.stderr
+            assert where in verified.stdout, verified.stdout
         bad_token = subprocess.run(
             [sys.executable, "-m", "devops_automation.cli", "status"],
             env={**env, "DEVOPS_CREW_SERVER_TOKEN": "x" * 20},

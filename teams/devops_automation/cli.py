@@ -319,6 +319,22 @@ def cmd_task_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_team_card(args: argparse.Namespace) -> int:
+    with _service(args) as service:
+        view = service.team_card(_actor(service), args.name, live=args.live)
+    card = view["card"]
+    lines = [f"{view['team']}: A2A at {view['url']}", f"    {card['description'][:200]}"]
+    lines += [f"    skill {s['id']}: {s['name']}" for s in card.get("skills", [])]
+    if args.live:
+        lines.append(
+            "    served card: matches team.yaml"
+            if not view["differences"]
+            else "    served card differs from team.yaml:\n" + "\n".join(f"      {d}" for d in view["differences"])
+        )
+    _emit(args, {"schema": 1, **view}, "\n".join(lines))
+    return EXIT_OK
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     from .report import SCHEMA_VERSION
 
@@ -364,8 +380,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = settings.server_port if args.port is None else args.port
 
     def ready(url: str) -> None:
-        print(f"devops-crew serving at {url}  (A2A card: {url}/.well-known/agent-card.json, dashboard: {url}/)",
-              file=sys.stderr, flush=True)
+        print(
+            f"devops-crew serving at {url}  (A2A card: {url}/.well-known/agent-card.json, dashboard: {url}/)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     try:
         serve(settings, host=host, port=port, ready=ready)
@@ -494,9 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     reject = sub.add_parser("reject", parents=[common], help="a human rejects a waiting request")
     reject.add_argument("id")
     reject.add_argument("--reason")
-    reject.add_argument(
-        "--use-team", metavar="TEAM", help="no new team: send the gap to this registered team (triage)"
-    )
+    reject.add_argument("--use-team", metavar="TEAM", help="no new team: send the gap to this registered team (triage)")
     reject.set_defaults(func=cmd_reject)
     track = sub.add_parser("track", parents=[common], help="refresh published requests from their pull requests")
     track.set_defaults(func=cmd_track)
@@ -518,6 +535,15 @@ def build_parser() -> argparse.ArgumentParser:
     task_list = task_sub.add_parser("list", parents=[common], help="unassigned tasks no review has placed")
     task_list.add_argument("--limit", type=_positive, default=100)
     task_list.set_defaults(func=cmd_task_list)
+
+    team = sub.add_parser("team", help="the registry's teams")
+    team_sub = team.add_subparsers(dest="team_command", required=True, metavar="COMMAND")
+    team_card = team_sub.add_parser(
+        "card", parents=[common], help="a registered team's A2A agent card (where other crews delegate to it)"
+    )
+    team_card.add_argument("name")
+    team_card.add_argument("--live", action="store_true", help="also read the card the deployed team serves")
+    team_card.set_defaults(func=cmd_team_card)
 
     rollback = sub.add_parser("rollback", parents=[common], help="open a revert pull request for a merged team")
     rollback.add_argument("id")

@@ -488,7 +488,8 @@ class TeamCreationRequest(BaseModel):
     files: list[str] = Field(default_factory=list)
     commit_sha: str | None = None
     pr_number: int | None = None
-    pr_url: str | None = None
+    pr_url: str | None = None  # as the forge answered; shown through forge.links.PullLinks
+    pr_forge: str | None = None  # the forge kind that opened pr/rollback_pr (``local``: links rebuilt when shown)
     error: str | None = None
     resume_state: RequestState | None = None
     merge_commit_sha: str | None = None

@@ -130,8 +130,9 @@ class RemoteService:
     def override(self, _actor: Any, request_id: str, *, reason: str, progress: Any = None) -> View:
         return self._call("POST", f"/requests/{_id(request_id)}/override", json={"reason": reason})["request"]
 
-    def reject(self, _actor: Any, request_id: str, *, reason: str = "") -> View:
-        return self._call("POST", f"/requests/{_id(request_id)}/reject", json={"reason": reason})["request"]
+    def reject(self, _actor: Any, request_id: str, *, reason: str = "", use_team: str | None = None) -> View:
+        body = {"reason": reason, "use_team": use_team}
+        return self._call("POST", f"/requests/{_id(request_id)}/reject", json=body)["request"]
 
     def resume(self, _actor: Any, request_id: str, *, progress: Any = None) -> View:
         return self._call("POST", f"/requests/{_id(request_id)}/resume")["request"]
@@ -149,9 +150,27 @@ class RemoteService:
         params: dict[str, Any] = {"limit": limit, **({"request_id": request_id} if request_id else {})}
         return self._call("GET", "/audit", params=params)["rows"]
 
-    def verify_audit(self, _actor: Any) -> View:
-        body = self._call("GET", "/audit/verify")
-        return {k: body[k] for k in ("rows", "ok", "problems")}
+    def verify_audit(self, _actor: Any, *, full: bool = False) -> View:
+        body = self._call("GET", "/audit/verify", params={"full": "true" if full else "false"})
+        body.pop("schema", None)
+        return body
+
+    def review_gaps(self, _actor: Any, *, drive: bool = True, holder: Any = None, progress: Any = None) -> View:
+        """The server reviews; the requests it records run on its workers (``drive`` is the server's)."""
+        body = self._call("POST", "/review-gaps")
+        body.pop("schema", None)
+        return body
+
+    def add_task(self, _actor: Any, task: dict[str, Any]) -> View:
+        return self._call("POST", "/tasks", json={k: v for k, v in task.items() if v is not None})["task"]
+
+    def list_tasks(self, _actor: Any, *, limit: int = 100) -> list[View]:
+        return self._call("GET", "/tasks", params={"limit": limit})["tasks"]
+
+    def team_card(self, _actor: Any, name: str, *, live: bool = False) -> View:
+        body = self._call("GET", f"/teams/{_id(name)}/card", params={"live": "true" if live else "false"})
+        body.pop("schema", None)
+        return body
 
     def about(self) -> View:
         return self._call("GET", "/about")

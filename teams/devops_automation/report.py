@@ -6,13 +6,30 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from .models import TeamCreationRequest
+from .forge.links import PullLinks
+from .models import RequestState, TeamCreationRequest
+from .team_cards import card_url
 
 SCHEMA_VERSION = 1
 
 
-def request_summary(request: TeamCreationRequest, *, duplicate: bool | None = None) -> dict[str, Any]:
+def request_summary(
+    request: TeamCreationRequest,
+    *,
+    duplicate: bool | None = None,
+    links: PullLinks | None = None,
+    team_url: str | None = None,
+) -> dict[str, Any]:
+    """A request's SUMMARY (README "JSON output"). ``links``: the forge's web links as they are now
+    (:class:`PullLinks`); without it, pull request links are shown as stored. ``team_url``: the
+    ``DEVOPS_CREW_TEAM_A2A_URL`` template; with it, ``team_a2a_url`` is where the team that answers the gap
+    serves A2A (the reused team, or the new one once merged and deployed), else None."""
     decision = request.decision
+    links = links or PullLinks()
+    answering = request.matched_team if request.state is RequestState.reuse_existing else None
+    if request.state in (RequestState.published, RequestState.merged) and request.spec is not None:
+        answering = request.spec.name
+    a2a_url = card_url(answering, team_url) if answering and team_url else None
     summary: dict[str, Any] = {
         "id": request.id,
         "gap_id": request.gap.id,
@@ -22,6 +39,7 @@ def request_summary(request: TeamCreationRequest, *, duplicate: bool | None = No
         "monthly_cost_usd": request.spec.monthly_cost_usd if request.spec else None,
         "drafter": request.drafter,
         "matched_team": request.matched_team,
+        "team_a2a_url": a2a_url,
         "match_score": request.match_score,
         "match": None if request.match is None else request.match.model_dump(),
         "decision": None
@@ -35,7 +53,9 @@ def request_summary(request: TeamCreationRequest, *, duplicate: bool | None = No
         },
         "branch": request.branch,
         "commit": request.commit_sha,
-        "pull_request": None if request.pr_number is None else {"number": request.pr_number, "url": request.pr_url},
+        "pull_request": None
+        if request.pr_number is None
+        else {"number": request.pr_number, "url": links.url(request.pr_url, request.pr_forge)},
         "files": len(request.files),
         "llm_usage": request.llm_usage.model_dump(),
         "error": request.error,
@@ -57,7 +77,7 @@ def request_summary(request: TeamCreationRequest, *, duplicate: bool | None = No
             "branch": request.rollback_branch,
             "pull_request": None
             if request.rollback_pr_number is None
-            else {"number": request.rollback_pr_number, "url": request.rollback_pr_url},
+            else {"number": request.rollback_pr_number, "url": links.url(request.rollback_pr_url, request.pr_forge)},
         },
         "created_at": request.created_at.isoformat(),
         "updated_at": request.updated_at.isoformat(),

@@ -43,6 +43,7 @@ from .models import (
 )
 from .store import Store
 from .target import TargetRepo
+from .team_cards import card_url
 
 View = dict[str, Any]
 
@@ -163,15 +164,20 @@ def commit_files(checkout: Path, sha: str) -> list[View] | None:
     return _budget(sorted(files, key=lambda f: f["path"]))
 
 
-def preview_files(request: TeamCreationRequest) -> list[View]:
+def preview_files(request: TeamCreationRequest, team_url: str | None = None) -> list[View]:
     """Render the request's stored spec into a temporary directory (not validated, nothing written
-    anywhere else) and return every file as added. Raises RenderError when the template cannot render it."""
+    anywhere else) and return every file as added; ``team_url``: the ``DEVOPS_CREW_TEAM_A2A_URL`` template the
+    team's card is rendered with. Raises RenderError when the template cannot render it."""
     from .scaffold.render import render_team
 
     assert request.spec is not None
     with tempfile.TemporaryDirectory(prefix="devops-crew-preview-") as tmp:
         rendered = render_team(
-            request.spec, request.gap, Path(tmp), owner=request.gap.requesting_team or "platform-team"
+            request.spec,
+            request.gap,
+            Path(tmp),
+            owner=request.gap.requesting_team or "platform-team",
+            a2a_url=card_url(request.spec.name, team_url) if team_url else None,
         )
         files = []
         for rel in rendered.files:
@@ -282,6 +288,7 @@ def build_review(
     forge: Forge,
     audit: list[View] | None,
     audit_note: str = "",
+    team_url: str | None = None,
 ) -> View:
     """The review of ``request`` for ``actor``::
 
@@ -350,7 +357,7 @@ def build_review(
             notes.append("the pull request body is composed again here (without the PR author agent's summary)")
     elif spec is not None:
         try:
-            items = preview_files(request)
+            items = preview_files(request, team_url)
         except RenderError as exc:
             notes.append(f"the stored spec does not render: {exc}")
             items = []
@@ -368,6 +375,8 @@ def build_review(
     else:
         files["note"] = "No team has been drafted yet."
 
+    if pull is not None and summary.get("pull_request"):
+        pull["url"] = summary["pull_request"]["url"]  # the link as the forge's base is now (forge.links)
     choices = decisions(
         actor, request, allow_self_approval=allow_self_approval, embedded=bool(getattr(forge, "embedded", False))
     )

@@ -32,6 +32,7 @@ from .authz import Action, Actor, Channel, require
 from .drafting.base import Drafter
 from .engine import Hooks, Progress, ProgressEvent
 from .errors import ConfigurationError, InvalidInput, validation_fields, validation_problems
+from .forge.links import PullLinks
 from .models import (
     IN_PROGRESS,
     PATTERN_TEXT,
@@ -41,6 +42,7 @@ from .models import (
     TeamCreationRequest,
     Text,
 )
+from .notify.events import with_links
 from .notify.outbox import Outbox
 from .settings import Settings
 from .store import HEAD_REVISION, Store, open_store, utc
@@ -115,6 +117,7 @@ class CrewService:
         self._app = app
         self._store: Store | None = app.store if app is not None else None
         self._lock = threading.Lock()
+        self.links = PullLinks.of(settings)
 
     # -- wiring -------------------------------------------------------------------------------
     @property
@@ -182,15 +185,20 @@ class CrewService:
         require(actor, Action.read)
         if not 1 <= limit <= MAX_LIST:
             raise InvalidInput(f"limit must be between 1 and {MAX_LIST}, not {limit}")
-        return Outbox(self.store).feed(limit=limit, request_id=request_id)
+        events = Outbox(self.store).feed(limit=limit, request_id=request_id)
+        return [{**e, "payload": with_links(e["payload"], self.links)} for e in events]
+
+    def _summary(self, request: TeamCreationRequest, *, duplicate: bool | None = None) -> View:
+        """``report.request_summary`` with the forge's links as they are now (``forge.links``)."""
+        return report.request_summary(
+            request, duplicate=duplicate, links=self.links, team_url=self.settings.team_a2a_url
+        )
 
     def _request(self, request_id: str) -> TeamCreationRequest:
         return self.store.require_request(request_id)
 
     # -- requests -----------------------------------------------------------------------------
-    def submit(
-        self, actor: Actor, gap: CapabilityGap | dict[str, Any], *, progress: Progress | None = None
-    ) -> View:
+    def submit(self, actor: Actor, gap: CapabilityGap | dict[str, Any], *, progress: Progress | None = None) -> View:
         """Submit a gap (validated here: it is untrusted) and drive its request as far as it goes.
         Returns a SUMMARY with ``duplicate``. Raises PermissionDenied, InvalidInput, ConfigurationError."""
         require(actor, Action.submit)
@@ -198,7 +206,7 @@ class CrewService:
         with self._acting(actor):
             submission = self.app.engine.submit(checked, requester=actor.ref(), progress=progress)
         self._flush()
-        return report.request_summary(submission.request, duplicate=submission.duplicate)
+        return self._summary(submission.request, duplicate=submission.duplicate)
 
     def accept(self, actor: Actor, gap: CapabilityGap | dict[str, Any]) -> View:
         """Record a gap's request without running it (a server answers at once, then calls
@@ -208,7 +216,7 @@ class CrewService:
         checked = gap_from(gap)
         with self._acting(actor):
             submission = self.app.engine.accept(checked, requester=actor.ref())
-        return report.request_summary(submission.request, duplicate=submission.duplicate)
+        return self._summary(submission.request, duplicate=submission.duplicate)
 
     def dry_run(self, actor: Actor, gap: CapabilityGap | dict[str, Any], *, progress: Progress | None = None) -> View:
         """Analyse, draft, gate and scaffold (with validation) ``gap`` as :meth:`submit` would, and return
@@ -224,7 +232,7 @@ class CrewService:
         return {
             "dry_run": True,
             "outcome": result.outcome,
-            "request": report.request_summary(result.request),
+            "request": self._summary(result.request),
             "diff": result.diff,
             "invalid": result.invalid,
             "would_audit": result.would_audit,
@@ -239,12 +247,12 @@ class CrewService:
         with self._acting(actor):
             request = self.app.engine.run(request_id, progress=progress)
         self._flush()
-        return report.request_summary(request)
+        return self._summary(request)
 
     def get(self, actor: Actor, request_id: str) -> View:
         """One request's SUMMARY. Raises PermissionDenied, NotFound."""
         require(actor, Action.read)
-        return report.request_summary(self._request(request_id))
+        return self._summary(self._request(request_id))
 
     def list(
         self,
@@ -258,7 +266,7 @@ class CrewService:
         """The newest ``limit`` (1..1000) requests' SUMMARYs, newest first, optionally in ``states``, for
         one proposed ``team``, and after ``cursor`` (:func:`page_cursor` of the previous page's last
         SUMMARY). Raises PermissionDenied, InvalidInput."""
-        return [report.request_summary(r) for r in self._page(actor, limit, states, team, cursor)]
+        return [self._summary(r) for r in self._page(actor, limit, states, team, cursor)]
 
     def _page(
         self, actor: Actor, limit: int, states: set[str] | None, team: str | None, cursor: str | None
@@ -300,7 +308,7 @@ class CrewService:
                 request_id, by=actor.ref(), reason=reason, self_approval=verdict.self_approval, progress=progress
             )
         self._flush()
-        return report.request_summary(request)
+        return self._summary(request)
 
     def override(self, actor: Actor, request_id: str, *, reason: str, progress: Progress | None = None) -> View:
         """Lift the rate limit and cooldown for this one request (needs a reason; four eyes).
@@ -323,7 +331,7 @@ class CrewService:
                 progress=progress,
             )
         self._flush()
-        return report.request_summary(request)
+        return self._summary(request)
 
     def reject(self, actor: Actor, request_id: str, *, reason: str = "", use_team: str | None = None) -> View:
         """Reject a waiting, refused or failed request (its requester may withdraw it). ``use_team``: the
@@ -336,7 +344,7 @@ class CrewService:
         with self._acting(actor):
             request = self.app.engine.reject(request_id, by=actor.ref(), reason=reason, use_team=use_team)
         self._flush()
-        return report.request_summary(request)
+        return self._summary(request)
 
     def resume(self, actor: Actor, request_id: str, *, progress: Progress | None = None) -> View:
         """Run a request again from its last good step. Raises PermissionDenied, NotFound."""
@@ -345,14 +353,14 @@ class CrewService:
         with self._acting(actor):
             request = self.app.engine.run(request_id, progress=progress)
         self._flush()
-        return report.request_summary(request)
+        return self._summary(request)
 
     def resume_pending(self, actor: Actor, *, progress: Progress | None = None) -> list[View]:
         """Run every unfinished request again (failed, rate-limited, stopped mid-way)."""
         require(actor, Action.resume)
         engine = self.app.engine
         with self._acting(actor):
-            views = [report.request_summary(engine.run(r.id, progress=progress)) for r in engine.pending()]
+            views = [self._summary(engine.run(r.id, progress=progress)) for r in engine.pending()]
         self._flush()
         return views
 
@@ -378,7 +386,7 @@ class CrewService:
         with self._acting(actor):
             request = self.app.lifecycle.rollback(request_id, by=actor.ref(), progress=progress)
         self._flush()
-        return report.request_summary(request)
+        return self._summary(request)
 
     # -- scheduled gap review -----------------------------------------------------------------
     def review_gaps(
@@ -409,7 +417,7 @@ class CrewService:
                 view = result.view()
                 if drive:
                     engine = self.app.engine
-                    view["runs"] = [report.request_summary(engine.run(i, progress=progress)) for i in result.submitted]
+                    view["runs"] = [self._summary(engine.run(i, progress=progress)) for i in result.submitted]
         finally:
             store.release_lease(REVIEW_LEASE, holder)
         self._flush()
@@ -443,6 +451,34 @@ class CrewService:
         rows = TaskStore(self.store).open_tasks(limit=min(max(limit, 1), MAX_LIST))
         names = ("id", "source", "summary", "skills", "urgency", "created_at")
         return [{**dict(zip(names, r, strict=True)), "created_at": utc(r[5]).isoformat()} for r in rows]
+
+    # -- the registry's teams ------------------------------------------------------------------
+    def team_card(self, actor: Actor, name: str, *, live: bool = False) -> View:
+        """A registered team's A2A agent card (``team_cards``): ``{"team", "url", "card", "served",
+        "differences"}``. ``card`` is built from the team's ``team.yaml`` on the base branch, as its generated
+        server builds it; with ``live``, ``served`` is the card the team serves at ``url`` now and
+        ``differences`` what it says otherwise (``served`` is None and ``differences`` empty without
+        ``live``). Raises PermissionDenied, InvalidInput (a bad name; a live answer that is not this team's
+        card), NotFound (no such team on the base branch), Unavailable (the team does not answer: not
+        deployed yet), GitError."""
+        from .engine.context import RunContext
+        from .errors import NotFound
+        from .team_cards import card_url, differences, fetch_card, registry_card
+
+        require(actor, Action.read)
+        if not re.fullmatch(TEAM_NAME_PATTERN, name):
+            raise InvalidInput(f"team {name[:60]!r} {PATTERN_TEXT[TEAM_NAME_PATTERN]}")
+        registry = RunContext("team-card").registry(self.app.engine.deps)  # cached per teams/ revision
+        entry = registry.entries.get(name)
+        if entry is None:
+            raise NotFound(f"no team {name!r} in the registry (teams/*/team.yaml on {self.settings.base_branch})")
+        url = card_url(name, self.settings.team_a2a_url)
+        card = registry_card(entry, url)
+        view: View = {"team": name, "url": url, "card": card, "served": None, "differences": []}
+        if live:
+            served = fetch_card(entry, url, timeout=self.settings.team_card_timeout_seconds)
+            view.update(served=served, differences=differences(card, served))
+        return view
 
     # -- audit --------------------------------------------------------------------------------
     def audit(self, actor: Actor, *, request_id: str | None = None, limit: int = 50) -> list[View]:
@@ -551,7 +587,7 @@ class CrewService:
         rows = self._audit_rows(request.id, 500) if may_audit.allowed else None
         return build_review(
             request,
-            report.request_summary(request),
+            self._summary(request),
             actor=actor,
             ceiling_usd=self.settings.monthly_cost_ceiling_usd,
             allow_self_approval=self.settings.allow_self_approval,
@@ -559,6 +595,7 @@ class CrewService:
             forge=app.forge,
             audit=rows,
             audit_note="" if may_audit.allowed else f"The audit trail is not shown: {may_audit.message}.",
+            team_url=self.settings.team_a2a_url,
         )
 
     def merge(self, actor: Actor, request_id: str) -> View:
@@ -580,7 +617,7 @@ class CrewService:
             )
         with self._acting(actor):
             merged = merge_pull_request(app.store, app.auditor, app.forge, request_id, by=actor.ref())
-        return report.request_summary(merged)
+        return self._summary(merged)
 
     def overview(
         self,
@@ -597,7 +634,7 @@ class CrewService:
         requests = self._page(actor, limit, states, team, cursor)
         return [
             {
-                **report.request_summary(r),
+                **self._summary(r),
                 "gap": {
                     "description": r.gap.description[:300],
                     "requesting_team": r.gap.requesting_team,

@@ -191,6 +191,21 @@ class Settings(BaseSettings):
     # as tamper-evident as the hash chain it is recorded in. Set it from a Secret, apart from the database.
     audit_key: SecretStr | None = Field(None, min_length=16, validation_alias=_env("DEVOPS_CREW_AUDIT_KEY"))
 
+    # Where a registered team answers A2A once Argo CD deployed it (the Service the team template makes,
+    # port 80): `{name}` and `{k8s_name}` are the team's. The registry
+    # reads a team's agent card from here (`devops-crew team card NAME --live`), and a request that reuses a
+    # team hands this URL to the crew that asked, so it can delegate there.
+    team_a2a_url: str = Field(
+        "http://{k8s_name}.teams.svc.cluster.local",
+        max_length=300,
+        pattern=r"^https?://[^\s{}]*(\{(name|k8s_name)\}[^\s{}]*)*$",
+        validation_alias=_env("DEVOPS_CREW_TEAM_A2A_URL"),
+    )
+    # How long `team card --live` waits for a team's answer (seconds, connecting and each read).
+    team_card_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, validation_alias=_env("DEVOPS_CREW_TEAM_CARD_TIMEOUT_SECONDS")
+    )
+
     # The embedded forge (forge=local). Its public base URL: where people open the links it gives (pull
     # requests, diffs), stable across restarts whatever port it was bound to; unset: http://127.0.0.1:<forge
     # port> (links follow the address a client used when forge_port is 0).

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from .. import policy
 from ..audit import audit_context
 from ..errors import STEP_FAILURES, ActionRefused
+from ..forge import forge_kind
 from ..forge.base import PRContent, PullRequest
 from ..models import ActorRef, RequestState, RiskLevel, TeamCreationRequest
 from ..notify.events import EventKind
@@ -142,9 +143,7 @@ class Lifecycle:
             and request.override_approved_by is None
         )
 
-    def rollback(
-        self, request_id: str, *, by: ActorRef | str, progress: Progress | None = None
-    ) -> TeamCreationRequest:
+    def rollback(self, request_id: str, *, by: ActorRef | str, progress: Progress | None = None) -> TeamCreationRequest:
         """Open (or find) the pull request that reverts a merged team. Raises NotFound, ActionRefused,
         and the step failures of git and the forge (nothing is stored half-done: run it again)."""
         actor = ActorRef.of(by)
@@ -191,4 +190,5 @@ class Lifecycle:
                 call.result.update(number=pr.number, url=pr.url)
             opened = request.rollback_pr_number is None
             request.rollback_pr_number, request.rollback_pr_url = pr.number, pr.url
+            request.pr_forge = forge_kind(deps.settings)
             return deps.store.save_request(request, event=EventKind.rollback_opened if opened else None)

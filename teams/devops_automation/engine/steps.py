@@ -16,6 +16,7 @@ from .. import policy, pr_text
 from ..drafting.base import DraftContext, validated_choice
 from ..drafting.quarantine import quarantine
 from ..errors import ForgeError, PolicyViolation, RenderInvalid
+from ..forge import forge_kind
 from ..forge.base import PRContent
 from ..models import (
     IN_FLIGHT,
@@ -31,6 +32,7 @@ from ..models import (
 )
 from ..store import NameTaken
 from ..target import BranchTaken, Published, commit_message
+from ..team_cards import card_url
 from .context import Deps, RunContext
 
 Step = Callable[[Deps, RunContext, TeamCreationRequest], TeamCreationRequest]
@@ -63,9 +65,7 @@ def _first_reader(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> 
     answer, usage = deps.triage_reader.choose(request.gap, request.match.candidates)
     request.llm_usage = request.llm_usage + usage
     choice = validated_choice(answer, request.match.candidates)
-    deps.auditor.event(
-        "registry.triage_reader", choice or "invalid", request_id=request.id, answer=str(answer)[:200]
-    )
+    deps.auditor.event("registry.triage_reader", choice or "invalid", request_id=request.id, answer=str(answer)[:200])
     if choice is None:
         ctx.say(f"the analyst's triage answer {str(answer)[:60]!r} is not a listed team or 'new': a human decides")
         return
@@ -266,7 +266,13 @@ def _render(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> list[s
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     ctx.say(f"rendering teams/{spec.name}/ with cookiecutter")
-    rendered = render_team(spec, request.gap, dest, owner=request.gap.requesting_team or "platform-team")
+    rendered = render_team(
+        spec,
+        request.gap,
+        dest,
+        owner=request.gap.requesting_team or "platform-team",
+        a2a_url=card_url(spec.name, deps.settings.team_a2a_url),
+    )
     files = policy.check_paths(rendered.files, spec.name)
     if deps.settings.validate_render:
         ctx.say(f"validating {len(files)} rendered files")
@@ -361,6 +367,7 @@ def publish(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCr
             return _already_on_base(deps, ctx, request)
         raise
     request.pr_number, request.pr_url = pr.number, pr.url
+    request.pr_forge = forge_kind(deps.settings)
     request = deps.store.save_request(request, RequestState.published)
     shutil.rmtree(render_dir(deps, request), ignore_errors=True)  # the branch holds it now
     return request

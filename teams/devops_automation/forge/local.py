@@ -25,6 +25,7 @@ from ..errors import ConfigurationError
 from ..registry import SEED_DIR
 from ..settings import Settings
 from .github import GitHubForge
+from .links import public_base
 
 if TYPE_CHECKING:
     from ..audit import Auditor
@@ -91,9 +92,7 @@ def reviewer_token(settings: Settings, login: str) -> str:
 def public_url(settings: Settings) -> str | None:
     """The embedded forge's public base URL: the setting, else ``http://127.0.0.1:<forge_port>``; None when
     the port is 0 (chosen at start, so links follow the address each client used)."""
-    if settings.forge_public_url:
-        return settings.forge_public_url.rstrip("/")
-    return f"http://127.0.0.1:{settings.forge_port}" if settings.forge_port else None
+    return public_base(settings)
 
 
 def required_checks(settings: Settings) -> list[str]:

@@ -4,12 +4,14 @@ with exponential backoff and never fails a request, and the next event still goe
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from ..audit import Auditor
 from ..errors import ConfigurationError, Unavailable
+from ..forge.links import PullLinks
 from .channels import ChannelError, NotificationChannel
+from .events import with_links
 from .outbox import Delivery, Outbox
 
 
@@ -51,8 +53,11 @@ class Dispatcher:
         *,
         retry: RetryPolicy | None = None,
         lease_seconds: float = 120.0,
+        links: PullLinks | None = None,
     ) -> None:
+        """``links``: how pull request links are shown when sent (``forge.links``; default as stored)."""
         self.outbox, self.channels, self.auditor = outbox, channels, auditor
+        self.links = links or PullLinks()
         self.retry = retry or RetryPolicy()
         self.lease_seconds = lease_seconds
 
@@ -84,7 +89,7 @@ class Dispatcher:
                 notification=delivery.notification_id,
                 attempt=attempt,
             ) as call:
-                warning = channel.send(delivery)
+                warning = channel.send(replace(delivery, payload=with_links(delivery.payload, self.links)))
                 if warning:
                     call.result.update(warning=warning)
         except ChannelError as exc:

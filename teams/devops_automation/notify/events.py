@@ -6,6 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from ..forge.links import PullLinks
 from ..models import RequestState, TeamCreationRequest
 
 
@@ -53,6 +54,12 @@ def kind_for(before: RequestState, after: RequestState, request: TeamCreationReq
     return None
 
 
+def with_links(payload: dict[str, Any], links: PullLinks) -> dict[str, Any]:
+    """``payload`` with its pull request link as the forge's base is now (a copy; ``payload`` is kept)."""
+    url = links.url(payload.get("pr_url"), payload.get("pr_forge"))
+    return payload if url == payload.get("pr_url") else {**payload, "pr_url": url}
+
+
 def payload_of(kind: EventKind, request: TeamCreationRequest) -> dict[str, Any]:
     """What every channel shows for the event: a JSON-able snapshot of the request at that moment (texts
     in it are untrusted; each channel escapes for its own medium)."""
@@ -77,7 +84,8 @@ def payload_of(kind: EventKind, request: TeamCreationRequest) -> dict[str, Any]:
         "risk_level": decision.risk_level.value if decision else None,
         "rule": decision.rule if decision else None,
         "pr_number": pr_number,
-        "pr_url": pr_url,
+        "pr_url": pr_url,  # as stored; shown through forge.links.PullLinks with "pr_forge"
+        "pr_forge": request.pr_forge,
         "reason": reason[:500],
         "requester": request.requester.key if request.requester else None,
     }

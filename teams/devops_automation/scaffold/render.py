@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from devops_automation.errors import RenderError
 from devops_automation.models import MAX_AGENTS, CapabilityGap, RegistryEntry, TeamSpec, without_placeholders
+from devops_automation.team_cards import DEFAULT_TEAM_A2A_URL, card_url
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "template"
 AGENT_SLOTS = 12  # agent_file_00 .. agent_file_11 in cookiecutter.json
@@ -77,8 +78,9 @@ GAP_CONTEXT_LABEL = (
 )
 
 
-def build_context(spec: TeamSpec, gap: CapabilityGap, owner: str) -> dict[str, Any]:
-    """The cookiecutter ``extra_context`` for ``spec``: slugs and numbers plain, free text as data."""
+def build_context(spec: TeamSpec, gap: CapabilityGap, owner: str, a2a_url: str | None = None) -> dict[str, Any]:
+    """The cookiecutter ``extra_context`` for ``spec``: slugs and numbers plain, free text as data.
+    ``a2a_url``: where the team will answer A2A (its card's ``url``; default: ``DEFAULT_TEAM_A2A_URL``'s)."""
     if len(spec.agents) > AGENT_SLOTS or MAX_AGENTS > AGENT_SLOTS:
         raise RenderError(f"the template has {AGENT_SLOTS} agent slots; the spec has {len(spec.agents)} agents")
     entry = RegistryEntry.from_spec(spec, owner)
@@ -102,6 +104,7 @@ def build_context(spec: TeamSpec, gap: CapabilityGap, owner: str) -> dict[str, A
         "uvicorn_version": _pinned("uvicorn", "0.54.0"),
         **slots,
         "_registry": registry | {"gap_context": quoted},
+        "_a2a_url": a2a_url or card_url(spec.name, DEFAULT_TEAM_A2A_URL),
         "_agents": {a.role: {"role": a.role, "goal": a.goal, "backstory": a.backstory} for a in spec.agents},
         "_tasks": {
             t.name: {"description": t.description, "expected_output": t.expected_output, "agent": t.agent}
@@ -117,8 +120,11 @@ def build_context(spec: TeamSpec, gap: CapabilityGap, owner: str) -> dict[str, A
     }
 
 
-def render_team(spec: TeamSpec, gap: CapabilityGap, dest: Path, owner: str = "platform-team") -> RenderedTeam:
-    """Render ``spec`` into ``dest/<name>/`` (which must not exist yet) and list what was written."""
+def render_team(
+    spec: TeamSpec, gap: CapabilityGap, dest: Path, owner: str = "platform-team", a2a_url: str | None = None
+) -> RenderedTeam:
+    """Render ``spec`` into ``dest/<name>/`` (which must not exist yet) and list what was written.
+    ``a2a_url``: the URL the team's agent card advertises (``team_cards.card_url``)."""
     from cookiecutter.exceptions import CookiecutterException
     from cookiecutter.main import cookiecutter
     from jinja2 import TemplateError
@@ -126,7 +132,7 @@ def render_team(spec: TeamSpec, gap: CapabilityGap, dest: Path, owner: str = "pl
     # Validate again: a spec built with model_construct() or mutated after validation is refused here.
     spec = TeamSpec.model_validate(spec.model_dump())
     gap = CapabilityGap.model_validate(gap.model_dump())
-    context = build_context(spec, gap, owner)
+    context = build_context(spec, gap, owner, a2a_url)
     dest = Path(dest).resolve()
     dest.mkdir(parents=True, exist_ok=True)
     root = dest / spec.name

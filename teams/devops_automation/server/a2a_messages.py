@@ -105,8 +105,11 @@ def outcome(view: dict[str, Any]) -> Outcome | None:
     revert = (view.get("rollback") or {}).get("pull_request") or {}
     pull = f"pull request #{pr.get('number')} {pr.get('url')}"
     if state == RequestState.published:
+        a2a = view.get("team_a2a_url")
+        later = f"; once merged and deployed it answers A2A at {a2a}" if a2a else ""
         return Outcome(
-            TaskState.completed, f"{rid}: pull request #{pr.get('number')} opened for new team {team}: {pr.get('url')}"
+            TaskState.completed,
+            f"{rid}: pull request #{pr.get('number')} opened for new team {team}: {pr.get('url')}{later}",
         )
     if state == RequestState.merged:
         return Outcome(TaskState.completed, f"{rid}: team {team} merged: {pull}")
@@ -118,7 +121,10 @@ def outcome(view: dict[str, Any]) -> Outcome | None:
     if state == RequestState.reuse_existing:
         score = view.get("match_score")
         shown = f" (match score {score:.2f})" if isinstance(score, int | float) else ""
-        return Outcome(TaskState.completed, f"{rid}: no new team needed: reuse team {view.get('matched_team')}{shown}")
+        where = f"; delegate to it over A2A at {view['team_a2a_url']}" if view.get("team_a2a_url") else ""
+        return Outcome(
+            TaskState.completed, f"{rid}: no new team needed: reuse team {view.get('matched_team')}{shown}{where}"
+        )
     if state == RequestState.awaiting_approval:
         return Outcome(
             TaskState.input_required, f"{rid}: team {team} waits for a human approver (rule {rule}): {why}.{remedy}"

@@ -202,7 +202,9 @@ async def audit(
 
 
 @router.get("/audit/verify", tags=["audit"])
-async def verify_audit(rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
-    """Walk the audit log's hash chain (auditor)."""
-    return JSONResponse({"schema": SCHEMA_VERSION, **(await rt.pool.run(rt.service.verify_audit, actor))})
+async def verify_audit(rt: RuntimeDep, actor: ActorDep, full: bool = False) -> JSONResponse:
+    """Walk the audit log's hash chain (auditor) from the last verified checkpoint, or from row 1 with
+    ``full``; the answer is ``CrewService.verify_audit``'s."""
+    result = await rt.pool.run(rt.service.verify_audit, actor, full=full)
+    return JSONResponse({"schema": SCHEMA_VERSION, **result})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -50,6 +50,16 @@ async def review_gaps(rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
     view: dict[str, Any] = await rt.pool.run(lambda: rt.service.review_gaps(actor, drive=False))
     for request_id in view.get("submitted", []):
         rt.pool.submit(rt.resume_one, request_id)
+    return JSONResponse({"schema": SCHEMA_VERSION, **view})
+
+
+@router.get("/teams/{name}/card")
+async def team_card(
+    name: Annotated[str, Path(max_length=40)], rt: RuntimeDep, actor: ActorDep, live: bool = False
+) -> JSONResponse:
+    """A registered team's A2A agent card as its ``team.yaml`` gives it and, with ``live``, as the deployed
+    team serves it (viewer): ``CrewService.team_card``'s shape. 503 when the team does not answer."""
+    view = await rt.pool.run(rt.service.team_card, actor, name, live=live)
     return JSONResponse({"schema": SCHEMA_VERSION, **view})
 
 

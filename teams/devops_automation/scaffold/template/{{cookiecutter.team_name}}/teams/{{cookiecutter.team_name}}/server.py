@@ -8,7 +8,8 @@ skill per skill of the team). ``POST /``: A2A JSON-RPC (``message/send``, ``mess
 (``crew.build_crew(request=...)``), and the crew's result comes
 back as the task's final status message. ``GET /healthz`` (liveness) and ``GET /readyz`` (the config
 loads) are the Deployment's probes. Run with ``python -m teams.{{ cookiecutter.team_name }}.server``
-(``HOST``, ``PORT``; ``PUBLIC_URL`` is the URL the card advertises).
+(``HOST``, ``PORT``; ``PUBLIC_URL`` is the URL the card advertises, by default the registry's URL of the
+team, ``DEVOPS_CREW_TEAM_A2A_URL``).
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def main() -> None:
 
     host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104 (a pod serves on its own address)
     port = int(os.environ.get("PORT", "8080"))
-    url = os.environ.get("PUBLIC_URL") or "http://{{ cookiecutter.k8s_name }}/"
+    url = os.environ.get("PUBLIC_URL") or {{ cookiecutter._a2a_url | tojson }}
     uvicorn.run(create_app(url), host=host, port=port, timeout_graceful_shutdown=20)
 
 
