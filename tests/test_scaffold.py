@@ -491,4 +491,6 @@ def test_render_and_validate_is_fast_once_warm(tmp_path: Path) -> None:
         assert report.ok, report.errors
     median = statistics.median(durations[1:])
     print(f"render+validate of a 4-agent team: median {median:.3f}s, runs {[round(d, 3) for d in durations]}")
-    assert median < 1.0
+    # The figure is bench/pipeline.py's (about 0.9 s here); this only catches a validation that pays CrewAI's
+    # import again on every run (3 s or more on this machine), with room for a loaded CI machine.
+    assert median < 2.5
