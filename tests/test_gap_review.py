@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -193,6 +194,13 @@ def test_tasks_and_review_over_the_json_api(tmp_path: Path) -> None:
         wait_for_state(c, request_id, {"published"})
         feed = c.get("/api/v1/notifications", headers=bearer("vic")).json()["notifications"]
         assert [e["kind"] for e in feed] == ["pr_opened"] and feed[0]["request_id"] == request_id
+        for i in range(3):
+            c.post("/api/v1/tasks", json={"summary": f"app {i}", "skills": ["kotlin"]}, headers=bearer("alice"))
+        recorded = c.post("/api/v1/review-gaps", params={"run": "false"}, headers=bearer("oscar"))
+        [only_recorded] = recorded.json()["submitted"]  # review-gaps --no-run through a server
+        time.sleep(1.0)
+        shown = c.get(f"/api/v1/requests/{only_recorded}", headers=bearer("vic")).json()["request"]
+        assert shown["state"] == "received"
 
 
 def test_review_gaps_cli_json_and_text(tmp_path: Path) -> None:

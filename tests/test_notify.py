@@ -217,3 +217,32 @@ def test_awaiting_approval_merge_and_rollback_are_events(tmp_path: Path) -> None
         assert _kinds(hook.posts) == ["Pull request opened", "Pull request merged", "Rollback pull request opened"]
         rollback = service.get(BOB, view["id"])["rollback"]["pull_request"]
         assert hook.posts[-1]["embeds"][0]["url"] == rollback["url"]
+
+
+def test_a_notification_sent_later_carries_the_forges_link_as_it_is_then(tmp_path: Path) -> None:
+    """An event made while the embedded forge had one port, sent after it moved, links to the new port."""
+    import socket
+
+    from .conftest import make_settings
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    first, second = free_port(), free_port()
+    common = {"forge": "local", "validate_render": False, "notify_backoff_seconds": 0.01}
+    with webhook_server() as hook:
+        hook.status = 500
+        settings = make_settings(tmp_path / "home", forge_port=first, notify_discord_webhook=hook.url, **common)
+        with CrewService(settings) as service:
+            view = service.submit(ALICE, NEW_TEAM_GAP)
+        assert view["pull_request"]["url"].startswith(f"http://127.0.0.1:{first}/")
+        hook.status = 200
+        later = make_settings(tmp_path / "home", forge_port=second, notify_discord_webhook=hook.url, **common)
+        with CrewService(later) as service:
+            time.sleep(0.05)
+            assert service.deliver_notifications(BOB)["sent"] == 1
+        [post] = hook.posts
+        number = view["pull_request"]["number"]
+        assert post["embeds"][0]["url"] == f"http://127.0.0.1:{second}/local/teams/pull/{number}"

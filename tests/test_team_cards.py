@@ -195,3 +195,67 @@ def test_a_served_card_is_untrusted(
     url = f"http://127.0.0.1:{hostile.server_address[1]}"
     with pytest.raises(error, match=match):
         fetch_card(ENTRY, url, timeout=5)
+
+
+def test_a_compressed_or_dripping_card_is_refused_without_reading_it_all() -> None:
+    import gzip
+
+    bomb = gzip.compress(b"[" + b" " * 50_000_000 + b"]")  # 50 MB once unpacked, about 50 KB sent
+
+    class Gzipped(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = bomb
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    class Dripping(Gzipped):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(100):  # a byte every 0.1 s: 10 s in all
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+
+    for handler, error, match in ((Gzipped, InvalidInput, "compressed"), (Dripping, Unavailable, "took more than")):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            started = time.monotonic()
+            with pytest.raises(error, match=match):
+                fetch_card(ENTRY, f"http://127.0.0.1:{server.server_address[1]}", timeout=0.3)
+            assert time.monotonic() - started < 5
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def test_the_card_version_is_the_templates_and_the_url_setting_is_checked(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from devops_automation.scaffold.render import IMAGE_TAG
+    from devops_automation.team_cards import DEFAULT_VERSION
+
+    assert DEFAULT_VERSION == IMAGE_TAG
+    for bad in (
+        "http://",
+        "http://a/?q={name}",
+        "http://a#{name}",
+        "http://u@a/{name}",
+        "http://a/{name!r}",
+        "ftp://a/{name}",
+        "http://{0}",
+    ):
+        with pytest.raises(ValidationError):
+            make_settings(tmp_path / "home", team_a2a_url=bad)
+    good = make_settings(tmp_path / "home", team_a2a_url="https://{k8s_name}.teams.example:8443/a2a")
+    assert card_url("billing_ops", good.team_a2a_url) == "https://billing-ops.teams.example:8443/a2a"

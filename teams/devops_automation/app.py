@@ -15,6 +15,7 @@ from .drafting.base import Drafter, PRWriter, SpecReviser
 from .engine import Deps, Engine, Hooks, Lifecycle
 from .errors import DevopsCrewError
 from .forge import Forge, open_forge
+from .forge.links import PullLinks
 from .notify.channels import configured_channels
 from .notify.dispatch import Dispatcher, RetryPolicy
 from .notify.outbox import Outbox
@@ -108,4 +109,4 @@ def make_dispatcher(settings: Settings, store: Store, auditor: Auditor) -> Dispa
     channels = configured_channels(settings)
     store.notification_channels = tuple(channels)
     retry = RetryPolicy(base_seconds=settings.notify_backoff_seconds, max_attempts=settings.notify_max_attempts)
-    return Dispatcher(Outbox(store), channels, auditor, retry=retry)
+    return Dispatcher(Outbox(store), channels, auditor, retry=retry, links=PullLinks.of(settings))

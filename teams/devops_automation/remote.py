@@ -156,8 +156,8 @@ class RemoteService:
         return body
 
     def review_gaps(self, _actor: Any, *, drive: bool = True, holder: Any = None, progress: Any = None) -> View:
-        """The server reviews; the requests it records run on its workers (``drive`` is the server's)."""
-        body = self._call("POST", "/review-gaps")
+        """The server reviews; the requests it records run on its workers, unless ``drive`` is off."""
+        body = self._call("POST", "/review-gaps", params={"run": "true" if drive else "false"})
         body.pop("schema", None)
         return body
 

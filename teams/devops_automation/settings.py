@@ -253,6 +253,18 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _team_a2a_url(self) -> Settings:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.team_a2a_url.format(name="team", k8s_name="team"))
+        if not parts.hostname or parts.query or parts.fragment or "@" in parts.netloc:
+            raise ValueError(
+                "DEVOPS_CREW_TEAM_A2A_URL must be http(s)://host[:port][/path] (with {name} or {k8s_name}), "
+                "without user, query or fragment"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _price_table(self) -> Settings:
         self.llm_prices = {**DEFAULT_LLM_PRICES, **self.llm_prices}
         return self

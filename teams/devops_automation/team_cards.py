@@ -14,6 +14,7 @@ limit and a timeout, and treats the answer as untrusted: a card that names anoth
 from __future__ import annotations
 
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInput, Unavailable
@@ -25,9 +26,10 @@ if TYPE_CHECKING:
 DEFAULT_TEAM_A2A_URL = "http://{k8s_name}.teams.svc.cluster.local"  # Settings.team_a2a_url's default
 CARD_PATH = "/.well-known/agent-card.json"  # a2a-sdk 0.3's AGENT_CARD_WELL_KNOWN_PATH
 MAX_CARD_BYTES = 256 * 1024
+MAX_DIFFERENCES = 50
 MEDIA_TYPES = ["text/plain"]
 #: The version a generated team's card carries when its team.yaml names none (the template's image tag).
-DEFAULT_VERSION = "0.1.0"
+DEFAULT_VERSION = "0.1.0"  # scaffold.render.IMAGE_TAG (a test keeps them equal)
 
 
 def card_url(team: str, template: str) -> str:
@@ -75,25 +77,34 @@ def fetch_card(
 ) -> dict[str, Any]:
     """The card the team at ``url`` serves, validated as an a2a-sdk ``AgentCard`` (same JSON shape as
     :func:`registry_card`). Raises Unavailable (no answer, an HTTP error, more than ``MAX_CARD_BYTES``:
-    the team is not deployed or not healthy; retry later) and InvalidInput (not an agent card, or a card
-    that names another team than ``entry``). ``timeout`` in seconds, for connecting and for each read."""
+    the team is not deployed or not healthy; retry later) and InvalidInput (not an agent card, a card that
+    names another team than ``entry``, a compressed answer). ``timeout`` in seconds, for connecting and for
+    each read; the whole read ends after three times that. No proxy from the environment, no redirects."""
     import httpx
     from a2a.types import AgentCard
     from pydantic import ValidationError
 
     where = url + CARD_PATH
+    deadline = time.monotonic() + 3 * timeout  # the whole read, however slowly a team drips its answer
+    headers = {"Accept": "application/json", "Accept-Encoding": "identity"}  # no decompression bomb
     try:
         with (
-            httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client,
-            client.stream("GET", where, headers={"Accept": "application/json"}) as response,
+            httpx.Client(timeout=timeout, transport=transport, follow_redirects=False, trust_env=False) as client,
+            client.stream("GET", where, headers=headers) as response,
         ):
             if response.status_code != 200:
                 raise Unavailable(f"team {entry.name}: {where} answered HTTP {response.status_code}", retry_after=60)
+            if response.headers.get("content-encoding", "identity").lower() != "identity":
+                raise InvalidInput(f"team {entry.name}: {where} sent a compressed card, asked for none")
+            if int(response.headers.get("content-length") or 0) > MAX_CARD_BYTES:
+                raise Unavailable(f"team {entry.name}: {where} sent more than {MAX_CARD_BYTES} bytes")
             body = b""
-            for chunk in response.iter_bytes():
+            for chunk in response.iter_raw():
                 body += chunk
                 if len(body) > MAX_CARD_BYTES:
                     raise Unavailable(f"team {entry.name}: {where} sent more than {MAX_CARD_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"team {entry.name}: {where} took more than {3 * timeout:g} s", retry_after=60)
     except httpx.HTTPError as exc:
         raise Unavailable(f"team {entry.name} does not answer at {where}: {exc}", retry_after=60) from None
     try:
@@ -116,6 +127,8 @@ def differences(expected: dict[str, Any], served: dict[str, Any]) -> list[str]:
     mine = {s["id"]: s for s in expected.get("skills", [])}
     theirs = {s.get("id"): s for s in served.get("skills", [])}
     found += [f"skill {i}: not served" for i in sorted(set(mine) - set(theirs))]
-    found += [f"skill {i}: served, not in team.yaml" for i in sorted(set(theirs) - set(mine), key=str)]
+    extra = sorted(set(theirs) - set(mine), key=str)
+    found += [f"skill {str(i)[:60]!r}: served, not in team.yaml" for i in extra]
     found += [f"skill {i}: differs" for i in sorted(set(mine) & set(theirs)) if mine[i] != theirs[i]]
-    return found
+    more = len(found) - MAX_DIFFERENCES
+    return found[:MAX_DIFFERENCES] + ([f"... and {more} more"] if more > 0 else [])

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from ..settings import Settings
 
 # The tail of a pull request's web link on GitHub and on the embedded forge (``html_url``).
-PULL_PATH = re.compile(r"(/[A-Za-z0-9._-]{1,100}/[A-Za-z0-9._-]{1,100}/pull/\d{1,12})/?")
+PULL_PATH = re.compile(r"(/[A-Za-z0-9._-]{1,100}/[A-Za-z0-9._-]{1,100}/pull/[0-9]{1,12})/?")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 

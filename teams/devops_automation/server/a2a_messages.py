@@ -112,7 +112,8 @@ def outcome(view: dict[str, Any]) -> Outcome | None:
             f"{rid}: pull request #{pr.get('number')} opened for new team {team}: {pr.get('url')}{later}",
         )
     if state == RequestState.merged:
-        return Outcome(TaskState.completed, f"{rid}: team {team} merged: {pull}")
+        deployed = f"; once deployed it answers A2A at {view['team_a2a_url']}" if view.get("team_a2a_url") else ""
+        return Outcome(TaskState.completed, f"{rid}: team {team} merged: {pull}{deployed}")
     if state == RequestState.rolled_back:
         return Outcome(
             TaskState.completed,

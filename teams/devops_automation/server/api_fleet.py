@@ -43,12 +43,13 @@ async def list_tasks(
 
 
 @router.post("/review-gaps")
-async def review_gaps(rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
+async def review_gaps(rt: RuntimeDep, actor: ActorDep, run: bool = True) -> JSONResponse:
     """Run the gap review now (operator): answers with its summary; the requests it records run on the
-    server's workers. ``{"skipped": ...}`` when another replica is running it."""
+    server's workers (with ``run=false``, they are only recorded: ``review-gaps --no-run``).
+    ``{"skipped": ...}`` when another replica is running it."""
     rt.pool.check_capacity(1)
     view: dict[str, Any] = await rt.pool.run(lambda: rt.service.review_gaps(actor, drive=False))
-    for request_id in view.get("submitted", []):
+    for request_id in view.get("submitted", []) if run else []:
         rt.pool.submit(rt.resume_one, request_id)
     return JSONResponse({"schema": SCHEMA_VERSION, **view})
 
