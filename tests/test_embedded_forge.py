@@ -20,6 +20,7 @@ from devops_automation.forge.local import embedded_server, embedded_token, revie
 
 from .conftest import make_settings
 from .helpers import new_gap
+from .notify_fixtures import free_port
 
 TARGET = "local/teams"
 
@@ -194,12 +195,6 @@ def test_an_approver_merging_from_the_dashboard_is_the_forges_reviewer(tmp_path:
         assert actions.count("forge.review_recorded") == 2 and actions[-1] == "request.merged"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_stored_links_are_built_again_when_shown_from_the_forges_base_as_it_is_now(tmp_path: Path) -> None:
     """A pull request opened while the forge had one port is shown, later, with the port (or the public
     URL) the settings give now, in the service's views, the review and the notification feed."""
@@ -207,7 +202,7 @@ def test_stored_links_are_built_again_when_shown_from_the_forges_base_as_it_is_n
     from devops_automation.service import CrewService
 
     alice = Actor(id="alice", channel=Channel.web, roles=frozenset({Role.requester, Role.viewer}))
-    first, second = _free_port(), _free_port()
+    first, second = free_port(), free_port()
     with CrewService(_settings(tmp_path, forge_port=first)) as service:
         view = service.submit(alice, new_gap(1))
         number = view["pull_request"]["number"]

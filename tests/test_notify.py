@@ -16,7 +16,7 @@ from devops_automation.notify.outbox import Outbox
 from devops_automation.service import CrewService
 
 from .helpers import NEW_TEAM_GAP, fast_settings, service_for
-from .notify_fixtures import smtp_server, webhook_server
+from .notify_fixtures import free_port, smtp_server, webhook_server
 
 ALICE = Actor(id="alice", channel=Channel.web, roles=frozenset({Role.requester, Role.viewer}))
 BOB = Actor(id="bob", channel=Channel.web, roles=frozenset({Role.approver, Role.operator, Role.viewer}))
@@ -221,14 +221,7 @@ def test_awaiting_approval_merge_and_rollback_are_events(tmp_path: Path) -> None
 
 def test_a_notification_sent_later_carries_the_forges_link_as_it_is_then(tmp_path: Path) -> None:
     """An event made while the embedded forge had one port, sent after it moved, links to the new port."""
-    import socket
-
     from .conftest import make_settings
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
 
     first, second = free_port(), free_port()
     common = {"forge": "local", "validate_render": False, "notify_backoff_seconds": 0.01}

@@ -5,14 +5,15 @@ one, says where the team answers A2A. Real forge, real git, a real uvicorn proce
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -28,15 +29,10 @@ from devops_automation.team_cards import DEFAULT_TEAM_A2A_URL, MAX_CARD_BYTES, c
 
 from .conftest import make_settings
 from .helpers import bare, new_gap
+from .notify_fixtures import free_port
 
 ALICE = Actor(id="alice", channel=Channel.web, roles=frozenset({Role.requester, Role.viewer}))
 BOB = Actor(id="bob", channel=Channel.web, roles=frozenset({Role.approver, Role.viewer}))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _serve_team(checkout: Path, team: str, port: int) -> subprocess.Popen[bytes]:
@@ -72,7 +68,7 @@ def _serve_team(checkout: Path, team: str, port: int) -> subprocess.Popen[bytes]
 
 
 def test_the_registry_reads_the_card_a_merged_team_serves(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     settings = make_settings(
         tmp_path / "home",
@@ -133,16 +129,38 @@ def test_a_reused_team_is_handed_over_with_its_a2a_url(tmp_path: Path) -> None:
             service.team_card(ALICE, "../../etc")
 
 
+@dataclass
+class Answer:
+    """What the hostile "team" answers: ``drip_seconds`` > 0 sends ``body`` a byte at a time, that long apart,
+    without a Content-Length."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    drip_seconds: float = 0.0
+
+
 class _Hostile(BaseHTTPRequestHandler):
-    """A "team" that answers its card path with what ``server.answer`` says."""
+    """A "team" that answers its card path with what ``server.answer`` (an :class:`Answer`) says."""
 
     def do_GET(self) -> None:
-        status, body = self.server.answer  # type: ignore[attr-defined]
-        self.send_response(status)
+        answer: Answer = self.server.answer  # type: ignore[attr-defined]
+        self.send_response(answer.status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        if not answer.drip_seconds:
+            self.send_header("Content-Length", str(len(answer.body)))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            if not answer.drip_seconds:
+                self.wfile.write(answer.body)
+            for byte in answer.body if answer.drip_seconds else b"":
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(answer.drip_seconds)
+        except OSError:  # the crew hung up: what it should do with such a team
+            pass
 
     def log_message(self, *_args: object) -> None:
         pass
@@ -191,52 +209,30 @@ ENTRY = RegistryEntry(name="billing_ops", description="Bills.", department="fina
 def test_a_served_card_is_untrusted(
     hostile: ThreadingHTTPServer, status: int, body: bytes, error: type[Exception], match: str
 ) -> None:
-    hostile.answer = (status, body)  # type: ignore[attr-defined]
+    hostile.answer = Answer(status, body)  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{hostile.server_address[1]}"
     with pytest.raises(error, match=match):
         fetch_card(ENTRY, url, timeout=5)
 
 
-def test_a_compressed_or_dripping_card_is_refused_without_reading_it_all() -> None:
-    import gzip
+BOMB = gzip.compress(b"[" + b" " * 50_000_000 + b"]")  # 50 MB once unpacked, about 50 KB sent
 
-    bomb = gzip.compress(b"[" + b" " * 50_000_000 + b"]")  # 50 MB once unpacked, about 50 KB sent
 
-    class Gzipped(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = bomb
-            self.send_response(200)
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    class Dripping(Gzipped):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.end_headers()
-            try:
-                for _ in range(100):  # a byte every 0.1 s: 10 s in all
-                    self.wfile.write(b" ")
-                    self.wfile.flush()
-                    time.sleep(0.1)
-            except OSError:
-                pass
-
-    for handler, error, match in ((Gzipped, InvalidInput, "compressed"), (Dripping, Unavailable, "took more than")):
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            started = time.monotonic()
-            with pytest.raises(error, match=match):
-                fetch_card(ENTRY, f"http://127.0.0.1:{server.server_address[1]}", timeout=0.3)
-            assert time.monotonic() - started < 5
-        finally:
-            server.shutdown()
-            server.server_close()
+@pytest.mark.parametrize(
+    ("answer", "error", "match"),
+    [
+        (Answer(200, BOMB, {"Content-Encoding": "gzip"}), InvalidInput, "compressed"),
+        (Answer(200, b" " * 100, drip_seconds=0.1), Unavailable, "took more than"),  # 10 s in all
+    ],
+)
+def test_a_compressed_or_dripping_card_is_refused_without_reading_it_all(
+    hostile: ThreadingHTTPServer, answer: Answer, error: type[Exception], match: str
+) -> None:
+    hostile.answer = answer  # type: ignore[attr-defined]
+    started = time.monotonic()
+    with pytest.raises(error, match=match):
+        fetch_card(ENTRY, f"http://127.0.0.1:{hostile.server_address[1]}", timeout=0.3)
+    assert time.monotonic() - started < 5
 
 
 def test_the_card_version_is_the_templates_and_the_url_setting_is_checked(tmp_path: Path) -> None:

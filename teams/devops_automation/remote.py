@@ -101,6 +101,12 @@ class RemoteService:
             raise errors.Unavailable(message)
         raise cls(message)
 
+    def _view(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """:meth:`_call`'s answer without its ``schema`` key: the service call's own view."""
+        body = self._call(method, path, **kwargs)
+        body.pop("schema", None)
+        return body
+
     # -- the service's calls ------------------------------------------------------------------
     def submit(self, _actor: Any, gap: Any, *, progress: Any = None) -> View:
         data = gap.model_dump(mode="json") if hasattr(gap, "model_dump") else gap
@@ -110,9 +116,7 @@ class RemoteService:
     def dry_run(self, _actor: Any, gap: Any, *, progress: Any = None) -> View:
         data = gap.model_dump(mode="json") if hasattr(gap, "model_dump") else gap
         data = {k: v for k, v in data.items() if v is not None}
-        view = self._call("POST", "/requests/dry-run", json=data)
-        view.pop("schema", None)
-        return view
+        return self._view("POST", "/requests/dry-run", json=data)
 
     def get(self, _actor: Any, request_id: str) -> View:
         return self._call("GET", f"/requests/{_id(request_id)}")["request"]
@@ -151,15 +155,11 @@ class RemoteService:
         return self._call("GET", "/audit", params=params)["rows"]
 
     def verify_audit(self, _actor: Any, *, full: bool = False) -> View:
-        body = self._call("GET", "/audit/verify", params={"full": "true" if full else "false"})
-        body.pop("schema", None)
-        return body
+        return self._view("GET", "/audit/verify", params={"full": full})
 
     def review_gaps(self, _actor: Any, *, drive: bool = True, holder: Any = None, progress: Any = None) -> View:
         """The server reviews; the requests it records run on its workers, unless ``drive`` is off."""
-        body = self._call("POST", "/review-gaps", params={"run": "true" if drive else "false"})
-        body.pop("schema", None)
-        return body
+        return self._view("POST", "/review-gaps", params={"run": drive})
 
     def add_task(self, _actor: Any, task: dict[str, Any]) -> View:
         return self._call("POST", "/tasks", json={k: v for k, v in task.items() if v is not None})["task"]
@@ -168,9 +168,7 @@ class RemoteService:
         return self._call("GET", "/tasks", params={"limit": limit})["tasks"]
 
     def team_card(self, _actor: Any, name: str, *, live: bool = False) -> View:
-        body = self._call("GET", f"/teams/{_id(name)}/card", params={"live": "true" if live else "false"})
-        body.pop("schema", None)
-        return body
+        return self._view("GET", f"/teams/{_id(name)}/card", params={"live": live})
 
     def about(self) -> View:
         return self._call("GET", "/about")

@@ -187,14 +187,17 @@ def preview_files(request: TeamCreationRequest, team_url: str | None = None) -> 
 
 
 # -- the pull request ----------------------------------------------------------------------------
-def _pull_request_view(request: TeamCreationRequest, pr: PullRequest | None, source: str, body: str) -> View:
-    """``{"number", "url", "title", "body" (Markdown), "labels", "source" (forge|composed|preview), "state",
+def _pull_request_view(
+    request: TeamCreationRequest, pr: PullRequest | None, source: str, body: str, url: str | None
+) -> View:
+    """``url``: the link as the SUMMARY shows it (``forge.links``). Returns
+    ``{"number", "url", "title", "body" (Markdown), "labels", "source" (forge|composed|preview), "state",
     "merged", "draft", "head_sha", "head_moved"}``."""
     spec = request.spec
     title = pr.title if pr is not None else (pr_text.title(spec, request) if spec else "")
     return {
         "number": request.pr_number,
-        "url": request.pr_url,
+        "url": url,
         "title": title,
         "body": body,
         "labels": list(pr.labels) if pr is not None else pr_text.labels(request.decision),
@@ -307,6 +310,7 @@ def build_review(
     spec = request.spec
     pr: PullRequest | None = None
     pull: View | None = None
+    shown_url = (summary.get("pull_request") or {}).get("url")  # the link as the forge's base is now
     files: View = {"source": "none", "note": "", "commit": None, "items": []}
 
     if request.commit_sha:
@@ -345,7 +349,7 @@ def build_review(
                 "items": [_file(name, "changed") for name in sorted(names)],
             }
         if pr is not None:
-            pull = _pull_request_view(request, pr, "forge", pr.body)
+            pull = _pull_request_view(request, pr, "forge", pr.body, shown_url)
             if pull["head_moved"]:
                 notes.append(
                     f"the pull request's branch moved to {pr.head_sha[:12]} after the crew pushed "
@@ -353,7 +357,7 @@ def build_review(
                 )
         elif spec is not None:
             body = _composed_body(request, request.files)
-            pull = _pull_request_view(request, None, "composed", body)
+            pull = _pull_request_view(request, None, "composed", body, shown_url)
             notes.append("the pull request body is composed again here (without the PR author agent's summary)")
     elif spec is not None:
         try:
@@ -369,14 +373,12 @@ def build_review(
             "items": items,
         }
         body = _composed_body(request, [f["path"] for f in items])
-        pull = _pull_request_view(request, None, "preview", body)
+        pull = _pull_request_view(request, None, "preview", body, shown_url)
     elif request.state is RequestState.reuse_existing:
         files["note"] = f"No new team: the gap is covered by the existing team {request.matched_team}."
     else:
         files["note"] = "No team has been drafted yet."
 
-    if pull is not None and summary.get("pull_request"):
-        pull["url"] = summary["pull_request"]["url"]  # the link as the forge's base is now (forge.links)
     choices = decisions(
         actor, request, allow_self_approval=allow_self_approval, embedded=bool(getattr(forge, "embedded", False))
     )

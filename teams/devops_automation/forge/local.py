@@ -89,12 +89,6 @@ def reviewer_token(settings: Settings, login: str) -> str:
     return _secret_file(forge_dir(settings) / "tokens" / login)
 
 
-def public_url(settings: Settings) -> str | None:
-    """The embedded forge's public base URL: the setting, else ``http://127.0.0.1:<forge_port>``; None when
-    the port is 0 (chosen at start, so links follow the address each client used)."""
-    return public_base(settings)
-
-
 def required_checks(settings: Settings) -> list[str]:
     return [c.strip() for c in settings.forge_required_checks.split(",") if c.strip()]
 
@@ -151,7 +145,7 @@ def embedded_server(settings: Settings, token: str, auditor: Auditor | None) -> 
     """The embedded forge (not yet serving), with the target repository seeded with example teams, its
     base branch protected (:func:`protect_target`) and the reviewers of the settings added."""
     forge = _localforge().LocalForge(
-        forge_dir(settings), token=token, public_url=public_url(settings), page_links=dashboard_links(settings)
+        forge_dir(settings), token=token, public_url=public_base(settings), page_links=dashboard_links(settings)
     )
     owner = settings.target_repo.split("/", 1)[0]
     try:

@@ -104,15 +104,15 @@ def outcome(view: dict[str, Any]) -> Outcome | None:
     pr = view.get("pull_request") or {}
     revert = (view.get("rollback") or {}).get("pull_request") or {}
     pull = f"pull request #{pr.get('number')} {pr.get('url')}"
+    a2a = view.get("team_a2a_url")  # where the team that answers the gap serves (or will serve) A2A
     if state == RequestState.published:
-        a2a = view.get("team_a2a_url")
         later = f"; once merged and deployed it answers A2A at {a2a}" if a2a else ""
         return Outcome(
             TaskState.completed,
             f"{rid}: pull request #{pr.get('number')} opened for new team {team}: {pr.get('url')}{later}",
         )
     if state == RequestState.merged:
-        deployed = f"; once deployed it answers A2A at {view['team_a2a_url']}" if view.get("team_a2a_url") else ""
+        deployed = f"; once deployed it answers A2A at {a2a}" if a2a else ""
         return Outcome(TaskState.completed, f"{rid}: team {team} merged: {pull}{deployed}")
     if state == RequestState.rolled_back:
         return Outcome(
@@ -122,7 +122,7 @@ def outcome(view: dict[str, Any]) -> Outcome | None:
     if state == RequestState.reuse_existing:
         score = view.get("match_score")
         shown = f" (match score {score:.2f})" if isinstance(score, int | float) else ""
-        where = f"; delegate to it over A2A at {view['team_a2a_url']}" if view.get("team_a2a_url") else ""
+        where = f"; delegate to it over A2A at {a2a}" if a2a else ""
         return Outcome(
             TaskState.completed, f"{rid}: no new team needed: reuse team {view.get('matched_team')}{shown}{where}"
         )
