@@ -39,6 +39,8 @@ from typing import Any
 os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 os.environ.setdefault("CREWAI_DISABLE_VERSION_CHECK", "true")
+# As the product does (quiet.OFFLINE_ENV), for the bare a2a-sdk floor too: set before a2a is imported.
+os.environ.setdefault("OTEL_INSTRUMENTATION_A2A_SDK_ENABLED", "false")
 
 import httpx
 from a2a.client import A2ACardResolver, ClientConfig, ClientFactory

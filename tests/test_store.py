@@ -211,3 +211,31 @@ def test_keyset_pages_cover_every_request_once_in_order(store: Store) -> None:
         seen += [r.id for r in page]
         before = (page[-1].created_at, page[-1].id)
     assert seen == list(reversed(made))
+
+
+def test_a_request_and_its_received_audit_row_commit_together(store: Store) -> None:
+    """engine.accept writes the request and its ``request.received`` row in one transaction: a failure
+    between the two leaves neither, a duplicate gap writes no second row, and the chain stays intact."""
+    from devops_automation.audit import Auditor, verify_chain
+
+    auditor = Auditor(store)
+    gap = CapabilityGap(id="gap-atomic", description="atomic intake", requesting_team="billing")
+
+    def fails_after_the_row(conn: object, request: object) -> None:
+        auditor.request_received(gap)(conn, request)  # type: ignore[arg-type]
+        raise RuntimeError("the disk went away")
+
+    with pytest.raises(RuntimeError):
+        store.create_request(gap, received=fails_after_the_row)
+    assert store.get_request_by_gap("gap-atomic") is None
+    assert list(store.iter_audit()) == []
+
+    request, created = store.create_request(gap, received=auditor.request_received(gap))
+    again, created_again = store.create_request(gap, received=auditor.request_received(gap))
+    assert created and not created_again and again.id == request.id
+    rows = list(store.iter_audit())
+    assert [(r.action, r.phase, r.target, r.request_id) for r in rows] == [
+        ("request.received", "recorded", "gap-atomic", request.id)
+    ]
+    assert '"requesting_team": "billing"' in rows[0].detail
+    assert verify_chain(rows, store.audit_head()) == []

@@ -11,12 +11,15 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
+from .models import CapabilityGap, TeamCreationRequest
 from .store import GENESIS_HASH, AuditCheckpoint, AuditRow, Store
 
 REDACTED = "[REDACTED]"
@@ -98,7 +101,15 @@ class Auditor:
         detail = {**_CONTEXT.get(), **detail}
         return redact(json.dumps(_redact_keys(detail), sort_keys=True, default=str, ensure_ascii=False), self.secrets)
 
-    def _write(self, request_id: str | None, action: str, phase: str, target: str, detail: dict[str, Any]) -> AuditRow:
+    def _write(
+        self,
+        request_id: str | None,
+        action: str,
+        phase: str,
+        target: str,
+        detail: dict[str, Any],
+        conn: Connection | None = None,
+    ) -> AuditRow:
         return self.store.append_audit(
             request_id=request_id,
             action=action,
@@ -106,6 +117,7 @@ class Auditor:
             target=redact(target, self.secrets),
             detail=self._detail(detail),
             hasher=row_hash,
+            conn=conn,
         )
 
     def checkpoint(self, verified: tuple[int, str], key: bytes | None, **detail: Any) -> AuditCheckpoint:
@@ -139,6 +151,24 @@ class Auditor:
     def event(self, action: str, target: str, *, request_id: str | None = None, **detail: Any) -> None:
         """A decision that is not an outward action (policy verdicts, approvals)."""
         self._write(request_id, action, "recorded", target, detail)
+
+    def event_within(
+        self, conn: Connection, action: str, target: str, *, request_id: str | None = None, **detail: Any
+    ) -> None:
+        """:meth:`event`, inside the caller's write transaction ``conn`` (``Store.transaction``): the row
+        commits, or rolls back, with what the caller writes there."""
+        self._write(request_id, action, "recorded", target, detail, conn)
+
+    def request_received(self, gap: CapabilityGap) -> Callable[[Connection, TeamCreationRequest], None]:
+        """The ``received`` hook of ``Store.create_request`` for ``gap``: its ``request.received`` row
+        (target the gap id, detail the requesting team), in the request's own insert transaction."""
+
+        def received(conn: Connection, request: TeamCreationRequest) -> None:
+            self.event_within(
+                conn, "request.received", gap.id or "", request_id=request.id, requesting_team=gap.requesting_team
+            )
+
+        return received
 
 
 def verify_chain(

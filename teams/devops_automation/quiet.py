@@ -18,6 +18,9 @@ OFFLINE_ENV = {
     "CREWAI_DISABLE_VERSION_CHECK": "true",
     "OTEL_SDK_DISABLED": "true",
     "CREWAI_DISABLE_TRACKING": "true",
+    # a2a-sdk wraps every handler, queue and store call in an OpenTelemetry span (a no-op tracer here, but
+    # a fifth of the event loop's time under 20 A2A clients, bench/intake.py); read when a2a is imported.
+    "OTEL_INSTRUMENTATION_A2A_SDK_ENABLED": "false",
 }
 
 

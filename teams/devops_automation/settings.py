@@ -139,6 +139,11 @@ class Settings(BaseSettings):
     # The URL other crews reach this server at (the A2A agent card's url); default from host and port.
     public_url: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_PUBLIC_URL"))
     server_workers: int = Field(4, ge=1, le=64, validation_alias=_env("DEVOPS_CREW_SERVER_WORKERS"))
+    # While an acknowledgement is being made, runs wait at their next saved state for at most this long
+    # (server/intake.py); 0: runs never hold back.
+    server_intake_priority_seconds: float = Field(
+        2.0, ge=0, le=60, validation_alias=_env("DEVOPS_CREW_SERVER_INTAKE_PRIORITY_SECONDS")
+    )
     # SIGTERM: stop intake, let runs reach their next saved state, exit within this many seconds.
     shutdown_grace_seconds: float = Field(30.0, ge=0, validation_alias=_env("DEVOPS_CREW_SHUTDOWN_GRACE_SECONDS"))
     # Largest request body the server reads (A2A messages, JSON API, forms), in bytes.

@@ -12,7 +12,7 @@ import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.sql.expression import Executable
 
 from . import tables
 from .errors import ConfigurationError, DevopsCrewError, NotFound
@@ -208,6 +209,12 @@ class Store:
             with conn.begin():
                 yield conn
 
+    def execute_write(self, statement: Executable, parameters: dict[str, Any] | None = None) -> None:
+        """Run one statement (with ``parameters``) in a write transaction of its own, queued with this
+        process's other writers (the A2A task store's saves on SQLite). Raises what SQLAlchemy raises."""
+        with self._write() as conn:
+            conn.execute(statement, parameters)
+
     def transaction(self) -> contextlib.AbstractContextManager[Connection]:
         """A write transaction for the store's companions (the notification outbox, the gap review)."""
         return self._write()
@@ -243,10 +250,17 @@ class Store:
 
     # -- requests -----------------------------------------------------------------------------
     def create_request(
-        self, gap: CapabilityGap, *, requester: ActorRef | None = None
+        self,
+        gap: CapabilityGap,
+        *,
+        requester: ActorRef | None = None,
+        received: Callable[[Connection, TeamCreationRequest], None] | None = None,
     ) -> tuple[TeamCreationRequest, bool]:
         """Insert a request for ``gap`` asked for by ``requester``; if one exists for the same gap id,
-        return it instead (with ``False``)."""
+        return it instead (with ``False``). ``received(conn, request)`` runs inside the insert's transaction
+        for a new request only (its ``request.received`` audit row: :meth:`Auditor.event_within`), so the
+        request and its audit row commit together, in one write instead of two (an acknowledgement's
+        whole cost in the store, bench/intake.py)."""
         request = TeamCreationRequest(id="req-" + secrets.token_hex(6), gap=gap, requester=requester)
         try:
             with self._write() as conn:
@@ -261,6 +275,8 @@ class Store:
                         skills_key=skills_key(gap.required_skills),
                     )
                 )
+                if received is not None:
+                    received(conn, request)
             return request, True
         except IntegrityError:
             existing = self.get_request_by_gap(gap.id or "")
@@ -450,9 +466,20 @@ class Store:
 
     # -- audit log ----------------------------------------------------------------------------
     def append_audit(
-        self, *, request_id: str | None, action: str, phase: str, target: str, detail: str, hasher: Any
+        self,
+        *,
+        request_id: str | None,
+        action: str,
+        phase: str,
+        target: str,
+        detail: str,
+        hasher: Any,
+        conn: Connection | None = None,
     ) -> AuditRow:
-        """Append one row, chained to the previous one. ``hasher`` computes a row's hash."""
+        """Append one row, chained to the previous one. ``hasher`` computes a row's hash. With ``conn`` (a
+        write transaction of :meth:`transaction`), inside that transaction; else in its own."""
+        if conn is not None:
+            return self._append_audit(conn, request_id, action, phase, target, detail, hasher)
         with self._write() as conn:
             return self._append_audit(conn, request_id, action, phase, target, detail, hasher)
 

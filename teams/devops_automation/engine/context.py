@@ -44,11 +44,14 @@ StepObserver = Callable[[str, float, "TeamCreationRequest", "LLMUsage"], None]
 @dataclass(frozen=True)
 class Hooks:
     """What a long-running process adds to the engine: ``draining`` (set on SIGTERM: each run stops at
-    its next saved state, which ``resume --pending`` or the next server start continues) and
-    ``on_step`` (step timings, for metrics). The CLI passes neither."""
+    its next saved state, which ``resume --pending`` or the next server start continues), ``on_step``
+    (step timings, for metrics) and ``before_step`` (the server's intake gate). The CLI passes none."""
 
     draining: threading.Event | None = None
     on_step: StepObserver | None = None
+    #: Called before each step, at a saved state (a server's intake gate: runs hold back while an
+    #: acknowledgement is being made); it may block for a bounded time, never raises.
+    before_step: Callable[[], object] | None = None
 
     @property
     def stopping(self) -> bool:

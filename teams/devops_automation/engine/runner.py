@@ -94,6 +94,8 @@ class Engine:
             request = self.deps.store.save_request(request, request.resume_state)
         hooks = self.deps.hooks
         while request.state in STEPS:
+            if hooks.before_step is not None:
+                hooks.before_step()
             if hooks.stopping:
                 ctx.say(f"stopping at {request.state.value} (the process is shutting down); resume continues it")
                 break
@@ -126,11 +128,9 @@ class Engine:
     def accept(self, gap: CapabilityGap, *, requester: ActorRef | None = None) -> Submission:
         """Create the request for ``gap`` (or find the one that exists) without running it: a server
         answers at once and drives it with :meth:`run` on a worker."""
-        request, created = self.deps.store.create_request(gap, requester=requester)
-        if created:
-            self.deps.auditor.event(
-                "request.received", gap.id or "", request_id=request.id, requesting_team=gap.requesting_team
-            )
+        request, created = self.deps.store.create_request(
+            gap, requester=requester, received=self.deps.auditor.request_received(gap)
+        )
         return Submission(request, duplicate=not created)
 
     def _fail(

@@ -89,17 +89,13 @@ def review(
         if left <= 0:
             candidate.outcome, candidate.detail = "deferred", "rate limit: no slot free now"
             continue
-        request, created = store.create_request(candidate.gap, requester=requester)
+        request, created = store.create_request(
+            candidate.gap, requester=requester, received=deps.auditor.request_received(candidate.gap)
+        )
         candidate.request_id = request.id
         if not created:
             candidate.outcome, candidate.detail = "duplicate", f"gap {candidate.gap.id} already has {request.id}"
             continue
-        deps.auditor.event(
-            "request.received",
-            candidate.gap.id or "",
-            request_id=request.id,
-            requesting_team=candidate.gap.requesting_team,
-        )
         candidate.outcome, candidate.detail = "submitted", request.id
         tasks.assign(candidate.task_ids, request_id=request.id)
         result.submitted.append(request.id)

@@ -10,3 +10,8 @@ holds what the routes share; :mod:`.asgi` builds the application and :mod:`.run`
 FastAPI, uvicorn and the other server libraries are imported only here, never by the CLI's other
 commands.
 """
+
+from ..quiet import silence_crewai
+
+# Before a2a-sdk is imported by any module of this package: its tracing is decided at import.
+silence_crewai()

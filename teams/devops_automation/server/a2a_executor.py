@@ -80,6 +80,8 @@ POLL_FIRST_SECONDS, POLL_MAX_SECONDS = 0.5, 5.0
 FOLLOW_SECONDS = 3600.0
 #: After the last execution ended at shutdown, a2a-sdk's consumer still saves its last event.
 SETTLE_SECONDS = 0.25
+#: An acknowledgement holds the intake gate until its task's first save, this long at most (seconds).
+ACK_HOLD_SECONDS = 5.0
 #: A task counts as followed until its last event is saved, or this long after its execution returned.
 LIVE_AFTER_SECONDS = 30.0
 
@@ -202,6 +204,28 @@ def brought_up_to_date(task: Task, view: View) -> Task | None:
 
 
 # -- following a run ------------------------------------------------------------------------------
+def _drain(events: asyncio.Queue[Event]) -> list[Event]:
+    """Every event already waiting in ``events``, without waiting."""
+    waiting = []
+    while not events.empty():
+        waiting.append(events.get_nowait())
+    return waiting
+
+
+def latest_events(events: list[Event]) -> list[Event]:
+    """The events a follower still has to pass on, in order, when several arrived at once (a busy loop
+    falls behind a run): every state change, and of the progress messages only the last one after the
+    last state change (earlier ones are already stale). Under load this keeps the loop's work per run
+    bounded instead of one status update, and one task save, per progress line."""
+    kept: list[Event] = []
+    for event in events:
+        if event.kind == "progress" and kept and kept[-1].kind == "progress":
+            kept[-1] = event
+        else:
+            kept.append(event)
+    return kept
+
+
 async def follow(
     rt: Runtime,
     read: Callable[[str], Awaitable[View]],
@@ -254,14 +278,14 @@ async def follow(
             if waiter is not None and not waiter.done():
                 waiter.cancel()
         if getter in done:
-            event = getter.result()
-            if event.kind == "progress" and event.message:
-                await sink.working(f"{view['id']}: {event.message}", event.step)
-            elif event.kind == "state" and event.summary is not None:
-                view = event.summary
-                if view["state"] != seen and outcome(view) is None:
-                    await sink.working(working_text(view))
-                seen = view["state"]
+            for event in latest_events([getter.result(), *_drain(events)]):
+                if event.kind == "progress" and event.message:
+                    await sink.working(f"{view['id']}: {event.message}", event.step)
+                elif event.kind == "state" and event.summary is not None:
+                    view = event.summary
+                    if view["state"] != seen and outcome(view) is None:
+                        await sink.working(working_text(view))
+                    seen = view["state"]
         elif not done:  # nothing happened for a while and no run of ours will tell: read the request
             try:
                 view = await read(view["id"])
@@ -284,6 +308,7 @@ class TaskWatch:
         self._sent: dict[str, str] = {}  # task id -> the last status message an execution enqueued
         self._saved: dict[str, str] = {}  # task id -> the last status message saved
         self._ending: set[str] = set()  # executions returned, their last event not saved yet
+        self._acknowledging: dict[str, contextlib.ExitStack] = {}  # task id -> intake gate, until saved
         self.executions: set[asyncio.Task[Any]] = set()
         self.followers: set[asyncio.Task[Any]] = set()
         self.stopping = asyncio.Event()
@@ -296,8 +321,22 @@ class TaskWatch:
         """An execution enqueued a status whose message is ``message_id``."""
         self._sent[task_id] = message_id
 
+    def release_when_saved(self, task_id: str, gate: contextlib.ExitStack) -> None:
+        """Hold ``gate`` (the intake gate an acknowledgement entered) until ``task_id`` is next saved, or
+        :data:`ACK_HOLD_SECONDS` at most."""
+        self.acknowledged(task_id)
+        self._acknowledging[task_id] = gate
+        asyncio.get_running_loop().call_later(ACK_HOLD_SECONDS, self.acknowledged, task_id)
+
+    def acknowledged(self, task_id: str) -> None:
+        """The acknowledgement of ``task_id`` is made: release its intake gate (no-op when released)."""
+        gate = self._acknowledging.pop(task_id, None)
+        if gate is not None:
+            gate.close()
+
     def saved(self, task: Task) -> None:
         """The task store saved ``task`` (its hook)."""
+        self.acknowledged(task.id)
         if task.id in self.live and task.status.message is not None:
             self._saved[task.id] = task.status.message.message_id
             if task.id in self._ending and self._saved[task.id] == self._sent.get(task.id):
@@ -357,6 +396,9 @@ class TaskWatch:
         """Start-up hook: bring every open task up to date, and follow those whose request is mid-way (the
         runtime resumes such requests right after the hooks; a follower hears their events)."""
         self.stopping = asyncio.Event()
+        state = rt.service.store
+        if state.dialect == "sqlite" and self.store.engine.dialect.name == "sqlite":
+            self.store.writer = functools.partial(rt.quick, state.execute_write)
         tasks = await self.store.open_tasks()
         moved = followed = 0
         for task in tasks:
@@ -446,6 +488,7 @@ class GapExecutor(AgentExecutor):
             else:
                 await self._new(watch.runtime(), actor, context, queue, updater)
         finally:
+            watch.acknowledged(context.task_id)
             watch.finish(context.task_id)
             if current is not None:
                 watch.executions.discard(current)
@@ -468,37 +511,42 @@ class GapExecutor(AgentExecutor):
         if dry_run_asked(context.message):
             await self._dry_run(rt, actor, context, queue, updater)
             return
-        try:
-            view = await self.watch.accept(rt, actor, gap_from_message(context.message, actor))
-        except Exception as exc:
-            if isinstance(exc, DevopsCrewError):
-                log.info("A2A: refused a message of %s: %s", actor.key, exc)
-            else:
-                log.exception("A2A: a message of %s could not be handled", actor.key)
-            answer = refusal(exc)
-            await first(answer.state, answer.text)
-            return
-        prefix = f"gap {view['gap_id']} already has request {view['id']}. " if view["duplicate"] else ""
-        with rt.hub.subscribe(view["id"]) as events:
-            run: Future[View] | None = None
-            # A new request, or the caller's own duplicate still in `received` (its run was refused or cut
-            # off): drive it. A run already driving it holds its lock; this one then finds nothing to do.
-            requester = view.get("requester") or {}
-            own = (requester.get("id"), requester.get("channel")) == (actor.id, actor.channel.value)
-            if view["state"] == RequestState.received.value and (not view["duplicate"] or own):
-                try:
-                    run = rt.pool.submit(rt.drive, actor, view["id"])
-                except Unavailable as exc:  # recorded, not run now: a later start resumes it
-                    log.warning("A2A: %s recorded but not queued: %s", view["id"], exc)
-            settled = outcome(view)
-            if settled is not None:
-                await first(settled.state, prefix + settled.text, view)
+        # The acknowledgement: runs hold back (the intake gate) until the request is recorded and the
+        # task's first state saved (the caller's answer); then the run goes on and this follows it.
+        with contextlib.ExitStack() as acknowledging:
+            acknowledging.enter_context(rt.gate.intake())
+            try:
+                view = await self.watch.accept(rt, actor, gap_from_message(context.message, actor))
+            except Exception as exc:
+                if isinstance(exc, DevopsCrewError):
+                    log.info("A2A: refused a message of %s: %s", actor.key, exc)
+                else:
+                    log.exception("A2A: a message of %s could not be handled", actor.key)
+                answer = refusal(exc)
+                await first(answer.state, answer.text)
                 return
-            await first(TaskState.submitted, f"{prefix}{view['id']}: recorded for gap {view['gap_id']}", view)
-            sink = UpdaterSink(updater, prefix)
-            await sink.working(working_text(view))
-            read = functools.partial(self.watch.read, rt, actor)
-            result = await follow(rt, read, view, events, sink, run, self.watch.stopping)
+            prefix = f"gap {view['gap_id']} already has request {view['id']}. " if view["duplicate"] else ""
+            with rt.hub.subscribe(view["id"]) as events:
+                run: Future[View] | None = None
+                # A new request, or the caller's own duplicate still in `received` (its run was refused or
+                # cut off): drive it. A run already driving it holds its lock; this one then finds nothing.
+                requester = view.get("requester") or {}
+                own = (requester.get("id"), requester.get("channel")) == (actor.id, actor.channel.value)
+                if view["state"] == RequestState.received.value and (not view["duplicate"] or own):
+                    try:
+                        run = rt.pool.submit(rt.drive, actor, view["id"])
+                    except Unavailable as exc:  # recorded, not run now: a later start resumes it
+                        log.warning("A2A: %s recorded but not queued: %s", view["id"], exc)
+                settled = outcome(view)
+                if settled is not None:
+                    await first(settled.state, prefix + settled.text, view)
+                    return
+                await first(TaskState.submitted, f"{prefix}{view['id']}: recorded for gap {view['gap_id']}", view)
+                self.watch.release_when_saved(updater.task_id, acknowledging.pop_all())
+                sink = UpdaterSink(updater, prefix)
+                await sink.working(working_text(view))
+                read = functools.partial(self.watch.read, rt, actor)
+                result = await follow(rt, read, view, events, sink, run, self.watch.stopping)
         if result is not None:
             await sink.settle(*result)
 

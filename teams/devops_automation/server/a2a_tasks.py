@@ -10,7 +10,10 @@ one A2A caller, and can always be brought up to date from it (:func:`advanced`, 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -29,9 +32,13 @@ from sqlalchemy.orm import DeclarativeBase
 
 from ..errors import ConfigurationError
 
+log = logging.getLogger("devops_crew.server.a2a")
+
 TABLE = "a2a_tasks"
 #: Task states that may still change: the start-up hook and ``tasks/get`` bring these up to date.
 OPEN_STATES = frozenset({TaskState.submitted, TaskState.working, TaskState.input_required})
+#: Progress (``working`` after ``working``) of one task is written at most this often (seconds).
+COALESCE_SECONDS = 0.5
 #: How long a SQLite writer waits for the lock before giving up, as the synchronous store does.
 SQLITE_BUSY_SECONDS = 30
 
@@ -148,7 +155,8 @@ class RequestTaskStore(DatabaseTaskStore):
       (another replica's, one a restart interrupted, one a human approved later) still answers with its
       request's state;
     - a save is one upsert and stores the history with its answer last (:func:`with_answer_in_history`);
-      ``on_saved`` hears of every save;
+      progress updates are written at most every :data:`COALESCE_SECONDS` (:meth:`save`); ``on_saved``
+      hears of every save;
     - :meth:`open_tasks` lists the tasks that may still change (the start-up hook);
     - after :meth:`close`, reads and writes raise instead of opening new connections (a connection left
       open keeps aiosqlite's thread, and the process, alive at exit).
@@ -159,6 +167,17 @@ class RequestTaskStore(DatabaseTaskStore):
         self.task_model = TaskRow
         self.refresher: Refresher | None = None
         self.on_saved: Callable[[Task], None] | None = None
+        #: Set on SQLite by the endpoint's start-up hook: runs a save's statement in the state store's own
+        #: write queue (``Store.execute_write`` on a thread). Without it a save waits for the file's write
+        #: lock in SQLite's busy handler, which sleeps up to 100 ms a try while another thread of this
+        #: process writes (bench/intake.py: the bare a2a-sdk's p99 on SQLite is that sleep).
+        self.writer: Callable[[Any, dict[str, Any]], Awaitable[None]] | None = None
+        self._upsert_statement: Any = None
+        self._held: dict[str, dict[str, Any]] = {}  # task id -> a progress save not written yet
+        self._working_written: dict[str, float] = {}  # task id -> loop time its last `working` was written
+        self._locks: dict[str, asyncio.Lock] = {}  # task id -> held while one of its saves is written
+        self._lock_users: Counter[str] = Counter()
+        self._flushes: set[asyncio.Task[None]] = set()
         self.closed = False
 
     def _check_open(self) -> None:
@@ -186,11 +205,17 @@ class RequestTaskStore(DatabaseTaskStore):
     async def save(self, task: Task, context: ServerCallContext | None = None) -> None:
         """Saves ``task`` with its current status message as the last message of its history (see
         :func:`with_answer_in_history`), in one ``INSERT ... ON CONFLICT DO UPDATE`` (a2a-sdk's ORM
-        ``merge`` reads the row first: two statements and the ORM's bookkeeping for every status update)."""
+        ``merge`` reads the row first: two statements and the ORM's bookkeeping for every status update).
+
+        Progress is written at most every :data:`COALESCE_SECONDS` per task: a ``working`` save that
+        follows a written ``working`` save sooner than that is held and written then, the latest one only,
+        unless a later save of the task replaces it first. Every other save (the first ``working``, and
+        every move to another state) is written at once, after any write of the task in flight: a held
+        progress update never lands over a newer state. A streaming caller hears every update as before
+        (a2a-sdk sends events from its queue, not from the store)."""
         self._check_open()
         await self._ensure_initialized()
         stored = with_answer_in_history(task)
-        table = TaskRow.__table__
         values = {
             "id": stored.id,
             "context_id": stored.context_id,
@@ -200,17 +225,76 @@ class RequestTaskStore(DatabaseTaskStore):
             "history": stored.history,
             "metadata": stored.metadata,
         }
-        insert = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
-        statement = insert(table).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.id], set_={k: statement.excluded[k] for k in values if k != "id"}
-        )
+        loop = asyncio.get_running_loop()
+        state = stored.status.state
+        written = self._working_written.get(stored.id)
+        if state is TaskState.working and written is not None and loop.time() - written < COALESCE_SECONDS:
+            if stored.id not in self._held:
+                loop.call_later(COALESCE_SECONDS - (loop.time() - written), self._flush_soon, stored.id)
+            self._held[stored.id] = values
+        else:
+            self._held.pop(stored.id, None)
+            await self._write(stored.id, values, state)
+        if self.on_saved is not None:
+            self.on_saved(stored)
+
+    async def _write(self, task_id: str, values: dict[str, Any], state: TaskState) -> None:
+        """Write one save, after any write of the same task in flight (their order is the saves' order)."""
+        lock = self._locks.get(task_id)
+        if lock is None:
+            lock = self._locks[task_id] = asyncio.Lock()
+        self._lock_users[task_id] += 1
+        try:
+            async with lock:
+                await self._execute(values)
+                if state is TaskState.working:
+                    self._working_written[task_id] = asyncio.get_running_loop().time()
+                else:
+                    self._working_written.pop(task_id, None)
+        finally:
+            self._lock_users[task_id] -= 1
+            if not self._lock_users[task_id]:
+                del self._lock_users[task_id], self._locks[task_id]
+
+    async def _execute(self, values: dict[str, Any]) -> None:
+        statement = self._upsert()
+        if self.writer is not None:
+            await self.writer(statement, values)
+            return
         async with self.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
             async with conn.begin():
-                await conn.execute(statement)
-        if self.on_saved is not None:
-            self.on_saved(stored)
+                await conn.execute(statement, values)
+
+    def _flush_soon(self, task_id: str) -> None:
+        if task_id in self._held and not self.closed:
+            flush = asyncio.ensure_future(self._flush(task_id))
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, task_id: str) -> None:
+        """Write the progress save held for ``task_id``, if it is still the latest."""
+        values = self._held.pop(task_id, None)
+        if values is None:
+            return
+        try:
+            await self._write(task_id, values, TaskState.working)
+        except Exception:  # progress only: the next state's save is written at once in any case
+            log.warning("A2A: task %s: a progress update could not be saved", task_id, exc_info=True)
+
+    def _upsert(self) -> Any:
+        """The save's ``INSERT ... ON CONFLICT (id) DO UPDATE`` of every column, built once and executed
+        with each task's values: building it costs ten times more than running it (``excluded`` makes a
+        new alias of the table every time; a third of the event loop's time under A2A load)."""
+        if self._upsert_statement is None:
+            table = TaskRow.__table__
+            insert = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
+            statement = insert(table)
+            columns = [c.key for c in table.columns if c.key != "id"]
+            self._upsert_statement = statement.on_conflict_do_update(
+                index_elements=[table.c.id], set_={k: statement.excluded[k] for k in columns}
+            )
+        return self._upsert_statement
 
     async def open_tasks(self, limit: int = 10_000) -> list[Task]:
         """Tasks still ``submitted``, ``working`` or ``input-required`` (at most ``limit``)."""
@@ -223,6 +307,10 @@ class RequestTaskStore(DatabaseTaskStore):
             return [self._from_orm(row) for row in rows]
 
     async def close(self) -> None:
-        """Refuse further use and close the engine's connections."""
+        """Write the progress saves still held, refuse further use and close the engine's connections."""
+        for task_id in list(self._held):
+            await self._flush(task_id)
+        if self._flushes:
+            await asyncio.wait(set(self._flushes))
         self.closed = True
         await self.engine.dispose()

@@ -35,7 +35,8 @@ class EventHub:
 
     def __init__(self, *, keep: int = 200, queue_size: int = 256) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._subscribers: dict[asyncio.Queue[Event], str | None] = {}
+        #: request id (None: every request) -> the queues listening to it; an event visits its own only.
+        self._subscribers: dict[str | None, set[asyncio.Queue[Event]]] = {}
         self._lock = threading.Lock()
         self._queue_size = queue_size
         self.recent: deque[Event] = deque(maxlen=keep)
@@ -54,19 +55,22 @@ class EventHub:
                 loop.call_soon_threadsafe(self._deliver, event)
 
     def _deliver(self, event: Event) -> None:
-        for queue, wanted in list(self._subscribers.items()):
-            if wanted is not None and wanted != event.request_id:
-                continue
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(event)
+        for key in (event.request_id, None):
+            for queue in list(self._subscribers.get(key, ())):
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(event)
 
     @contextmanager
     def subscribe(self, request_id: str | None = None) -> Iterator[asyncio.Queue[Event]]:
         """On the loop: a queue of the events of ``request_id`` (all requests when None)."""
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=self._queue_size)
-        self._subscribers[queue] = request_id
+        self._subscribers.setdefault(request_id, set()).add(queue)
         try:
             yield queue
         finally:
-            self._subscribers.pop(queue, None)
+            listening = self._subscribers.get(request_id)
+            if listening is not None:
+                listening.discard(queue)
+                if not listening:
+                    del self._subscribers[request_id]

@@ -22,6 +22,7 @@ from ..service import CrewService, Hooks, ProgressEvent, View
 from ..settings import Settings
 from .auth import Authenticator, LoginThrottle
 from .events import Event, EventHub
+from .intake import IntakeGate
 from .metrics import Metrics
 from .worker import WorkerPool
 
@@ -46,6 +47,8 @@ class Runtime:
     draining: threading.Event
     started_at: float = field(default_factory=time.monotonic)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    #: Acknowledgements before runs (:mod:`.intake`): the engine's ``before_step`` waits on it.
+    gate: IntakeGate = field(default_factory=lambda: IntakeGate(0.0))
     #: The Discord bot when DISCORD_TOKEN is set (a ``discord_bot.DiscordBot``: ``post_notice``), else None.
     discord: Any = None
     #: After :meth:`shutdown`: whether every run reached a saved state within the grace period.
@@ -68,11 +71,13 @@ class Runtime:
             counts=lambda: holder["service"].store.count_by_state(),
             jobs=lambda: (holder["pool"].running, holder["pool"].queued),
         )
+        gate = IntakeGate(settings.server_intake_priority_seconds)
         if service is None:
-            service = CrewService(settings, hooks=Hooks(draining=draining, on_step=metrics.on_step))
+            hooks = Hooks(draining=draining, on_step=metrics.on_step, before_step=gate.hold_back)
+            service = CrewService(settings, hooks=hooks)
         pool = WorkerPool(settings.server_workers, draining)
         holder.update(service=service, pool=pool)
-        return cls(settings, service, auth, pool, hub, metrics, draining)
+        return cls(settings, service, auth, pool, hub, metrics, draining, gate=gate)
 
     async def quick(self, fn: Callable[..., T], /, *args: Any) -> T:
         """Run a short blocking call on the ``io`` threads and await it."""
@@ -96,8 +101,10 @@ class Runtime:
         """Record the gap's request and queue its run; with ``wait``, await the run's end. Raises what
         :meth:`CrewService.accept` raises, and Unavailable when the server takes no work."""
         self.pool.check_capacity(2)  # the accept and its run: refuse before recording anything
-        # Recording is a short call: on the io threads, so acknowledgements never queue behind runs.
-        view = self.published(await self.quick(self.service.accept, actor, gap))
+        # Recording is a short call: on the io threads, so acknowledgements never queue behind runs, and
+        # runs hold back meanwhile (the intake gate).
+        with self.gate.intake():
+            view = self.published(await self.quick(self.service.accept, actor, gap))
         if view["state"] != RequestState.received.value:
             return view
         # A new request, or a duplicate still in `received` (its run was refused, or a crash cut it off):

@@ -103,6 +103,7 @@ class CsrfProtection:
     that is not UTF-8 (asgi-csrf decodes it to find the token) is answered 400 instead of a 500."""
 
     def __init__(self, app: ASGIApp, *, secret: str, secure: bool) -> None:
+        self._app = app
         self._inner = asgi_csrf(
             app,
             cookie_name=CSRF_COOKIE,
@@ -115,15 +116,19 @@ class CsrfProtection:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_dashboard_path(scope.get("path", "")):
-            headers = dict(scope.get("headers") or [])
-            if scope.get("method") not in SAFE_METHODS:
-                kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-                if kind != b"application/x-www-form-urlencoded":  # the dashboard's forms send nothing else
-                    await _plain(send, 415, "the dashboard's forms are application/x-www-form-urlencoded")
-                    return
-            if b"authorization" in headers:  # asgi-csrf waves bearer requests through: not on cookie pages
-                scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]}
+        if scope["type"] != "http" or not is_dashboard_path(scope.get("path", "")):
+            # Straight past asgi-csrf, which would skip it too, but only after minting and signing a token
+            # (16 calls of secrets.choice, each a getrandom syscall) on every A2A and API call.
+            await self._app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if scope.get("method") not in SAFE_METHODS:
+            kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if kind != b"application/x-www-form-urlencoded":  # the dashboard's forms send nothing else
+                await _plain(send, 415, "the dashboard's forms are application/x-www-form-urlencoded")
+                return
+        if b"authorization" in headers:  # asgi-csrf waves bearer requests through: not on cookie pages
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]}
         started = False
 
         async def tracking_send(message: Message) -> None:
