@@ -153,6 +153,7 @@ def run_naive(stub_url: str, api_key: str, todo: list) -> list[tuple[str, str, o
     from devops_automation.crew.components import naive_inputs
     from devops_automation.crew.crew import DevopsCrew
     from devops_automation.drafting.offline import OfflineDrafter
+    from devops_automation.errors import LLMError
 
     settings = bench_settings("devops-crew-bench-naive-", stub_url, api_key)
     app = build_app(settings, drafter=OfflineDrafter())
@@ -161,12 +162,16 @@ def run_naive(stub_url: str, api_key: str, todo: list) -> list[tuple[str, str, o
         rows = []
         for gap in todo:
             context = runtime.context(gap, None)
-            _, usage = runtime.kickoff(
-                "naive",
-                lambda llm, c=context: DevopsCrew(llm, c, naive=True).crew(),
-                naive_inputs(runtime, gap),
-                context,
-            )
+            try:
+                _, usage = runtime.kickoff(
+                    "naive",
+                    lambda llm, c=context: DevopsCrew(llm, c, naive=True).crew(),
+                    naive_inputs(runtime, gap),
+                    context,
+                )
+            except LLMError as exc:  # the tiny model runs out of tokens: counted, as the product counts it
+                rows.append((gap.id, "failed", exc.usage))
+                continue
             rows.append((gap.id, "validated" if context.last_spec else "not validated", usage))
         return rows
     finally:

@@ -256,3 +256,33 @@ def test_full_verify_walks_in_batches_without_holding_the_log(store: Store) -> N
     assert result.problems == [] and seen == list(range(1, 9))
     assert [r.seq for r in original(0, 8, batch=3)] == list(range(1, 9))
     assert [r.seq for r in original(2, 7, batch=2)] == [3, 4, 5, 6, 7]
+
+
+def test_appends_from_many_threads_and_a_second_engine_make_one_intact_chain(store: Store, db_url: str) -> None:
+    """Every audit row passes through the chain's one lock (the head row, locked FOR UPDATE on PostgreSQL):
+    concurrent writers from this process and another engine (another replica) never fork or reuse a seq."""
+    import threading
+
+    from devops_automation.store import open_store
+
+    other = open_store(db_url)
+    writers = [Auditor(store) for _ in range(5)] + [Auditor(other) for _ in range(3)]
+    barrier = threading.Barrier(len(writers))
+
+    def write(n: int, auditor: Auditor) -> None:
+        barrier.wait()
+        for i in range(15):
+            auditor.event("test.append", f"writer {n} row {i}")
+
+    try:
+        threads = [threading.Thread(target=write, args=(n, a)) for n, a in enumerate(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        rows = list(store.iter_audit())
+        assert [r.seq for r in rows] == list(range(1, 8 * 15 + 1))
+        assert len({r.target for r in rows}) == 8 * 15
+        assert verify_chain(rows, store.audit_head()) == []
+    finally:
+        other.close()

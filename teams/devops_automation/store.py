@@ -486,22 +486,41 @@ class Store:
     def _append_audit(
         self, conn: Connection, request_id: str | None, action: str, phase: str, target: str, detail: str, hasher: Any
     ) -> AuditRow:
-        if self.dialect == "postgresql":
+        """Chain a row to the recorded head (``audit_head``: seq and hash of the last row written) and move
+        the head, in ``conn``'s transaction. On PostgreSQL the head row is locked (``FOR UPDATE``) and read
+        in one statement and the row inserted and the head moved in another, so the chain's one lock is
+        held for two round trips, not four: every audit row of the process passes through it (an
+        acknowledgement's too, bench/intake.py). Without a head yet (the first row), the log's last row is
+        read under an advisory lock, as before the head existed."""
+        head = tables.audit_head
+        postgres = self.dialect == "postgresql"
+        current = select(head.c.seq, head.c.hash).where(head.c.id == 1)
+        last = conn.execute(current.with_for_update() if postgres else current).first()
+        headless = last is None
+        if headless and postgres:
+            # The first writers queue here; whoever comes after the first finds the head it made.
             conn.execute(text("SELECT pg_advisory_xact_lock(7302)"))
-        last = conn.execute(
-            select(tables.audit_log.c.seq, tables.audit_log.c.hash).order_by(tables.audit_log.c.seq.desc()).limit(1)
-        ).first()
+            last = conn.execute(current.with_for_update()).first()
+            headless = last is None
+        if headless:
+            log = tables.audit_log
+            last = conn.execute(select(log.c.seq, log.c.hash).order_by(log.c.seq.desc()).limit(1)).first()
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
         ts = datetime.now(UTC)
         row = AuditRow(seq, ts, request_id, action, phase, target, detail, prev_hash, "")
         row = AuditRow(**{**row.__dict__, "hash": hasher(row)})
-        conn.execute(insert(tables.audit_log).values(**row.__dict__))
-        head = tables.audit_head
-        if last is None:
+        appended = insert(tables.audit_log).values(**row.__dict__)
+        if headless:
+            conn.execute(appended)
             conn.execute(head.delete())
             conn.execute(insert(head).values(id=1, seq=row.seq, hash=row.hash))
+            return row
+        moved = update(head).where(head.c.id == 1).values(seq=row.seq, hash=row.hash)
+        if postgres:  # one statement: a data-modifying WITH runs whether or not the UPDATE reads it
+            conn.execute(moved.add_cte(appended.cte("appended")))
         else:
-            conn.execute(update(head).where(head.c.id == 1).values(seq=row.seq, hash=row.hash))
+            conn.execute(appended)
+            conn.execute(moved)
         return row
 
     def record_audit_checkpoint(
