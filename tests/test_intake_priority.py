@@ -179,3 +179,53 @@ def test_the_intake_priority_setting_is_bounded(tmp_path: Path, value: str, monk
     monkeypatch.setenv("DEVOPS_CREW_SERVER_INTAKE_PRIORITY_SECONDS", value)
     with pytest.raises(ValidationError, match=r"server_intake_priority_seconds|INTAKE_PRIORITY"):
         Settings(_env_file=None, home=tmp_path)  # type: ignore[call-arg]
+
+
+def test_a_run_holding_back_lets_go_as_soon_as_the_process_drains() -> None:
+    draining = threading.Event()
+    gate = IntakeGate(30.0, stop=draining)
+    waited: list[float] = []
+    with gate.intake():
+        worker = threading.Thread(target=lambda: waited.append(gate.hold_back()))
+        worker.start()
+        time.sleep(0.2)
+        draining.set()
+        worker.join(2)
+        assert not worker.is_alive() and waited[0] < 1.0  # not the 30 s bound: the grace is for saved states
+        assert gate.hold_back() < 0.05
+
+
+def test_every_dashboard_page_is_under_the_dashboards_csrf_and_headers() -> None:
+    """The CSRF middleware passes non-dashboard paths straight by (A2A and API calls mint no token), so a
+    dashboard page outside DASHBOARD_PREFIXES would lose its token: its sign-out form would be refused."""
+    from fastapi.routing import APIRoute
+
+    from devops_automation.server.dashboard.pages import router
+    from devops_automation.server.dashboard.security import is_dashboard_path
+
+    paths = [route.path for route in router.routes if isinstance(route, APIRoute)]
+    assert "/notifications" in paths and len(paths) >= 8
+    concrete = [p.replace("{request_id}", "req-1").replace("{action}", "approve") for p in paths]
+    assert [p for p in concrete if not is_dashboard_path(p)] == []
+    assert not is_dashboard_path("/a2a") and not is_dashboard_path("/api/v1/requests")
+
+
+def test_an_append_does_not_rebuild_a_head_someone_removed(tmp_path: Path) -> None:
+    """Only database access removes the chain's head (migration 0003 made one for every log): the next
+    row still chains to the log's last row, and the head stays missing, which the evidence needs."""
+    from sqlalchemy import text
+
+    from devops_automation.audit import Auditor
+
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        auditor = Auditor(store)
+        auditor.event("test.first", "one")
+        with store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM audit_head"))
+        auditor.event("test.second", "two")
+        rows = list(store.iter_audit())
+        assert [r.seq for r in rows] == [1, 2] and rows[1].prev_hash == rows[0].hash
+        assert store.audit_head() is None
+    finally:
+        store.close()

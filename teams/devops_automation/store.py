@@ -487,21 +487,22 @@ class Store:
         self, conn: Connection, request_id: str | None, action: str, phase: str, target: str, detail: str, hasher: Any
     ) -> AuditRow:
         """Chain a row to the recorded head (``audit_head``: seq and hash of the last row written) and move
-        the head, in ``conn``'s transaction. On PostgreSQL the head row is locked (``FOR UPDATE``) and read
-        in one statement and the row inserted and the head moved in another, so the chain's one lock is
-        held for two round trips, not four: every audit row of the process passes through it (an
-        acknowledgement's too, bench/intake.py). Without a head yet (the first row), the log's last row is
-        read under an advisory lock, as before the head existed."""
+        the head, in ``conn``'s transaction. Writers queue on the chain's lock (PostgreSQL: an advisory
+        lock, which every version of this program takes, so replicas of two versions side by side during a
+        rolling update never chain to the same row; SQLite: the write lock of ``BEGIN IMMEDIATE``). Under
+        the lock, PostgreSQL reads the head and then inserts the row and moves the head in one statement
+        (a data-modifying ``WITH``): three round trips instead of four, since every audit row of the
+        process passes through that lock (an acknowledgement's too, bench/intake.py).
+
+        Without a head row the log's last row is chained to: for an empty log the head is created; for a
+        log that has rows but lost its head (only someone with database access removes it: migration 0003
+        made one for every log) the head is left missing, not rebuilt over the evidence."""
         head = tables.audit_head
         postgres = self.dialect == "postgresql"
-        current = select(head.c.seq, head.c.hash).where(head.c.id == 1)
-        last = conn.execute(current.with_for_update() if postgres else current).first()
-        headless = last is None
-        if headless and postgres:
-            # The first writers queue here; whoever comes after the first finds the head it made.
+        if postgres:
             conn.execute(text("SELECT pg_advisory_xact_lock(7302)"))
-            last = conn.execute(current.with_for_update()).first()
-            headless = last is None
+        last = conn.execute(select(head.c.seq, head.c.hash).where(head.c.id == 1)).first()
+        headless = last is None
         if headless:
             log = tables.audit_log
             last = conn.execute(select(log.c.seq, log.c.hash).order_by(log.c.seq.desc()).limit(1)).first()
@@ -512,8 +513,8 @@ class Store:
         appended = insert(tables.audit_log).values(**row.__dict__)
         if headless:
             conn.execute(appended)
-            conn.execute(head.delete())
-            conn.execute(insert(head).values(id=1, seq=row.seq, hash=row.hash))
+            if last is None:  # the first row of an empty log
+                conn.execute(insert(head).values(id=1, seq=row.seq, hash=row.hash))
             return row
         moved = update(head).where(head.c.id == 1).values(seq=row.seq, hash=row.hash)
         if postgres:  # one statement: a data-modifying WITH runs whether or not the UPDATE reads it

@@ -70,5 +70,6 @@ def test_every_offline_switch_is_forced(tmp_path: Path, monkeypatch: pytest.Monk
         "CREWAI_DISABLE_VERSION_CHECK": "true",
         "OTEL_SDK_DISABLED": "true",
         "CREWAI_DISABLE_TRACKING": "true",
+        "OTEL_INSTRUMENTATION_A2A_SDK_ENABLED": "false",
     }
     assert os.environ["CREWAI_STORAGE_DIR"] == str(tmp_path / "home" / "crewai" / "storage")

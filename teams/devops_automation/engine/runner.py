@@ -94,7 +94,7 @@ class Engine:
             request = self.deps.store.save_request(request, request.resume_state)
         hooks = self.deps.hooks
         while request.state in STEPS:
-            if hooks.before_step is not None:
+            if hooks.before_step is not None and not hooks.stopping:
                 hooks.before_step()
             if hooks.stopping:
                 ctx.say(f"stopping at {request.state.value} (the process is shutting down); resume continues it")

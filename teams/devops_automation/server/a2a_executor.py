@@ -214,9 +214,9 @@ def _drain(events: asyncio.Queue[Event]) -> list[Event]:
 
 def latest_events(events: list[Event]) -> list[Event]:
     """The events a follower still has to pass on, in order, when several arrived at once (a busy loop
-    falls behind a run): every state change, and of the progress messages only the last one after the
-    last state change (earlier ones are already stale). Under load this keeps the loop's work per run
-    bounded instead of one status update, and one task save, per progress line."""
+    falls behind a run): every state change, and of each run of progress messages between two state
+    changes only its last (the earlier ones are already stale). Under load this keeps the loop's work per
+    run bounded instead of one status update, and one task save, per progress line."""
     kept: list[Event] = []
     for event in events:
         if event.kind == "progress" and kept and kept[-1].kind == "progress":
@@ -397,7 +397,8 @@ class TaskWatch:
         runtime resumes such requests right after the hooks; a follower hears their events)."""
         self.stopping = asyncio.Event()
         state = rt.service.store
-        if state.dialect == "sqlite" and self.store.engine.dialect.name == "sqlite":
+        same_file = state.engine.url.database == self.store.engine.url.database
+        if state.dialect == "sqlite" and self.store.engine.dialect.name == "sqlite" and same_file:
             self.store.writer = functools.partial(rt.quick, state.execute_write)
         tasks = await self.store.open_tasks()
         moved = followed = 0

@@ -39,6 +39,8 @@ TABLE = "a2a_tasks"
 OPEN_STATES = frozenset({TaskState.submitted, TaskState.working, TaskState.input_required})
 #: Progress (``working`` after ``working``) of one task is written at most this often (seconds).
 COALESCE_SECONDS = 0.5
+#: Entries of tasks last written as ``working`` kept before the stale ones are dropped.
+PRUNE_AFTER = 1024
 #: How long a SQLite writer waits for the lock before giving up, as the synchronous store does.
 SQLITE_BUSY_SECONDS = 30
 
@@ -178,6 +180,7 @@ class RequestTaskStore(DatabaseTaskStore):
         self._locks: dict[str, asyncio.Lock] = {}  # task id -> held while one of its saves is written
         self._lock_users: Counter[str] = Counter()
         self._flushes: set[asyncio.Task[None]] = set()
+        self._closing = False
         self.closed = False
 
     def _check_open(self) -> None:
@@ -228,7 +231,11 @@ class RequestTaskStore(DatabaseTaskStore):
         loop = asyncio.get_running_loop()
         state = stored.status.state
         written = self._working_written.get(stored.id)
-        if state is TaskState.working and written is not None and loop.time() - written < COALESCE_SECONDS:
+        if len(self._working_written) > PRUNE_AFTER:  # tasks left working: an old entry is as good as none
+            now = loop.time()
+            self._working_written = {k: t for k, t in self._working_written.items() if now - t < COALESCE_SECONDS}
+        recent = written is not None and loop.time() - written < COALESCE_SECONDS
+        if state is TaskState.working and recent and not self._closing:
             if stored.id not in self._held:
                 loop.call_later(COALESCE_SECONDS - (loop.time() - written), self._flush_soon, stored.id)
             self._held[stored.id] = values
@@ -267,7 +274,7 @@ class RequestTaskStore(DatabaseTaskStore):
                 await conn.execute(statement, values)
 
     def _flush_soon(self, task_id: str) -> None:
-        if task_id in self._held and not self.closed:
+        if task_id in self._held and not self._closing:
             flush = asyncio.ensure_future(self._flush(task_id))
             self._flushes.add(flush)
             flush.add_done_callback(self._flushes.discard)
@@ -307,10 +314,13 @@ class RequestTaskStore(DatabaseTaskStore):
             return [self._from_orm(row) for row in rows]
 
     async def close(self) -> None:
-        """Write the progress saves still held, refuse further use and close the engine's connections."""
-        for task_id in list(self._held):
-            await self._flush(task_id)
-        if self._flushes:
-            await asyncio.wait(set(self._flushes))
+        """Write the progress saves still held (saves from now on are written at once), refuse further
+        use and close the engine's connections."""
+        self._closing = True
+        while self._held or self._flushes:
+            for task_id in list(self._held):
+                await self._flush(task_id)
+            if self._flushes:
+                await asyncio.wait(set(self._flushes))
         self.closed = True
         await self.engine.dispose()

@@ -71,7 +71,7 @@ class Runtime:
             counts=lambda: holder["service"].store.count_by_state(),
             jobs=lambda: (holder["pool"].running, holder["pool"].queued),
         )
-        gate = IntakeGate(settings.server_intake_priority_seconds)
+        gate = IntakeGate(settings.server_intake_priority_seconds, stop=draining)
         if service is None:
             hooks = Hooks(draining=draining, on_step=metrics.on_step, before_step=gate.hold_back)
             service = CrewService(settings, hooks=hooks)

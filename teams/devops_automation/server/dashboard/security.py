@@ -36,7 +36,9 @@ CSRF_FIELD = "csrftoken"
 SESSION_MAX_AGE_SECONDS = 12 * 3600
 STATIC_PREFIX = "/static"
 #: Paths of the dashboard besides ``/``: a path is the dashboard's if it is one of these or under one.
-DASHBOARD_PREFIXES = ("/requests", "/new", "/login", "/logout", STATIC_PREFIX)
+#: Every dashboard page and form lives here (tests/test_intake_priority.py checks the router against it):
+#: CSRF, the security headers and the form-type check apply to these paths only.
+DASHBOARD_PREFIXES = ("/requests", "/new", "/notifications", "/login", "/logout", STATIC_PREFIX)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
