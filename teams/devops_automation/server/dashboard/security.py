@@ -7,9 +7,9 @@ response headers, and safe redirects.
 - **CSRF**: asgi-csrf (a signed double-submit token: cookie plus form field ``csrftoken``) on every unsafe
   request to a dashboard path, the login form included. asgi-csrf lets a request without any cookie pass
   unless its path is in ``always_protect``: :class:`DashboardPaths` is that set, so a cookieless POST to a
-  dashboard path is refused too. Every other path (the JSON API ``/api/``, A2A ``/a2a``, probes) is
-  skipped (``skip_if_scope``): they authenticate with bearer tokens, which a browser never sends on its
-  own, so CSRF does not apply to them.
+  dashboard path is refused too. Every other path (the JSON API ``/api/``, A2A ``/a2a``, probes) goes
+  straight past asgi-csrf (:class:`CsrfProtection`): they authenticate with bearer tokens, which a browser
+  never sends on its own, so CSRF does not apply to them.
 - **Headers** on dashboard responses: a Content-Security-Policy that allows only this origin's styles and
   forms and no script at all, ``X-Frame-Options: DENY``, ``nosniff``, ``Referrer-Policy: same-origin``,
   and ``Cache-Control: no-store`` on pages (a signed-in page is never cached).
@@ -111,7 +111,6 @@ class CsrfProtection:
             cookie_name=CSRF_COOKIE,
             signing_secret=secret,
             always_protect=DashboardPaths(),
-            skip_if_scope=lambda scope: not is_dashboard_path(scope.get("path", "")),
             cookie_secure=secure,
             cookie_samesite="Lax",
             send_csrf_failed=_send_csrf_failed,
@@ -119,8 +118,8 @@ class CsrfProtection:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_dashboard_path(scope.get("path", "")):
-            # Straight past asgi-csrf, which would skip it too, but only after minting and signing a token
-            # (16 calls of secrets.choice, each a getrandom syscall) on every A2A and API call.
+            # Straight past asgi-csrf: it would mint and sign a token (16 calls of secrets.choice, each a
+            # getrandom syscall) on every A2A and API call before it could skip the path.
             await self._app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
