@@ -5,6 +5,7 @@ Every response is also checked against GitHub's OpenAPI description by the ``for
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,28 @@ def test_protected_branch_refuses_a_collaborators_push_over_http(forge: ForgeUnd
     repo = make_github(forge).get_repo(REPO)
     assert repo.get_branch("main").commit.sha == main_before
     assert repo.get_branch("alice/topic").commit.sha != main_before  # the other ref of the push went through
+
+
+def test_only_protected_branches_go_through_the_push_hook(forge: ForgeUnderTest, tmp_path: Path) -> None:
+    """The hook (a Python process per push) sees the protected refs only; other branches are git's alone."""
+    forge.add_user("alice", token=ALICE)
+    forge.protect_branch(REPO, "main", ["ci"])
+
+    def checked() -> list[list[str]]:
+        bodies = [e.request_body for e in forge.exchanges if e.path.startswith("/_localforge/push-check/")]
+        return [command[2] for body in bodies for command in json.loads(body)["commands"]]
+
+    topic = _push_over_http(forge, tmp_path, ALICE, "HEAD:refs/heads/alice/topic", clone_name="t")
+    assert topic.returncode == 0, topic.stderr
+    assert checked() == []  # an unprotected branch: no hook, no question to the forge
+    both = _push_over_http(forge, tmp_path, ALICE, "HEAD:refs/heads/main", "HEAD:refs/heads/mainline", clone_name="b")
+    assert both.returncode != 0 and "GH006: Protected branch update failed for refs/heads/main." in both.stderr
+    assert checked() == ["refs/heads/main"]  # "mainline" only shares a prefix with "main": not asked about
+    repo = make_github(forge).get_repo(REPO)
+    assert repo.get_branch("mainline").commit.sha != repo.get_branch("main").commit.sha  # pushed; main refused
+    forge.protect_branch(REPO, "release")  # a rule added later counts from the next push on
+    release = _push_over_http(forge, tmp_path, ALICE, "HEAD:refs/heads/release", clone_name="r")
+    assert release.returncode != 0 and "refs/heads/release" in checked()
 
 
 def test_admins_may_push_but_not_force_or_delete(forge: ForgeUnderTest, tmp_path: Path) -> None:

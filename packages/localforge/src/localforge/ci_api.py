@@ -123,9 +123,10 @@ class CiEndpoints:
         git = self.git_for(repo)
         return {ref: self.ref_update_violations(repo, git, who, ref, old, new) for old, new, ref in commands}
 
-    def has_protected_branches(self, owner: str, name: str) -> bool:
+    def protected_branches(self, owner: str, name: str) -> list[str]:
+        """The names of the repository's protected branches (sorted; empty for an unknown repository)."""
         repo = self.state.repo_by_name(owner, name)
-        return repo is not None and bool(self.ci.protections(repo.id))
+        return sorted(self.ci.protections(repo.id)) if repo is not None else []
 
     def protection_summary(self, repo: Repo, branch: str) -> dict[str, Any] | None:
         protection = self.ci.protection(repo.id, branch)

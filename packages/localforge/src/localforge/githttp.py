@@ -6,8 +6,8 @@ needs the forge's token as the password of HTTP Basic authentication (any user n
 ``x-access-token``), or as a bearer token.
 
 A push to a repository with protected branches runs with :func:`push_guard_env`: git's ``proc-receive``
-hook (:mod:`.pushhook`, installed by :func:`install_push_hook`) sees every branch update and asks the forge
-whether to accept it, so protected branches refuse pushes as on GitHub (needs git 2.31 or later, for
+hook (:mod:`.pushhook`, installed by :func:`install_push_hook`) sees every update of a protected branch and
+asks the forge whether to accept it, so protected branches refuse pushes as on GitHub (needs git 2.31 or later, for
 ``GIT_CONFIG_COUNT``).
 """
 
@@ -53,16 +53,21 @@ def install_push_hook(hooks_dir: Path) -> Path:
     return hooks_dir
 
 
-def push_guard_env(hooks_dir: Path, check_url: str) -> dict[str, str]:
-    """Environment for ``git http-backend`` that routes every branch update through the hook."""
-    return {
-        "GIT_CONFIG_COUNT": "2",
-        "GIT_CONFIG_KEY_0": "core.hooksPath",
-        "GIT_CONFIG_VALUE_0": str(hooks_dir),
-        "GIT_CONFIG_KEY_1": "receive.procReceiveRefs",
-        "GIT_CONFIG_VALUE_1": "refs/heads",
-        URL_ENV: check_url,
-    }
+def push_guard_env(hooks_dir: Path, check_url: str, protected: list[str] | None = None) -> dict[str, str]:
+    """Environment for ``git http-backend`` that routes branch updates through the hook.
+
+    ``protected``: the repository's protected branch names; only updates of those refs are handed to the
+    hook (one ``receive.procReceiveRefs`` entry each, which git matches as a ref prefix ending at the name or
+    at a ``/``, so ``main`` also sends ``main/x`` through the hook, where the forge allows it). Every other
+    branch is updated by git directly, without starting the hook's Python process: a push to an unprotected
+    branch costs what it costs on a repository without protection. None routes every branch, as before."""
+    refs = [f"refs/heads/{name}" for name in protected] if protected is not None else ["refs/heads"]
+    env = {"GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": str(hooks_dir), URL_ENV: check_url}
+    for i, ref in enumerate(refs, start=1):
+        env[f"GIT_CONFIG_KEY_{i}"] = "receive.procReceiveRefs"
+        env[f"GIT_CONFIG_VALUE_{i}"] = ref
+    env["GIT_CONFIG_COUNT"] = str(len(refs) + 1)
+    return env
 
 
 def run_backend(

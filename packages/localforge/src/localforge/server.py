@@ -340,7 +340,7 @@ class ForgeApp:
         if self.hooks_dir is None or match["rest"] != "/git-receive-pack":
             return None, {}
         with self.state.transaction():
-            guarded = self.api.has_protected_branches(match["owner"], match["repo"])
+            guarded = self.api.protected_branches(match["owner"], match["repo"])
         if not guarded:
             return None, {}
         nonce = secrets.token_urlsafe(24)
@@ -348,7 +348,9 @@ class ForgeApp:
             self._pushes[nonce] = (match["owner"], match["repo"], login)
         host, _, port = default_host.rpartition(":")
         host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host  # noqa: S104 - not a bind address
-        return nonce, githttp.push_guard_env(self.hooks_dir, f"http://{host}:{port}{PUSH_CHECK_PREFIX}{nonce}")
+        return nonce, githttp.push_guard_env(
+            self.hooks_dir, f"http://{host}:{port}{PUSH_CHECK_PREFIX}{nonce}", protected=guarded
+        )
 
     def _git(
         self, method: str, match: Any, query: str, headers: dict[str, str], body: bytes, default_host: str
