@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,6 +64,8 @@ _STALE_LOCKS = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock")
 #: background where it would hold ``packed-refs.lock`` while another process thinks the lock is stale.
 _FETCH_CONFIG = ("-c", "gc.autoDetach=false")
 _TREE_MODE, _BLOB_MODE = "040000", "100644"
+#: How long a run waits for the checkout (held by another run of this process or another process).
+LOCK_TIMEOUT_SECONDS = 120
 
 
 class TargetRepo:
@@ -82,7 +86,12 @@ class TargetRepo:
             "GIT_CONFIG_GLOBAL": os.devnull,
             **(git_env or {}),
         }
-        self._lock = FileLock(str(settings.home / "checkout.lock"), timeout=120)
+        # Two locks: threads of this process queue on a threading lock (woken the moment it is released), and
+        # only the one holding it takes the file lock that keeps other processes out. filelock alone would
+        # make threads poll for the file every 50 ms: with 8 workers the clone sat idle between holders and
+        # throughput fell as workers were added (issue 12).
+        self._threads = threading.RLock()  # re-entrant, as the file lock is
+        self._lock = FileLock(str(settings.home / "checkout.lock"), timeout=LOCK_TIMEOUT_SECONDS)
         self.bot = Actor(settings.bot_name, settings.bot_email)
 
     @contextmanager
@@ -93,14 +102,23 @@ class TargetRepo:
             yield repo
 
     @contextmanager
-    def _locked(self, refspecs: list[str] | None) -> Iterator[Repo]:
-        """:meth:`locked`, fetching ``refspecs`` (None: everything)."""
+    def _locked(self, refspecs: list[str] | None, *, unless_at: str | None = None) -> Iterator[Repo]:
+        """:meth:`locked`, fetching ``refspecs`` (None: everything); with ``unless_at``, not when the clone's
+        base branch is that commit already."""
         with self._git_errors():
+            started = time.monotonic()
+            if not self._threads.acquire(timeout=LOCK_TIMEOUT_SECONDS):
+                raise GitError(f"the checkout {self.path} is locked by another run (waited {LOCK_TIMEOUT_SECONDS} s)")
             try:
-                with self._lock:
-                    yield self._sync(refspecs)
+                left = max(0.0, LOCK_TIMEOUT_SECONDS - (time.monotonic() - started))
+                with self._lock.acquire(timeout=left):
+                    yield self._sync(refspecs, unless_at=unless_at)
             except Timeout as exc:
-                raise GitError(f"the checkout {self.path} is locked by another process (waited 120 s)") from exc
+                raise GitError(
+                    f"the checkout {self.path} is locked by another process (waited {LOCK_TIMEOUT_SECONDS} s)"
+                ) from exc
+            finally:
+                self._threads.release()
 
     @contextmanager
     def _git_errors(self) -> Iterator[None]:
@@ -124,8 +142,9 @@ class TargetRepo:
             specs.append(f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
         return specs
 
-    def _sync(self, refspecs: list[str] | None = None) -> Repo:
-        """Clone, or fetch ``refspecs`` (every branch when None) with pruning. Call under the lock."""
+    def _sync(self, refspecs: list[str] | None = None, *, unless_at: str | None = None) -> Repo:
+        """Clone, or fetch ``refspecs`` (every branch when None) with pruning; no fetch when ``unless_at``
+        is the commit the clone's base branch is at already. Call under the lock."""
         if not (self.path / ".git").exists():
             if "://" not in self.url and ":" not in self.url and not Path(self.url).exists():
                 raise GitError(f"target repository not found at {self.url}")
@@ -150,6 +169,8 @@ class TargetRepo:
         repo.git.update_environment(**self.git_env)
         if repo.remotes.origin.url != self.url:  # the embedded forge may listen on a new port
             repo.remotes.origin.set_url(self.url)
+        if unless_at is not None and self._tracking_commit(repo, self.settings.base_branch) == unless_at:
+            return repo
         with self.auditor.action("git.fetch", self.url, refs=refspecs or "all"):
             try:
                 everything = ["+refs/heads/*:refs/remotes/origin/*"]
@@ -189,13 +210,34 @@ class TargetRepo:
             return self._team_files(repo)
 
     def team_files_unless(self, known: Callable[[str], bool]) -> tuple[str, dict[str, str] | None]:
-        """``(revision, files)`` of the base branch's ``teams/`` tree after one fetch: ``revision`` is that
-        tree's git object id (``"empty"`` without one); ``files`` is None when ``known(revision)`` (the caller
-        has that revision already), else ``{path: text}`` as :meth:`team_files` gives it. Raises GitError."""
-        with self.locked() as repo:
+        """``(revision, files)`` of the base branch's ``teams/`` tree: ``revision`` is that tree's git object
+        id (``"empty"`` without one); ``files`` is None when ``known(revision)`` (the caller has that revision
+        already), else ``{path: text}`` as :meth:`team_files` gives it.
+
+        The base branch's head is read with one ``ls-remote`` of that branch; only when it is not the commit
+        the clone already has is the base branch fetched (that branch alone, never every branch). So a run
+        against a registry that did not move fetches nothing here, and its one fetch is the publish's
+        (issue 12: one fetch per request). Raises GitError."""
+        head = self._ls_remote_base()
+        with self._locked(self._refspecs(), unless_at=head) as repo:
             tree = self._base_tree(repo)
             revision = (tree / "teams").hexsha if _tree_has(tree, "teams") else "empty"
             return revision, None if known(revision) else self._team_files(repo)
+
+    def _ls_remote_base(self) -> str | None:
+        """The base branch's commit on the remote (one audited ``git ls-remote`` of that ref), or None when
+        the remote has no such branch (the fetch that follows then says so). Raises GitError."""
+        ref = f"refs/heads/{self.settings.base_branch}"
+        with self.auditor.action("git.ls_remote", f"{self.url} {self.settings.base_branch}") as call:
+            command = ["git", "ls-remote", "--", self.url, ref]
+            done = subprocess.run(command, capture_output=True, env={**os.environ, **self.git_env}, check=False)
+            if done.returncode != 0:
+                exc = GitCommandError(command, done.returncode, done.stderr, done.stdout)
+                raise GitError(f"cannot read the target repository {self.url}: {_stderr(exc)}")
+            found = [line.split("\t") for line in done.stdout.decode("utf-8", "replace").splitlines()]
+            head = next((sha for sha, name in (f for f in found if len(f) == 2) if name == ref), None)
+            call.result["commit"] = head
+        return head
 
     def _base_tree(self, repo: Repo) -> Any:
         try:
@@ -264,6 +306,17 @@ class TargetRepo:
     def remote_branch_commit(self, repo: Repo, branch: str) -> str | None:
         """The commit the remote-tracking ref of ``branch`` points at, None without one."""
         return self._remote_refs(branch).get(branch)
+
+    @staticmethod
+    def _tracking_commit(repo: Repo, branch: str) -> str | None:
+        """The commit the remote-tracking ref of ``branch`` points at, read without a git process (a
+        loose or packed ref), None without one."""
+        from git.refs.remote import RemoteReference
+
+        try:
+            return RemoteReference(repo, f"refs/remotes/origin/{branch}").commit.hexsha
+        except ValueError:  # no such ref
+            return None
 
     def _local_branch_commit(self, repo: Repo, branch: str) -> str | None:
         """The commit the local ``branch`` points at (a commit built but maybe not pushed), None without one."""
