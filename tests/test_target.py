@@ -3,6 +3,8 @@ policy re-checked at the write, and requests that do not queue on one work tree.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import threading
 from datetime import UTC, datetime
@@ -18,6 +20,8 @@ from devops_automation.store import open_store
 from devops_automation.target import TargetRepo, commit_message
 
 from .helpers import changed_paths, make_settings, remote_branches
+
+ID = {"NAME": "Hu Man", "EMAIL": "h@example.com"}
 
 
 def _files(name: str) -> list[str]:
@@ -207,3 +211,44 @@ def test_concurrent_publishes_all_land_and_do_not_hold_the_checkout_lock_while_b
     remote = remote_branches(forge.bare)
     for name, (branch, commit) in results.items():
         assert remote[branch] == commit and sorted(changed_paths(forge.bare, branch)) == sorted(_files(name))
+
+
+def test_the_registry_is_read_without_a_fetch_until_the_base_branch_moves(
+    world: tuple[TargetRepo, FakeForge, Settings], tmp_path: Path
+) -> None:
+    target, forge, _ = world
+    main = forge.git("rev-parse", "refs/heads/main")
+    for i in range(20):  # other people's branches: a registry read never fetches them
+        forge.git("update-ref", f"refs/heads/auto/team-other{i}-20260101T000000Z", main)
+    target.team_files()  # the clone
+
+    def fetches() -> list[object]:
+        rows = target.auditor.store.iter_audit()
+        return [r.target for r in rows if r.action == "git.fetch" and r.phase == "initiated"]
+
+    first, files = target.team_files_unless(lambda revision: False)
+    assert files is not None and all(path.startswith("teams/") for path in files)
+    again, cached = target.team_files_unless(lambda revision: revision == first)
+    assert (again, cached) == (first, None)  # the caller has this revision: nothing parsed again
+    assert fetches() == []  # the base branch did not move: ls-remote only, no fetch
+    reads = [r for r in target.auditor.store.iter_audit() if r.action == "git.ls_remote" and r.phase == "succeeded"]
+    assert len(reads) == 2 and json.loads(reads[-1].detail)["commit"] == main
+
+    def bare(*args: str, stdin: str = "") -> str:
+        env = {"GIT_INDEX_FILE": str(tmp_path / "index"), "PATH": "/usr/bin:/bin", "GIT_CONFIG_GLOBAL": os.devnull}
+        env |= {f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER") for what, value in ID.items()}
+        done = subprocess.run(
+            ["git", *args], cwd=forge.bare, input=stdin, env=env, capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    blob = bare("hash-object", "-w", "--stdin", stdin="name: added\n")  # someone merges a new team
+    bare("read-tree", main)
+    bare("update-index", "--add", "--cacheinfo", f"100644,{blob},teams/added/team.yaml")
+    moved = bare("commit-tree", bare("write-tree"), "-p", main, "-m", "merge added")
+    bare("update-ref", "refs/heads/main", moved)
+    third, files = target.team_files_unless(lambda revision: revision == first)
+    assert third != first and files is not None and files["teams/added/team.yaml"] == "name: added\n"
+    assert len(fetches()) == 1  # the base branch moved: fetched, that branch alone
+    local = _git(target.path, "for-each-ref", "--format=%(refname)").split()
+    assert not [r for r in local if "other" in r]
