@@ -65,7 +65,7 @@ def percentile(values: list[float], q: float) -> float:
 class Floor:
     """The same work by the bare libraries: cookiecutter render, GitPython commit, push to a local bare repo."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, forge_url: str, forge_env: dict[str, str]) -> None:
         from git import Actor, Repo
 
         from devops_automation.forge.fake import FakeForge
@@ -75,7 +75,16 @@ class Floor:
         bare = root / "floor.git"
         FakeForge(bare, seed=SEED_DIR)  # a bare repo seeded like the product's target
         self.repo = Repo.clone_from(str(bare), root / "floor-clone")
+        self.repo.create_remote("forge", forge_url)  # the product's own target, over HTTP
+        self.forge_env = forge_env
         self.bot = Actor("floor", "floor@example.invalid")
+
+    def push_over_http(self, branch: str) -> float:
+        """Seconds to push the floor's last commit to the embedded forge over HTTP, as the product does."""
+        start = time.perf_counter()
+        with self.repo.git.custom_environment(**self.forge_env):
+            self.repo.git.push("-q", "forge", f"{branch}:refs/heads/{branch}")
+        return time.perf_counter() - start
 
     def once(self, spec: Any, gap: Any, owner: str, branch: str) -> tuple[float, int]:
         """Seconds for one render + commit + push, and the number of files."""
@@ -110,11 +119,17 @@ class Floor:
 
 def bench_pipeline(gaps: int) -> None:
     from devops_automation.app import build_app
+    from devops_automation.engine import Hooks
     from devops_automation.models import CapabilityGap
     from devops_automation.scaffold import validate
     from devops_automation.settings import Settings
 
     team_tests: list[float] = []
+    steps: dict[str, list[float]] = {}
+
+    def on_step(step: str, seconds: float, *_: Any) -> None:
+        steps.setdefault(step, []).append(seconds)
+
     original = validate.validate_render
 
     def timed_validate(*args: Any, **kwargs: Any) -> Any:
@@ -126,9 +141,9 @@ def bench_pipeline(gaps: int) -> None:
     home = Path(tempfile.mkdtemp(prefix="devops-crew-bench-"))
     try:
         settings = Settings(_env_file=None, home=home, cooldown_seconds=0, rate_limit_per_day=10_000)
-        app = build_app(settings)
-        floor = Floor(home)
-        times, floors, files, floor_files = [], [], [], []
+        app = build_app(settings, hooks=Hooks(on_step=on_step))
+        floor = Floor(home, app.forge.git_remote(), app.forge.git_env())
+        times, floors, files, floor_files, http_pushes = [], [], [], [], []
         for i in range(gaps):
             a, b = SKILLS[i % len(SKILLS)], SKILLS[(i * 7 + 3) % len(SKILLS)]
             gap = CapabilityGap(
@@ -146,6 +161,7 @@ def bench_pipeline(gaps: int) -> None:
             seconds, count = floor.once(request.spec, request.gap, owner, f"floor/{request.spec.name}")
             floors.append(seconds)
             floor_files.append(count)
+            http_pushes.append(floor.push_over_http(f"floor/{request.spec.name}"))
         app.close()
     finally:
         validate.validate_render = original  # type: ignore[assignment]
@@ -162,10 +178,17 @@ def bench_pipeline(gaps: int) -> None:
         f"(bare cookiecutter render + GitPython commit + push to a local bare repo, same files)"
     )
     print(f"ratio:    pipeline / floor = {median / floor_median:.2f}x")
+    http = statistics.median(http_pushes[1:] or http_pushes)
+    print(
+        f"floor:    the same commit pushed over HTTP to the embedded forge instead: {http * 1000:.0f} ms per push"
+        f" (the product's transport; the floor's local push is part of its median above)"
+    )
     print(
         f"pipeline: files per gap: {statistics.median(files):.0f} (floor: {statistics.median(floor_files):.0f}); "
         f"team tests median {statistics.median(team_tests[1:] or team_tests) * 1000:.0f} ms per gap"
     )
+    per_step = ", ".join(f"{step} {statistics.median(t[1:] or t) * 1000:.0f}" for step, t in steps.items())
+    print(f"pipeline: step medians in ms, named by the state each step starts from: {per_step}")
 
 
 def bench_help(runs: int) -> None:
