@@ -142,8 +142,16 @@ def bench_pipeline(gaps: int) -> None:
     try:
         settings = Settings(_env_file=None, home=home, cooldown_seconds=0, rate_limit_per_day=10_000)
         app = build_app(settings, hooks=Hooks(on_step=on_step))
+        # The same product with render validation off (DEVOPS_CREW_VALIDATE_RENDER=false): what the pipeline
+        # pays apart from running the generated team's checks and tests, which the floor does not do.
+        unvalidated = build_app(
+            Settings(
+                _env_file=None, home=home / "unvalidated", cooldown_seconds=0, rate_limit_per_day=10_000,
+                validate_render=False,
+            )
+        )
         floor = Floor(home, app.forge.git_remote(), app.forge.git_env())
-        times, floors, files, floor_files, http_pushes = [], [], [], [], []
+        times, floors, files, floor_files, http_pushes, bare_times = [], [], [], [], [], []
         for i in range(gaps):
             a, b = SKILLS[i % len(SKILLS)], SKILLS[(i * 7 + 3) % len(SKILLS)]
             gap = CapabilityGap(
@@ -162,7 +170,13 @@ def bench_pipeline(gaps: int) -> None:
             floors.append(seconds)
             floor_files.append(count)
             http_pushes.append(floor.push_over_http(f"floor/{request.spec.name}"))
+            start = time.perf_counter()
+            other = unvalidated.engine.submit(gap.model_copy(update={"proposed_name": f"bench_nv_team_{i}"})).request
+            bare_times.append(time.perf_counter() - start)
+            if other.state.value != "published":
+                raise SystemExit(f"gap {i} (unvalidated) ended {other.state.value}: {other.error}")
         app.close()
+        unvalidated.close()
     finally:
         validate.validate_render = original  # type: ignore[assignment]
         shutil.rmtree(home, ignore_errors=True)
@@ -178,6 +192,11 @@ def bench_pipeline(gaps: int) -> None:
         f"(bare cookiecutter render + GitPython commit + push to a local bare repo, same files)"
     )
     print(f"ratio:    pipeline / floor = {median / floor_median:.2f}x")
+    unchecked = statistics.median(bare_times[1:] or bare_times)
+    print(
+        f"pipeline: with render validation off, median {unchecked:.3f} s per gap = {unchecked / floor_median:.2f}x"
+        f" the floor (validation: the generated team's checks and its own tests, which the floor does not run)"
+    )
     http = statistics.median(http_pushes[1:] or http_pushes)
     print(
         f"floor:    the same commit pushed over HTTP to the embedded forge instead: {http * 1000:.0f} ms per push"
