@@ -93,14 +93,9 @@ def warm_up(timeout: float = 120.0) -> float:
 
 
 def pytest_args(tests_dir: Path) -> list[str]:
-    """The pytest command line for one team: isolated from any surrounding project's config.
-
-    Assertions run plain (``--assert=plain``): pytest's assertion rewriting parses and recompiles every test
-    module on each run (nothing is cached: no bytecode is written into a render), about a tenth of a passing
-    run, and it only improves failure messages, which the one-line summaries (:func:`summarise`) leave out."""
+    """The pytest command line for one team: isolated from any surrounding project's config."""
     team_dir = tests_dir.parent
     return [
-        "--assert=plain",
         str(tests_dir),
         "-q",
         "-p",
