@@ -142,6 +142,9 @@ def bench_pipeline(gaps: int) -> None:
     try:
         settings = Settings(_env_file=None, home=home, cooldown_seconds=0, rate_limit_per_day=10_000)
         app = build_app(settings, hooks=Hooks(on_step=on_step))
+        if not app.forge.embedded:  # GITHUB_TOKEN in the environment: never publish benchmark teams there
+            app.close()
+            raise SystemExit("bench/pipeline.py runs against the embedded forge only: unset GITHUB_TOKEN")
         # The same product with render validation off (DEVOPS_CREW_VALIDATE_RENDER=false): what the pipeline
         # pays apart from running the generated team's checks and tests, which the floor does not do.
         unvalidated = build_app(

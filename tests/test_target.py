@@ -226,8 +226,8 @@ def test_the_registry_is_read_without_a_fetch_until_the_base_branch_moves(
         rows = target.auditor.store.iter_audit()
         return [r.target for r in rows if r.action == "git.fetch" and r.phase == "initiated"]
 
-    first, files = target.team_files_unless(lambda revision: False)
-    assert files is not None and all(path.startswith("teams/") for path in files)
+    first, files_before = target.team_files_unless(lambda revision: False)
+    assert files_before is not None and all(path.startswith("teams/") for path in files_before)
     again, cached = target.team_files_unless(lambda revision: revision == first)
     assert (again, cached) == (first, None)  # the caller has this revision: nothing parsed again
     assert fetches() == []  # the base branch did not move: ls-remote only, no fetch
@@ -235,7 +235,7 @@ def test_the_registry_is_read_without_a_fetch_until_the_base_branch_moves(
     assert len(reads) == 2 and json.loads(reads[-1].detail)["commit"] == main
 
     def bare(*args: str, stdin: str = "") -> str:
-        env = {"GIT_INDEX_FILE": str(tmp_path / "index"), "PATH": "/usr/bin:/bin", "GIT_CONFIG_GLOBAL": os.devnull}
+        env = {"GIT_INDEX_FILE": str(tmp_path / "index"), "PATH": os.environ["PATH"], "GIT_CONFIG_GLOBAL": os.devnull}
         env |= {f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER") for what, value in ID.items()}
         done = subprocess.run(
             ["git", *args], cwd=forge.bare, input=stdin, env=env, capture_output=True, text=True, check=True
@@ -250,5 +250,7 @@ def test_the_registry_is_read_without_a_fetch_until_the_base_branch_moves(
     third, files = target.team_files_unless(lambda revision: revision == first)
     assert third != first and files is not None and files["teams/added/team.yaml"] == "name: added\n"
     assert len(fetches()) == 1  # the base branch moved: fetched, that branch alone
+    assert target.team_files_of(first) == files_before  # an older revision reads as it was, with no fetch
+    assert target.team_files_of(third) == files and len(fetches()) == 1
     local = _git(target.path, "for-each-ref", "--format=%(refname)").split()
     assert not [r for r in local if "other" in r]

@@ -28,6 +28,7 @@ from filelock import FileLock, Timeout
 from git import Actor, GitCommandError, Head, Repo, Tree
 from git.exc import GitError as GitPythonError
 from gitdb.exc import ODBError as GitDbError
+from gitdb.util import hex_to_bin
 
 from .audit import Auditor
 from .errors import GitError
@@ -102,9 +103,14 @@ class TargetRepo:
             yield repo
 
     @contextmanager
-    def _locked(self, refspecs: list[str] | None, *, unless_at: str | None = None) -> Iterator[Repo]:
+    def _locked(
+        self, refspecs: list[str] | None, *, unless_at: str | None = None, fetch: bool = True
+    ) -> Iterator[Repo]:
         """:meth:`locked`, fetching ``refspecs`` (None: everything); with ``unless_at``, not when the clone's
-        base branch is that commit already."""
+        base branch is that commit already (``refspecs`` must then be the base branch's alone); with
+        ``fetch=False`` never (the clone is made if there is none)."""
+        if unless_at is not None and refspecs != self._refspecs():
+            raise ValueError("unless_at skips a fetch of the base branch only")
         with self._git_errors():
             started = time.monotonic()
             if not self._threads.acquire(timeout=LOCK_TIMEOUT_SECONDS):
@@ -112,7 +118,7 @@ class TargetRepo:
             try:
                 left = max(0.0, LOCK_TIMEOUT_SECONDS - (time.monotonic() - started))
                 with self._lock.acquire(timeout=left):
-                    yield self._sync(refspecs, unless_at=unless_at)
+                    yield self._sync(refspecs, unless_at=unless_at, fetch=fetch)
             except Timeout as exc:
                 raise GitError(
                     f"the checkout {self.path} is locked by another process (waited {LOCK_TIMEOUT_SECONDS} s)"
@@ -142,9 +148,9 @@ class TargetRepo:
             specs.append(f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
         return specs
 
-    def _sync(self, refspecs: list[str] | None = None, *, unless_at: str | None = None) -> Repo:
+    def _sync(self, refspecs: list[str] | None = None, *, unless_at: str | None = None, fetch: bool = True) -> Repo:
         """Clone, or fetch ``refspecs`` (every branch when None) with pruning; no fetch when ``unless_at``
-        is the commit the clone's base branch is at already. Call under the lock."""
+        is the commit the clone's base branch is at already, or without ``fetch``. Call under the lock."""
         if not (self.path / ".git").exists():
             if "://" not in self.url and ":" not in self.url and not Path(self.url).exists():
                 raise GitError(f"target repository not found at {self.url}")
@@ -169,7 +175,7 @@ class TargetRepo:
         repo.git.update_environment(**self.git_env)
         if repo.remotes.origin.url != self.url:  # the embedded forge may listen on a new port
             repo.remotes.origin.set_url(self.url)
-        if unless_at is not None and self._tracking_commit(repo, self.settings.base_branch) == unless_at:
+        if not fetch or (unless_at is not None and self._tracking_commit(repo, self.settings.base_branch) == unless_at):
             return repo
         with self.auditor.action("git.fetch", self.url, refs=refspecs or "all"):
             try:
@@ -217,20 +223,40 @@ class TargetRepo:
         The base branch's head is read with one ``ls-remote`` of that branch; only when it is not the commit
         the clone already has is the base branch fetched (that branch alone, never every branch). So a run
         against a registry that did not move fetches nothing here, and its one fetch is the publish's
-        (issue 12: one fetch per request). Raises GitError."""
+        (issue 12: one fetch per request). The head is read before the checkout lock is taken: the registry
+        is as the remote was then, at most a lock wait old; the publish checks the base branch again,
+        fetched under the lock, before it writes. Raises GitError."""
         head = self._ls_remote_base()
         with self._locked(self._refspecs(), unless_at=head) as repo:
             tree = self._base_tree(repo)
             revision = (tree / "teams").hexsha if _tree_has(tree, "teams") else "empty"
             return revision, None if known(revision) else self._team_files(repo)
 
+    def team_files_of(self, revision: str) -> dict[str, str]:
+        """``{path: text}`` of the ``teams/`` tree ``revision`` (a :meth:`team_files_unless` revision) as the
+        clone holds it: no fetch, and the content is that revision's whatever the base branch is now.
+        Raises GitError."""
+        with self._locked([], unless_at=None, fetch=False) as repo:
+            if revision == "empty":
+                return {}
+            try:
+                teams = Tree(repo, hex_to_bin(revision), mode=0o040000, path="teams")
+                return self._team_files_in(teams)
+            except ValueError as exc:  # not a hex object id (binascii.Error)
+                raise GitError(f"the clone holds no teams/ tree {revision!r}") from exc
+
     def _ls_remote_base(self) -> str | None:
         """The base branch's commit on the remote (one audited ``git ls-remote`` of that ref), or None when
-        the remote has no such branch (the fetch that follows then says so). Raises GitError."""
+        the remote has no such branch (the fetch that follows then says so). Runs in the state directory,
+        so no repository around the process lends it its configuration. Raises GitError."""
         ref = f"refs/heads/{self.settings.base_branch}"
-        with self.auditor.action("git.ls_remote", f"{self.url} {self.settings.base_branch}") as call:
-            command = ["git", "ls-remote", "--", self.url, ref]
-            done = subprocess.run(command, capture_output=True, env={**os.environ, **self.git_env}, check=False)
+        command = ["git", "ls-remote", "--", self.url, ref]
+        where = f"{self.url} {self.settings.base_branch}"
+        with self._git_errors(), self.auditor.action("git.ls_remote", where) as call:
+            self.settings.home.mkdir(parents=True, exist_ok=True)
+            done = subprocess.run(
+                command, capture_output=True, env={**os.environ, **self.git_env}, cwd=self.settings.home, check=False
+            )
             if done.returncode != 0:
                 exc = GitCommandError(command, done.returncode, done.stderr, done.stdout)
                 raise GitError(f"cannot read the target repository {self.url}: {_stderr(exc)}")
@@ -249,8 +275,13 @@ class TargetRepo:
         tree = self._base_tree(repo)
         if not _tree_has(tree, "teams"):
             return {}
+        return self._team_files_in(tree / "teams")
+
+    @staticmethod
+    def _team_files_in(teams: Tree) -> dict[str, str]:
+        """``{teams/<name>/team.yaml: text}`` of a ``teams/`` tree."""
         found = {}
-        for sub in (tree / "teams").trees:
+        for sub in teams.trees:
             if _tree_has(sub, "team.yaml"):
                 blob = sub / "team.yaml"
                 found[f"teams/{sub.name}/team.yaml"] = blob.data_stream.read().decode("utf-8", "replace")

@@ -105,5 +105,9 @@ class RunContext:
             if cache is None:
                 cache = RegistryCache(deps.settings, size=1)
             revision, files = deps.target.team_files_unless(cache.known)
-            self._registry = cache.get(revision, lambda: files if files is not None else deps.target.team_files())
+            # The fallback (the revision was evicted meanwhile) reads that revision's tree, not the base branch
+            # as it is now: a cache entry always holds the content of its key.
+            self._registry = cache.get(
+                revision, lambda: files if files is not None else deps.target.team_files_of(revision)
+            )
         return self._registry

@@ -60,7 +60,9 @@ def push_guard_env(hooks_dir: Path, check_url: str, protected: list[str] | None 
     hook (one ``receive.procReceiveRefs`` entry each, which git matches as a ref prefix ending at the name or
     at a ``/``, so ``main`` also sends ``main/x`` through the hook, where the forge allows it). Every other
     branch is updated by git directly, without starting the hook's Python process: a push to an unprotected
-    branch costs what it costs on a repository without protection. None routes every branch, as before."""
+    branch costs what it costs on a repository without protection. None routes every branch. The list is
+    read when the push starts: a rule added while a push is under way applies from the next push on (as a
+    first rule on a repository without protection always did)."""
     refs = [f"refs/heads/{name}" for name in protected] if protected is not None else ["refs/heads"]
     env = {"GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": str(hooks_dir), URL_ENV: check_url}
     for i, ref in enumerate(refs, start=1):
