@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.apps import A2AStarletteApplication
 from a2a.server.events import EventQueue
@@ -48,7 +47,7 @@ def _skill_id(skill: str) -> str:
 
 def agent_card(url: str) -> AgentCard:
     """The card of this team: ``team.yaml``'s name and description, one skill per listed skill."""
-    entry = yaml.safe_load((TEAM_DIR / "team.yaml").read_text(encoding="utf-8"))
+    entry = team_crew.safe_load((TEAM_DIR / "team.yaml").read_text(encoding="utf-8"))
     skills = [str(skill) for skill in entry.get("skills") or []]
     return AgentCard(
         name=str(entry["name"]),

@@ -16,7 +16,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import yaml
 
 for _name in ("CREWAI_DISABLE_TELEMETRY", "CREWAI_DISABLE_VERSION_CHECK", "OTEL_SDK_DISABLED"):
     os.environ.setdefault(_name, "true")
@@ -69,7 +68,7 @@ def server() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def entry() -> dict[str, Any]:
-    return yaml.safe_load((TEAM_DIR / "team.yaml").read_text(encoding="utf-8"))
+    return _import("crew").safe_load((TEAM_DIR / "team.yaml").read_text(encoding="utf-8"))
 
 
 async def _card_and_reply(app: Any, text: str) -> tuple[Any, list[Any]]:

@@ -15,7 +15,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import yaml
 
 for _name in ("CREWAI_DISABLE_TELEMETRY", "CREWAI_DISABLE_VERSION_CHECK", "OTEL_SDK_DISABLED"):
     os.environ.setdefault(_name, "true")
@@ -30,7 +29,7 @@ PACKAGE = "_generated_team_" + TEAM_NAME
 
 
 def _yaml(relative: str) -> Any:
-    return yaml.safe_load((TEAM_DIR / relative).read_text(encoding="utf-8"))
+    return _import_team().safe_load((TEAM_DIR / relative).read_text(encoding="utf-8"))
 
 
 def _import_team() -> ModuleType:
