@@ -246,10 +246,12 @@ def choose(
     return weights, evaluate(index, features, gaps, weights)
 
 
-def cross_validate(index: MatchIndex, features: list[np.ndarray], gaps: list[dict], semantic: bool) -> list[dict]:
+def cross_validate(
+    index: MatchIndex, features: list[np.ndarray], gaps: list[dict], semantic: bool, seeds: tuple[int, ...] = (0, 1, 2)
+) -> list[dict]:
     labels = [g["kind"] for g in gaps]
     folds = []
-    for seed in (0, 1, 2):
+    for seed in seeds:
         splitter = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
         for train, test in splitter.split(np.zeros(len(gaps)), labels):
             w, _ = choose(index, [features[i] for i in train], [gaps[i] for i in train], semantic, seed)
@@ -276,7 +278,13 @@ def _spread(folds: list[dict], key: str) -> str:
 
 
 def report_quality(
-    entries: list[RegistryEntry], gaps: list[dict], embedder: Any, label: str, cv: bool, power: float | None = None
+    entries: list[RegistryEntry],
+    gaps: list[dict],
+    embedder: Any,
+    label: str,
+    cv: bool,
+    power: float | None = None,
+    seeds: tuple[int, ...] = (0, 1, 2),
 ) -> None:
     started = time.perf_counter()
     shipped = Weights() if embedder is None else _shipped_semantic()
@@ -296,8 +304,8 @@ def report_quality(
     print(f"right team ranked first (reuse gaps): {ranked_first(index, features, gaps, shipped):.2f}")
     if not cv:
         return
-    folds = cross_validate(index, features, gaps, semantic=embedder is not None)
-    print("5-fold CV x 3 seeds (held-out parts; weights chosen on the training parts):")
+    folds = cross_validate(index, features, gaps, semantic=embedder is not None, seeds=seeds)
+    print(f"5-fold CV x {len(seeds)} seeds {seeds} (held-out parts; everything fitted on the training parts):")
     for i, fold in enumerate(folds):
         w = fold["weights"]
         print(
@@ -396,18 +404,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--sizes", default="10,1000,10000")
     parser.add_argument("--powers", default="", help="also cross-validate these known_power values, e.g. 0,0.5,1")
+    parser.add_argument("--seeds", default="0,1,2", help="the outer folds' shuffling seeds (other draws of the folds)")
     args = parser.parse_args(argv)
     if not (args.eval_dir / "gaps.yaml").exists():
         print(f"no evaluation set at {args.eval_dir}", file=sys.stderr)
         return 2
     entries, gaps = load_set(args.eval_dir)
     powers = [float(p) for p in args.powers.split(",")] if args.powers else [None]
+    seeds = tuple(int(s) for s in args.seeds.split(","))
     for power in powers:
-        report_quality(entries, gaps, None, "lexical (TF-IDF + skills + fuzzy), no LLM", cv=not args.no_cv, power=power)
+        label = "lexical (TF-IDF + skills + fuzzy), no LLM"
+        report_quality(entries, gaps, None, label, cv=not args.no_cv, power=power, seeds=seeds)
     if args.embeddings:
         from devops_automation.embeddings import local_embedder
 
-        report_quality(entries, gaps, local_embedder(None), "lexical + MiniLM embeddings, no LLM", cv=not args.no_cv)
+        label = "lexical + MiniLM embeddings, no LLM"
+        report_quality(entries, gaps, local_embedder(None), label, cv=not args.no_cv, seeds=seeds)
     if not args.skip_scale:
         report_scale(entries, gaps, [int(s) for s in args.sizes.split(",")])
     return 0

@@ -187,7 +187,7 @@ def decision_features(
 ) -> np.ndarray:
     """Shape ``(len(DECISION_FEATURES),)``: what the decision reads of team ``best`` (a row of ``features``,
     shape ``(teams, len(FEATURES))``, ranked by ``scores``, shape ``(teams,)``) for a gap of ``n_skills``
-    skills. The margins compare with the best other team (0 when there is no other team)."""
+    skills. The margins compare with the best other team (with no other team: the value itself)."""
     f = features[best]
     others = np.delete(np.arange(len(scores)), best)
 
