@@ -125,6 +125,7 @@ def bench_pipeline(gaps: int) -> None:
     from devops_automation.settings import Settings
 
     team_tests: list[float] = []
+    checks: dict[str, list[float]] = {}
     steps: dict[str, list[float]] = {}
 
     def on_step(step: str, seconds: float, *_: Any) -> None:
@@ -135,6 +136,8 @@ def bench_pipeline(gaps: int) -> None:
     def timed_validate(*args: Any, **kwargs: Any) -> Any:
         report = original(*args, **kwargs)
         team_tests.append(report.timings.get("team_tests", 0.0))
+        for name, seconds in report.timings.items():
+            checks.setdefault(name, []).append(seconds)
         return report
 
     validate.validate_render = timed_validate  # type: ignore[assignment]  # read-only spy: the timings
@@ -211,6 +214,11 @@ def bench_pipeline(gaps: int) -> None:
     )
     per_step = ", ".join(f"{step} {statistics.median(t[1:] or t) * 1000:.0f}" for step, t in steps.items())
     print(f"pipeline: step medians in ms, named by the state each step starts from: {per_step}")
+    by_check = ", ".join(
+        f"{name} {statistics.median(t[1:] or t) * 1000:.0f}"
+        for name, t in sorted(checks.items(), key=lambda item: -statistics.median(item[1]))
+    )
+    print(f"pipeline: validation checks in ms (team_tests and hadolint run beside the others): {by_check}")
 
 
 def bench_help(runs: int) -> None:
