@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from devops_automation.models import MAX_AGENTS, AgentSpec, TeamSpec
 from devops_automation.scaffold import dockerfile as dockerfile_module
-from devops_automation.scaffold.checks import files_on_disk
+from devops_automation.scaffold.checks import files_on_disk, validate_manifest
 from devops_automation.scaffold.jinja_ext import to_markdown, to_yaml
 from devops_automation.scaffold.render import (
     AGENT_SLOTS,
@@ -409,6 +409,41 @@ def test_hadolint_is_found_next_to_the_interpreter_first(tmp_path: Path, monkeyp
     fake.unlink()
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert dockerfile_module.find_hadolint() is None
+
+
+def test_cached_manifest_validation_says_what_kubernetes_validate_says(tmp_path: Path) -> None:
+    """validate_manifest builds each validator once; its verdicts and errors are the library's, call for call."""
+    import copy
+
+    from kubernetes_validate import utils as kv
+
+    rendered = render(tmp_path)
+    documents = [
+        doc
+        for path in sorted((rendered.root / K8S).glob("*.yaml"))
+        if path.name != "kustomization.yaml"
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if doc
+    ]
+    deployment = next(doc for doc in documents if doc["kind"] == "Deployment")
+    extra_field, unknown_kind, other_api = (copy.deepcopy(deployment) for _ in range(3))
+    extra_field["spec"]["template"]["spec"]["frobnicate"] = True
+    unknown_kind["kind"] = "Frobnicator"
+    other_api["apiVersion"] = "rbac.authorization.k8s.io/v1"
+
+    def outcome(validate: Callable[[dict, str], object], document: dict, version: str) -> tuple[object, ...]:
+        try:
+            return ("ok", validate(document, version))
+        except Exception as exc:
+            return (type(exc).__name__, getattr(exc, "message", str(exc)), tuple(getattr(exc, "path", ())))
+
+    seen = set()
+    for document in [*documents, extra_field, unknown_kind, other_api]:
+        for version in ("1.31", "v1.29", "1.25", "9.99"):
+            ours = outcome(validate_manifest, document, version)
+            assert ours == outcome(lambda d, v: kv.validate(d, v, strict=True), document, version)
+            seen.add(ours[0])
+    assert seen == {"ok", "ValidationError", "SchemaNotFoundError", "VersionNotSupportedError"}
 
 
 def test_unsupported_kubernetes_version_fails(tmp_path: Path) -> None:

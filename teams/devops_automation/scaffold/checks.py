@@ -6,6 +6,8 @@ one-line errors, each starting with the check's name and the repo-relative file 
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -122,7 +124,7 @@ def check_kubernetes_schema(root: Path, spec: TeamSpec, kubernetes_version: str 
     for path, document in _manifest_documents(root, spec, errors):
         kind = document.get("kind")
         try:
-            kv.validate(document, kubernetes_version, strict=True)
+            validate_manifest(document, kubernetes_version)
         except kv.ValidationError as exc:
             where = ".".join(str(item) for item in exc.path) or "(root)"
             errors.append(f"kubernetes_schema: {path}: {kind} {where}: {_one_line(exc.message)}")
@@ -131,6 +133,58 @@ def check_kubernetes_schema(root: Path, spec: TeamSpec, kubernetes_version: str 
         except Exception as exc:  # jsonschema/referencing failures must fail the check, not pass it
             errors.append(f"kubernetes_schema: {path}: {kind}: {type(exc).__name__}: {_one_line(exc)}")
     return errors
+
+
+def validate_manifest(document: dict[str, Any], kubernetes_version: str) -> str:
+    """``kubernetes_validate.validate(document, kubernetes_version, strict=True)``, with the validator of each
+    (schema version, kind, apiVersion) built once per process: the library parses its 1.3 MB
+    ``_definitions.json`` and builds a schema registry on every call, about 15 ms a manifest, three or four
+    manifests a render. The schema files, the version chosen and the errors raised are the library's own
+    (its ``ValidationError``, ``SchemaNotFoundError``, ``VersionNotSupportedError``); returns the schema's
+    ``major.minor``."""
+    import jsonschema
+    from kubernetes_validate import utils as kv
+
+    desired = kubernetes_version.removeprefix("v")
+    if kv.major_minor(desired) > kv.latest_version():  # the library's (string) comparison, kept as it is
+        raise kv.VersionNotSupportedError(version=kv.major_minor(desired))
+    version = [v for v in kv.all_versions() if kv.major_minor(v) <= kv.major_minor(desired)][-1]
+    validator = _manifest_validator(version, str(document["kind"]), str(document["apiVersion"]), desired)
+    try:
+        validator.validate(document)
+    except jsonschema.ValidationError as exc:
+        raise kv.ValidationError(exc, version=kv.major_minor(version)) from None
+    return kv.major_minor(version)
+
+
+@functools.lru_cache(maxsize=64)
+def _manifest_validator(version: str, kind: str, api_version: str, desired: str) -> Any:
+    """The strict schema validator of one kind (shared definitions per version, see :func:`_definitions`)."""
+    import jsonschema
+    from kubernetes_validate import utils as kv
+    from referencing import Registry, Resource
+
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)  # rbac.authorization.k8s.io/v1 -> rbac-v1
+    try:
+        schema = kv.schema_contents(f"{_strict_dir(version)}/{kind.lower()}-{api}.json", desired)
+    except FileNotFoundError:
+        raise kv.SchemaNotFoundError(version=kv.major_minor(desired), kind=kind, api_version=api_version) from None
+    registry = _definitions(version, desired) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+@functools.lru_cache(maxsize=4)
+def _definitions(version: str, desired: str) -> Any:
+    """The parsed ``_definitions.json`` of one schema version, as a ``referencing`` resource."""
+    from kubernetes_validate import utils as kv
+    from referencing import Resource
+
+    return Resource.from_contents(kv.schema_contents(f"{_strict_dir(version)}/_definitions.json", desired))
+
+
+def _strict_dir(version: str) -> str:
+    """The library's folder of strict schemas for a schema version (``1.31.0``)."""
+    return f"kubernetes-json-schema/v{version}-local-strict"
 
 
 def _container_errors(path: str, c: dict[str, Any], pod: dict[str, Any], spec: TeamSpec) -> list[str]:
