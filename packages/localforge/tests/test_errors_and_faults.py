@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -311,3 +312,19 @@ def test_serve_forever_in_the_foreground_and_stop(tmp_path: Path) -> None:
     thread.join(5)
     assert not thread.is_alive()
     forge.close()
+
+
+def test_an_interrupt_while_ready_runs_ends_the_server_and_close_returns(tmp_path: Path) -> None:
+    """SIGTERM right after the URL is printed (``devops-crew forge serve`` raises KeyboardInterrupt from its
+    handler) lands inside ``ready``: the server ends, and closing it must not wait for a loop that never ran."""
+    forge = LocalForge(tmp_path / "interrupted", token=TOKEN)
+
+    def interrupted(_url: str) -> None:
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(KeyboardInterrupt):  # before the fix it escaped here, then close() hung
+        forge.serve_forever(ready=interrupted)
+    closing = threading.Thread(target=forge.close, daemon=True)
+    closing.start()
+    closing.join(10)
+    assert not closing.is_alive()  # it hung forever in socketserver's shutdown() before

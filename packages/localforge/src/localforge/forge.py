@@ -100,6 +100,7 @@ class LocalForge:
         self.app.page_links = page_links
         self._server: ForgeHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._foreground = False  # serve_forever is (about to be) looping in the calling thread
 
     # repositories, users and teams --------------------------------------------------------------------
 
@@ -350,13 +351,15 @@ class LocalForge:
     def serve_forever(self, host: str = "127.0.0.1", port: int = 0, ready: Callable[[str], None] | None = None) -> None:
         """Serve in the calling thread until interrupted (for ``devops-crew forge serve``)."""
         server = self._bind(host, port)
-        if ready is not None:
-            ready(self.base_url)
-        try:
+        try:  # ``ready`` inside: an interrupt while it runs (SIGTERM right after the URL is printed) ends here too
+            if ready is not None:
+                ready(self.base_url)
+            self._foreground = True
             server.serve_forever(poll_interval=0.2)
         except KeyboardInterrupt:
             pass
         finally:
+            self._foreground = False
             server.server_close()
             self._server = None
 
@@ -364,7 +367,8 @@ class LocalForge:
         server, thread = self._server, self._thread
         if server is None:
             return
-        server.shutdown()
+        if thread is not None or self._foreground:  # shutdown() waits for a loop: only one that runs, or will
+            server.shutdown()
         server.server_close()
         if thread is not None:
             thread.join(timeout=5)
