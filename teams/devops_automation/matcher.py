@@ -9,12 +9,29 @@ and answers every gap of that revision. For each team it measures, all vectorise
 - ``skill_text``, ``description``, ``name``: TF-IDF cosine (scikit-learn) between the gap's words (description
   and skills, synonym-expanded) and each field of the team, so a gap that names the team in words counts;
 - ``out_of_scope``: the same cosine against what the team says it does *not* do (a penalty);
-- ``semantic``: cosine of sentence embeddings, only when an embedder is configured.
+- ``semantic``: cosine of sentence embeddings, only when an embedder is configured;
+- ``context``: the TF-IDF cosine of the gap's own words (its skills left out) with the team's name and
+  description; ``skills_matched``: how many of the gap's skills the team has (same key or a synonym);
+- ``char_text``, ``char_skills``: TF-IDF cosine of character 3-5-grams within words (scikit-learn ``char_wb``)
+  between the gap's words and the team's whole text, and between the gap's skills and the team's skills: near
+  forms a word key misses (``budget``/``budgeting``, ``reconciling``/``reconciliation``).
 
-The score is a weighted sum of these; the weights and the two thresholds come from cross-validation on
-the labelled set in ``../shared/registry-eval/`` (``bench/registry.py`` prints the folds). A score at or
-above ``reuse_at`` reuses the team, below ``new_below`` proposes a new team, and anything between is
-*triage*: a human decides.
+All of them are in 0..1 (``skills_matched``: a count), one row per team: :meth:`MatchIndex.features` has shape
+``(teams, len(FEATURES))``. The *ranking* score is a weighted sum (``Weights.vector``); the best-ranked team is
+the candidate (the labelled team ranks first for ~97% of the labelled reuse gaps). Whether to reuse it is the
+hard part and a separate question, answered from the candidate's :data:`DECISION_FEATURES` (its evidence, the
+margins to the runner-up, how many skills matched exactly) by two logistic models whose coefficients are
+numbers in :class:`Weights` (no pickle):
+
+- ``confidence`` = P(the best-ranked team covers the gap), trained on "the labelled team ranks first";
+- ``covered`` = P(some team covers the gap), trained on "the gap is labelled reuse" (two teams close to each
+  other lower ``confidence``, not ``covered``: an ambiguous gap goes to triage, not to a new team).
+
+Reuse when ``confidence >= reuse_at`` and the agreement rule and ``out_of_scope`` allow it
+(:meth:`Weights.may_reuse`), a new team when ``covered < new_below``, triage otherwise. The ranking weights, both
+models and both thresholds are fitted by ``bench/registry.py`` inside each training fold of a 5-fold
+cross-validation on the labelled set in ``../shared/registry-eval/`` (held-out figures), and the shipped numbers
+by the same procedure on the whole set.
 """
 
 from __future__ import annotations
@@ -46,43 +63,172 @@ _STOPWORDS = frozenset(
         "run runs keep keeps make makes whoever"
     ).split()
 )
-FEATURES = ("skill", "skill_text", "description", "name", "out_of_scope", "semantic", "context", "skills_matched")
+FEATURES = (
+    "skill",
+    "skill_text",
+    "description",
+    "name",
+    "out_of_scope",
+    "semantic",
+    "context",
+    "skills_matched",
+    "char_text",
+    "char_skills",
+)
+#: What the reuse/new decision reads of the best-ranked team (see :func:`decision_features`), in the order of
+#: ``Weights.confidence_model`` and ``Weights.covered_model``.
+DECISION_FEATURES = (
+    "score",  # its ranking score
+    "margin",  # its score minus the runner-up's
+    "skill",
+    "skill_text",
+    "description",
+    "name",
+    "context",
+    "agrees",  # 1 when the agreement rule holds (Weights.agree_at, agree_skills)
+    "exact_share",  # skills_matched / the gap's skills
+    "two_exact",  # 1 when two or more of the gap's skills are the team's own
+    "n_skills",  # how many skills the gap lists, at least 1 (a gap without skills is read as one with one)
+    "char_text",
+    "char_skills",
+    "char_margin",  # char_text minus the best char_text among the other teams
+    "semantic",
+    "semantic_margin",  # semantic minus the best semantic among the other teams
+)
+
+
+# The decision models' raw coefficients, in DECISION_FEATURES order, as bench/registry.py prints them (lexical:
+# the semantic columns are 0 without an embedder; semantic: fitted with the local MiniLM model blended in).
+# fmt: off
+_LEXICAL_CONFIDENCE = (
+    1.4343, 1.7924, 0.365, 1.5232, 2.8258, 0.6887, 0.8835, -0.0005,
+    0.365, 0.2262, -0.2261, 1.8865, 0.8531, 1.9317, 0.0, 0.0,
+)
+_LEXICAL_COVERED = (
+    1.7531, 1.6717, 0.5236, 1.481, 2.4581, 0.5855, 0.7572, -0.1132,
+    0.5236, 0.1666, -0.3635, 1.7227, 0.936, 1.5979, 0.0, 0.0,
+)
+_SEMANTIC_CONFIDENCE = (
+    1.7412, 2.6055, 0.4508, 2.0157, 4.4515, 1.3005, 0.623, -0.2119,
+    0.4508, 0.2323, -0.509, 2.7397, 1.1768, 2.8378, -0.3299, 2.8763,
+)
+_SEMANTIC_COVERED = (
+    2.3747, 2.1806, 0.8015, 1.9661, 3.8965, 1.4684, 0.6748, -0.3827,
+    0.8015, 0.0701, -0.7567, 2.6468, 1.2911, 2.3326, -0.3888, 1.6547,
+)
+# fmt: on
 
 
 class Weights(BaseModel):
-    """Field weights of the score and the decision thresholds. The defaults are what 5-fold
-    cross-validation on the registry-eval set chose (``python bench/registry.py --powers 0,0.5,1`` prints the
-    folds). It chose ``reuse_at == new_below``: on that set a score band adds nothing, and the close cases go
-    to triage through the agreement rule (``agree_at``, ``agree_skills``) instead."""
+    """The ranking weights (one per :data:`FEATURES` field), the two decision models (one coefficient per
+    :data:`DECISION_FEATURES` entry, plus a bias; probabilities by the logistic function) and their thresholds.
+
+    The defaults are what ``bench/registry.py`` fits on the whole registry-eval set plus
+    ``bench/registry_cases.yaml``: ranking weights from a grid (most labelled teams ranked first), scikit-learn
+    ``LogisticRegression`` on standardised features (the scaling folded into these raw coefficients), its
+    ``C`` and the thresholds from cross-validated probabilities inside the set, so that reuse precision >= 0.97
+    and missed reuse <= 3% there with the fewest triaged gaps. ``bench/registry.py`` prints the held-out folds
+    of the same procedure."""
 
     skill: float = 0.3
-    skill_text: float = 0.2
-    description: float = 0.25
-    name: float = 0.1
+    skill_text: float = 0.1
+    description: float = 0.35
+    name: float = 0.2
     out_of_scope: float = 0.6
     semantic: float = 0.0
-    reuse_at: float = 0.044
-    new_below: float = 0.044
-    #: Automatic reuse also needs the gap's own words, its skills left out, to agree with the team's
-    #: description or name (``context`` at least this): one shared skill alone (``sql`` for a pentest,
-    #: ``accessibility`` for mobile apps) goes to triage instead.
-    agree_at: float = 0.05
-    #: ... or at least this many of the gap's skills are the team's own (same key or a synonym).
-    agree_skills: int = 2
     context: float = 0.0
+    #: P(the best-ranked team covers the gap) = logistic(confidence_model . decision features + confidence_bias).
+    confidence_model: tuple[float, ...] = _LEXICAL_CONFIDENCE
+    confidence_bias: float = -1.5553
+    #: P(some team covers the gap) = logistic(covered_model . decision features + covered_bias).
+    covered_model: tuple[float, ...] = _LEXICAL_COVERED
+    covered_bias: float = -1.0591
+    #: Reuse at or above this ``confidence`` (``DEVOPS_CREW_REUSE_THRESHOLD`` overrides it).
+    reuse_at: float = 0.4867
+    #: A new team below this ``covered`` probability (``DEVOPS_CREW_NEW_TEAM_THRESHOLD`` overrides it).
+    new_below: float = 0.3194
+    #: The agreement rule (issue 14: one shared skill alone is no automatic reuse): reuse also needs the gap's
+    #: own words, its skills left out, to meet the team's name or description, or the gap to name the team
+    #: (``context + name`` above this), or at least ``agree_skills`` of the gap's skills to be the team's own
+    #: (same key or a synonym). Measured by cross-validation: ``context`` alone triages 30% of the gaps held
+    #: out (this rule: 22%, same precision); also counting ``description`` would let a skill the team repeats
+    #: in its description pass for agreement (``sql`` for a pentest).
+    agree_at: float = 0.0
+    agree_skills: int = 2
     #: How much words no team uses dilute the text cosines: the known share of the gap's TF-IDF weight is
     #: raised to this power (0: unknown words are ignored; 1: they count fully). Changes the features.
     known_power: float = 1.0
 
     def vector(self) -> np.ndarray:
-        """The weights in :data:`FEATURES` order, ``out_of_scope`` negated (it is a penalty)."""
+        """The ranking weights in :data:`FEATURES` order, ``out_of_scope`` negated (it is a penalty)."""
         text = [self.skill, self.skill_text, self.description, self.name, -self.out_of_scope]
-        return np.array([*text, self.semantic, self.context, 0.0])  # skills_matched only gates reuse
+        return np.array([*text, self.semantic, self.context, 0.0, 0.0, 0.0])  # the last three: decision only
+
+    def probabilities(self, decision: np.ndarray) -> tuple[float, float]:
+        """``(confidence, covered)`` for one row of :func:`decision_features`."""
+        return (
+            _logistic(float(np.dot(self.confidence_model, decision)) + self.confidence_bias),
+            _logistic(float(np.dot(self.covered_model, decision)) + self.covered_bias),
+        )
+
+    def agrees(self, features: np.ndarray) -> bool:
+        """The agreement rule for one team's :data:`FEATURES` row (``out_of_scope`` aside)."""
+        words = float(features[6] + features[3])  # context (the gap's own words) + name
+        return bool(words > self.agree_at or features[7] >= self.agree_skills)
+
+    def may_reuse(self, features: np.ndarray) -> bool:
+        """May the team of this :data:`FEATURES` row be reused automatically: it agrees and nothing in the gap
+        reads like its ``out_of_scope``."""
+        return self.agrees(features) and features[4] == 0.0
 
 
-#: The weights ``bench/registry.py --embeddings --powers 1`` chose by cross-validation with the local MiniLM
-#: model blended in (on that set it does not beat the lexical weights: see the README).
-SEMANTIC_WEIGHTS = Weights(description=0.35, semantic=0.35, reuse_at=0.2565, new_below=0.1755, agree_at=0.02)
+def decision_features(
+    features: np.ndarray, scores: np.ndarray, n_skills: int, best: int, weights: Weights
+) -> np.ndarray:
+    """Shape ``(len(DECISION_FEATURES),)``: what the decision reads of team ``best`` (a row of ``features``,
+    shape ``(teams, len(FEATURES))``, ranked by ``scores``, shape ``(teams,)``) for a gap of ``n_skills``
+    skills. The margins compare with the best other team (with no other team: the value itself)."""
+    f = features[best]
+    others = np.delete(np.arange(len(scores)), best)
+
+    def margin(column: np.ndarray) -> float:
+        return float(column[best] - column[others].max()) if len(others) else float(column[best])
+
+    exact = float(f[7])
+    return np.array(
+        [
+            scores[best],
+            margin(scores),
+            f[0],
+            f[1],
+            f[2],
+            f[3],
+            f[6],
+            float(weights.agrees(f)),
+            exact / max(1, n_skills),
+            float(exact >= 2),
+            float(max(1, n_skills)),
+            f[8],
+            f[9],
+            margin(features[:, 8]),
+            f[5],
+            margin(features[:, 5]),
+        ],
+        dtype=np.float64,
+    )
+
+
+#: The weights ``bench/registry.py --embeddings`` fits with the local MiniLM model blended in.
+SEMANTIC_WEIGHTS = Weights(
+    skill_text=0.2,
+    semantic=0.2,
+    confidence_model=_SEMANTIC_CONFIDENCE,
+    confidence_bias=-1.687,
+    covered_model=_SEMANTIC_COVERED,
+    covered_bias=-0.9765,
+    reuse_at=0.3594,
+    new_below=0.2376,
+)
 
 
 class Embedder(Protocol):
@@ -115,6 +261,8 @@ class Candidate(BaseModel):
     skills: list[SkillHit] = Field(default_factory=list)
     words: list[str] = Field(default_factory=list)
     out_of_scope: list[str] = Field(default_factory=list)
+    #: The best candidate only: what the decision read (:data:`DECISION_FEATURES` by name).
+    decision: dict[str, float] = Field(default_factory=dict)
 
     def explain(self) -> str:
         """One line: the team, its score and what matched (``"billing_ops 0.62; skills refunds=refunds"``)."""
@@ -136,6 +284,11 @@ class MatchResult(BaseModel):
     team: str | None = None
     score: float = 0.0
     candidates: list[Candidate] = Field(default_factory=list)
+    #: P(the best candidate covers the gap) and P(some team covers it), from the decision models.
+    confidence: float = 0.0
+    covered: float = 0.0
+    #: Why the best candidate was not reused although its confidence was high enough ("" otherwise).
+    held_back: str = ""
 
     def explain(self) -> str:
         """What was decided and why, in a sentence or two, for the request and the pull request."""
@@ -147,7 +300,10 @@ class MatchResult(BaseModel):
             Verdict.new: "new team: the closest team is too far",
             Verdict.triage: "needs triage: the evidence is close",
         }[self.verdict]
-        return f"{head} (closest: {best.explain()})"
+        why = f"confidence {self.confidence:.2f}, covered {self.covered:.2f}"
+        if self.held_back:
+            why += f"; {self.held_back}"
+        return f"{head} ({why}; closest: {best.explain()})"
 
 
 #: The text fields of a team, in the order of the stacked TF-IDF matrix (name and description first).
@@ -198,6 +354,15 @@ class MatchIndex:
             self._stack = sparse.vstack([self.vectorizer.transform(texts[f]) for f in _FIELD_ORDER]).tocsc()
         else:
             self._vocabulary, self._idf = {}, np.zeros(0, dtype=np.float32)
+        # Character 3-5-grams within words: the team's whole text, and its skills alone (two stacked blocks).
+        self.char_vectorizer = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(3, 5), lowercase=False, sublinear_tf=True, dtype=np.float32
+        )
+        self._char_stack = None
+        if self.entries:
+            whole = [" ; ".join(parts) for parts in zip(names, descriptions, skill_texts, strict=True)]
+            whole_matrix = self.char_vectorizer.fit_transform(whole)  # one pass over the longest texts
+            self._char_stack = sparse.vstack([whole_matrix, self.char_vectorizer.transform(skill_texts)]).tocsc()
         # Skill keys: one column per distinct key, a team row has 1 where it lists that key.
         self.skill_keys: list[str] = []
         self._key_display: dict[tuple[int, int], str] = {}
@@ -241,6 +406,10 @@ class MatchIndex:
             for row, name in enumerate(_FIELD_ORDER):
                 out[:, FEATURES.index(name)] = sims[row]
         out[:, 0], out[:, 7] = self._skill_coverage(gap)
+        if self._char_stack is not None:
+            out[:, 8] = self._char_products(self.gap_text(gap))[0]
+            if gap.required_skills:
+                out[:, 9] = self._char_products(self._text(" ; ".join(gap.required_skills)))[1]
         skill_words = set(self._text(" ; ".join(gap.required_skills)).split(" "))
         own_words = [w for w in self._text(gap.description).split(" ") if w not in skill_words]
         own, own_share = self._query(" ".join(own_words))
@@ -258,6 +427,13 @@ class MatchIndex:
         columns, values = query
         products = self._stack[:, columns] @ values
         return np.asarray(products).reshape(len(_FIELD_ORDER), len(self.entries))
+
+    def _char_products(self, text: str) -> np.ndarray:
+        """Shape ``(2, teams)``: the character-n-gram cosine of ``text`` with each team's whole text and with its
+        skills, reading only the columns of the query's n-grams."""
+        query = self.char_vectorizer.transform([text])
+        products = self._char_stack[:, query.indices] @ query.data  # type: ignore[index]
+        return np.asarray(products).reshape(2, len(self.entries))
 
     def _query(self, text: str) -> tuple[tuple[np.ndarray, np.ndarray], float]:
         """``text`` as the fitted TF-IDF model weighs it (sublinear tf times idf, L2-normalised over the known
@@ -332,6 +508,8 @@ class MatchIndex:
             set(_analyzer(self._text(" ; ".join(gap.required_skills)))),
         )
         candidates = [self._candidate(gap, i, float(scores[i]), features[i], evidence) for i in order]
+        decision = decision_features(features, scores, len(gap.required_skills), order[0], self.weights)
+        candidates[0].decision = {name: round(float(v), 6) for name, v in zip(DECISION_FEATURES, decision, strict=True)}
         return decide(candidates, self.weights)
 
     def _candidate(
@@ -377,20 +555,37 @@ class MatchIndex:
 
 
 def decide(candidates: list[Candidate], weights: Weights) -> MatchResult:
-    """Reuse at or above ``reuse_at`` (when the text agrees, see ``Weights.agree_at``, and nothing in the
-    gap reads like the team's ``out_of_scope``), new below
-    ``new_below``, triage between (issue 14: three outcomes, not two)."""
+    """Reuse the best candidate when its ``confidence`` is at least ``reuse_at`` and it may be reused (the
+    agreement rule, nothing out of scope: :meth:`Weights.may_reuse`); a new team when ``covered`` is below
+    ``new_below``; triage otherwise (issue 14: three outcomes, not two). The probabilities come from the
+    best candidate's ``decision`` features (:meth:`MatchIndex.match` fills them in)."""
     if not candidates:
         return MatchResult(verdict=Verdict.new)
     best = candidates[0]
-    agrees = (
-        best.features.get("context", 0.0) >= weights.agree_at
-        or best.features.get("skills_matched", 0.0) >= weights.agree_skills
-    ) and best.features.get("out_of_scope", 0.0) == 0.0  # a gap that reads like what the team does not do
-    if best.score >= weights.reuse_at and agrees:
-        return MatchResult(verdict=Verdict.reuse, team=best.team, score=best.score, candidates=candidates)
-    verdict = Verdict.new if best.score < weights.new_below else Verdict.triage
-    return MatchResult(verdict=verdict, score=best.score, candidates=candidates)
+    decision = np.array([best.decision.get(name, 0.0) for name in DECISION_FEATURES])
+    confidence, covered = weights.probabilities(decision)
+    row = np.array([best.features.get(name, 0.0) for name in FEATURES])
+    held_back = ""
+    if confidence >= weights.reuse_at and not weights.may_reuse(row):
+        held_back = (
+            "the gap reads like what the team does not do"
+            if row[4] > 0
+            else "one shared skill alone: no word of the gap meets the team's name or description"
+        )
+    common = {
+        "score": best.score,
+        "candidates": candidates,
+        "confidence": round(confidence, 3),
+        "covered": round(covered, 3),
+    }
+    if confidence >= weights.reuse_at and not held_back:
+        return MatchResult(verdict=Verdict.reuse, team=best.team, **common)
+    verdict = Verdict.new if covered < weights.new_below else Verdict.triage
+    return MatchResult(verdict=verdict, held_back=held_back, **common)
+
+
+def _logistic(value: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-np.clip(value, -50.0, 50.0))))
 
 
 def _analyzer(text: str) -> list[str]:

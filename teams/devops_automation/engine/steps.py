@@ -39,6 +39,10 @@ Step = Callable[[Deps, RunContext, TeamCreationRequest], TeamCreationRequest]
 MAX_REVISIONS = 2
 
 
+#: The reuse threshold on the ranking score before the matcher's decision models (for requests analysed then).
+LEGACY_REUSE_SCORE = 0.044
+
+
 def analyse(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
     """received -> analysed: the matcher's verdict (reuse, new or triage), the closest team and why."""
     ctx.say("analysing: matching the gap against the registry")
@@ -83,9 +87,9 @@ def _first_reader(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> 
 def _reuses(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> bool:
     if request.match is not None:
         return request.match.verdict == "reuse" and request.matched_team is not None
-    # Analysed before the three-way matcher: the old rule (score at or above the reuse threshold).
-    threshold = ctx.registry(deps).index.weights.reuse_at
-    return request.matched_team is not None and (request.match_score or 0) >= threshold
+    # Analysed before the three-way matcher: the old rule (its ranking score at or above the score threshold of
+    # then; the matcher's thresholds are now probabilities of its decision models, not scores).
+    return request.matched_team is not None and (request.match_score or 0) >= LEGACY_REUSE_SCORE
 
 
 def draft(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
