@@ -27,7 +27,13 @@ fitted on the training part alone and scored on the held-out part (``choose``):
    training part.
 
 The shipped numbers (``matcher.Weights()``, ``matcher.SEMANTIC_WEIGHTS``) are the same procedure on all the gaps;
-the script prints them to paste.
+the script prints them to paste, and then ``prior_weight`` (``choose_prior_weight``: the share of the prior
+correction for small registries with the fewest unchecked errors on random 1-, 3- and 10-team sub-registries).
+
+Small registries (``report_subregistries``): 15 random sub-registries of 1, 3 and 10 of the set's teams (other
+draws than the fitting ones) and the whole set, each gap matched against each, a gap whose labelled team was
+dropped counted as ``new``; precision, wrong automatic reuses, missed-unchecked and triage per size, beside the
+matcher of commit 91e107b (loaded from git) on the same draws.
 
 Scale: the registry grown to 10, 1,000 and 10,000 teams (synthetic teams made by recombining the set's
 words), index build time, and the median time to match one gap, beside the floor: the same library calls
@@ -116,7 +122,7 @@ def evaluate(index: MatchIndex, features: list[np.ndarray], gaps: list[dict], we
     """Score each gap once with ``weights`` (ranking, decision models, thresholds: what ``MatchIndex.match``
     does); the figures of the module docstring."""
     d = decisions(index, features, gaps, weights)
-    probs = np.array([weights.probabilities(x) for x in d["X"]]).reshape(len(gaps), 2)
+    probs = np.array([weights.probabilities(x, len(index.entries)) for x in d["X"]]).reshape(len(gaps), 2)
     reused = (probs[:, 0] >= weights.reuse_at) & d["may"]
     new = (probs[:, 1] < weights.new_below) & ~reused
     return _figures(reused, new, d["right"], d["reuse"])
@@ -323,12 +329,152 @@ def report_quality(
         if value != Weights.model_fields[name].default:
             print(f"    {name}={value},")
     print(_line("  (in-sample)", fig))
+    prior = choose_prior_weight(entries, gaps, chosen, embedder)
+    print(f"  prior_weight={prior['best']}  (unchecked errors [wrong reuses, missed] per size of fitting draws:)")
+    for alpha in PRIOR_GRID:
+        counts = prior[alpha]
+        total = sum(sum(c) for c in counts.values())
+        print(f"    {alpha:<5} " + "  ".join(f"{size} teams {c}" for size, c in counts.items()) + f"  total {total}")
 
 
 def _shipped_semantic() -> Weights:
     from devops_automation.matcher import SEMANTIC_WEIGHTS
 
     return SEMANTIC_WEIGHTS
+
+
+# -- small registries --------------------------------------------------------------------------------------------
+#: Registry sizes and draws for ``report_subregistries``: random sub-registries of the set's teams; a gap whose
+#: labelled team is not in the draw is labelled ``new`` there (the team it needs does not exist).
+SUB_SIZES, SUB_DRAWS, SUB_SEED = (1, 3, 10, 30), 15, 11
+
+
+def sub_registries(entries: list[RegistryEntry], size: int, draws: int = SUB_DRAWS) -> list[list[RegistryEntry]]:
+    """``draws`` random sub-registries of ``size`` teams (seeded by the size, the same for every matcher); at the
+    set's own size every draw is the whole set."""
+    rng = random.Random(SUB_SEED * 1000 + size)
+    if size >= len(entries):
+        return [list(entries)]  # one registry of that size: counted once
+    return [sorted(rng.sample(entries, size), key=lambda e: e.name) for _ in range(draws)]
+
+
+def relabel(gaps: list[dict], names: set[str]) -> list[dict]:
+    """``gaps`` as labelled for a registry of ``names``: reuse of a team not in it is ``new``."""
+    return [g if g["kind"] != "reuse" or g["team"] in names else {**g, "kind": "new", "team": None} for g in gaps]
+
+
+def verdict_figures(verdicts: list[tuple[str, str | None]], gaps: list[dict]) -> dict[str, Any]:
+    """:func:`_figures` from ``(verdict, team)`` pairs, as ``MatchIndex.match`` decides them."""
+    reused = np.array([v == "reuse" for v, _ in verdicts], dtype=bool)
+    new = np.array([v == "new" for v, _ in verdicts], dtype=bool)
+    right = np.array([t is not None and t == g["team"] for (_, t), g in zip(verdicts, gaps, strict=True)])
+    return _figures(reused, new, right, np.array([g["kind"] == "reuse" for g in gaps], dtype=bool))
+
+
+def subregistry_table(
+    entries: list[RegistryEntry], gaps: list[dict], make_index: Any, sizes: tuple[int, ...] = SUB_SIZES
+) -> dict[int, dict[str, Any]]:
+    """Per size: the figures of every gap matched once against each of the draws (``make_index(entries)`` builds
+    the matcher; its ``match(gap)`` decides), all draws pooled."""
+    table = {}
+    for size in sizes:
+        verdicts, labelled = [], []
+        for draw in sub_registries(entries, size):
+            index = make_index(draw)
+            relabelled = relabel(gaps, {e.name for e in draw})
+            for gap in relabelled:
+                result = index.match(gap["model"])
+                verdicts.append((str(result.verdict), result.team))
+            labelled += relabelled
+        table[size] = verdict_figures(verdicts, labelled)
+    return table
+
+
+#: The draws ``choose_prior_weight`` fits on (other draws than the ones ``report_subregistries`` scores), and the
+#: weights of the prior correction (``Weights.prior_weight``) it tries.
+FIT_SIZES, FIT_SEED, PRIOR_GRID = (1, 3, 10), 23, (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+
+
+def choose_prior_weight(entries: list[RegistryEntry], gaps: list[dict], weights: Weights, embedder: Any = None) -> dict:
+    """``Weights.prior_weight`` with the fewest unchecked errors (automatic reuses of a wrong team or of a gap no
+    registered team covers, plus reuse gaps sent to a new team with no human in between) over random
+    sub-registries of ``FIT_SIZES`` teams (``SUB_DRAWS`` each, relabelled as in :func:`relabel`), all else as
+    fitted on the whole set. Returns ``{prior_weight: {size: (wrong, missed)}}`` and the choice under ``"best"``."""
+    synonyms = Synonyms.load()
+    rows = []
+    for size in FIT_SIZES:
+        rng = random.Random(FIT_SEED * 1000 + size)
+        for _ in range(SUB_DRAWS):
+            draw = sorted(rng.sample(entries, size), key=lambda e: e.name)
+            index = MatchIndex(draw, synonyms, embedder=embedder, weights=weights)
+            relabelled = relabel(gaps, {e.name for e in draw})
+            rows.append((size, decisions(index, [index.features(g["model"]) for g in gaps], relabelled, weights)))
+    table: dict[Any, Any] = {}
+    for alpha in PRIOR_GRID:
+        w = weights.model_copy(update={"prior_weight": alpha})
+        counts: dict[int, list[int]] = {size: [0, 0] for size in FIT_SIZES}
+        for size, d in rows:
+            probs = np.array([w.probabilities(x, size) for x in d["X"]]).reshape(len(d["X"]), 2)
+            reused = (probs[:, 0] >= w.reuse_at) & d["may"]
+            new = (probs[:, 1] < w.new_below) & ~reused
+            counts[size][0] += int((reused & ~(d["right"] & d["reuse"])).sum())
+            counts[size][1] += int((new & d["reuse"]).sum())
+        table[alpha] = counts
+    table["best"] = min(PRIOR_GRID, key=lambda a: (sum(sum(c) for c in table[a].values()), a))
+    return table
+
+
+def old_matcher() -> Any:
+    """The matcher of commit 91e107b (one score, two score thresholds, the context agreement rule), loaded from
+    git beside the current one, for comparing like with like on the same sub-registries."""
+    import importlib.util
+    import subprocess
+
+    import devops_automation
+
+    source = subprocess.run(
+        ["git", "-C", str(HERE.parent), "show", f"{OLD_MATCHER}:teams/devops_automation/matcher.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    name = "devops_automation._matcher_" + OLD_MATCHER
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = devops_automation.__name__
+    sys.modules[name] = module
+    exec(compile(source, f"{OLD_MATCHER}:matcher.py", "exec"), module.__dict__)  # noqa: S102 (our own history)
+    return module
+
+
+OLD_MATCHER = "91e107b"
+
+
+def _sub_line(size: int, fig: dict) -> str:
+    e = fig["errors"]
+    wrong = e["wrong_team"] + e["reuse_should_be_new"]
+    return (
+        f"{size:>6} {fig['n']:>6} {fig['precision']:>10.2f} {wrong:>7} {fig['missed_unchecked']:>8.2f}"
+        f" {fig['triage']:>7.2f}"
+    )
+
+
+def report_subregistries(entries: list[RegistryEntry], gaps: list[dict], embedder: Any, weights: Weights) -> None:
+    print(
+        f"\n== small registries: {SUB_DRAWS} random draws of each size, gaps relabelled (a dropped team: new)"
+        f"\n{'teams':>6} {'gaps':>6} {'precision':>10} {'wrong':>7} {'missed':>8} {'triage':>7}   matcher"
+    )
+    synonyms = Synonyms.load()
+    current = subregistry_table(entries, gaps, lambda d: MatchIndex(d, synonyms, embedder=embedder, weights=weights))
+    old = old_matcher()
+    old_weights = old.Weights() if embedder is None else old.SEMANTIC_WEIGHTS
+    before = subregistry_table(
+        entries, gaps, lambda d: old.MatchIndex(d, synonyms, embedder=embedder, weights=old_weights)
+    )
+    for size in current:
+        print(_sub_line(size, current[size]) + "   this one")
+        print(_sub_line(size, before[size]) + f"   {OLD_MATCHER} (before the decision models)")
 
 
 # -- scale ------------------------------------------------------------------------------------------------------
@@ -402,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embeddings", action="store_true", help="also blend the local MiniLM model in")
     parser.add_argument("--no-cv", action="store_true", help="skip cross-validation")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-small", action="store_true", help="skip the small sub-registries")
     parser.add_argument("--sizes", default="10,1000,10000")
     parser.add_argument("--powers", default="", help="also cross-validate these known_power values, e.g. 0,0.5,1")
     parser.add_argument("--seeds", default="0,1,2", help="the outer folds' shuffling seeds (other draws of the folds)")
@@ -415,11 +562,16 @@ def main(argv: list[str] | None = None) -> int:
     for power in powers:
         label = "lexical (TF-IDF + skills + fuzzy), no LLM"
         report_quality(entries, gaps, None, label, cv=not args.no_cv, power=power, seeds=seeds)
+    if not args.skip_small:
+        report_subregistries(entries, gaps, None, Weights())
     if args.embeddings:
         from devops_automation.embeddings import local_embedder
 
         label = "lexical + MiniLM embeddings, no LLM"
-        report_quality(entries, gaps, local_embedder(None), label, cv=not args.no_cv, seeds=seeds)
+        embedder = local_embedder(None)
+        report_quality(entries, gaps, embedder, label, cv=not args.no_cv, seeds=seeds)
+        if not args.skip_small:
+            report_subregistries(entries, gaps, embedder, _shipped_semantic())
     if not args.skip_scale:
         report_scale(entries, gaps, [int(s) for s in args.sizes.split(",")])
     return 0

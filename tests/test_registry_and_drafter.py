@@ -9,7 +9,6 @@ import pytest
 from devops_automation.drafting.base import DraftContext
 from devops_automation.drafting.cost import monthly_cost
 from devops_automation.drafting.offline import OfflineDrafter, propose_name
-from devops_automation.matcher import Weights
 from devops_automation.models import CapabilityGap, Department, Resources
 from devops_automation.registry import SEED_DIR, Registry
 
@@ -36,15 +35,11 @@ def test_a_gap_an_existing_team_covers_ranks_it_first(registry: Registry) -> Non
     assert best.shared_skills == ["ticket triage", "customer communication"]
 
 
-def test_a_new_need_is_never_reused_automatically(registry: Registry) -> None:
+def test_a_new_need_scores_below_the_threshold(registry: Registry) -> None:
     gap = CapabilityGap(
         description="8 tasks need interactive d3.js charts", required_skills=["d3.js", "data visualization"]
     )
-    result = registry.match(gap)
-    # "data" in a skill is also in data_engineering's name: with three teams the decision models may ask a
-    # human (triage), but the evidence is far from a reuse.
-    assert result.verdict != "reuse"
-    assert result.confidence < Weights().reuse_at
+    assert registry.match(gap).verdict == "new"
 
 
 def test_description_only_gaps_match_on_words(registry: Registry) -> None:
@@ -116,3 +111,84 @@ def test_one_price_table_for_team_estimates_and_request_costs() -> None:
     cheap = monthly_cost(Resources(), 3, "openai/house-model", settings.llm_prices)
     unknown = monthly_cost(Resources(), 3, "openai/not-in-any-table", settings.llm_prices)
     assert unknown > cheap  # an unknown model is priced pessimistically
+
+
+@pytest.mark.parametrize(
+    ("description", "skills"),
+    [
+        ("We need a team that builds kotlin and swift apps for field sales", []),
+        (
+            "consensus work",
+            ["distributed consensus protocol engineering a", "distributed consensus protocol engineering b"],
+        ),
+        ("8 tasks need interactive d3.js charts", ["d3.js", "data visualization"]),
+        pytest.param(
+            "Our mobile app needs someone who builds release pipelines for the app stores",
+            [],
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="not yet: triaged (a human asked), no longer reused; 'builds' and 'pipelines' are in "
+                "data_engineering's description and on three teams their IDF cannot tell them from distinctive "
+                "words (see test_no_ordinary_new_team_gap_is_reused_automatically_on_the_seed_registry)",
+            ),
+        ),
+        ("Nobody can handle refunds", ["refunds", "payment disputes"]),  # the README's first command
+        ("Refund requests wait a week: nobody handles refunds", ["refunds"]),  # tests/crew/test_quiet_cli.py
+    ],
+)
+def test_ordinary_new_team_gaps_are_new_on_the_seed_registry(
+    registry: Registry, description: str, skills: list[str]
+) -> None:
+    """Three seed teams: one word a gap shares with one of them ("builds", "engineering", "data", "payment") is
+    no reason to reuse it or to ask a human; these go straight to a new team (a review found them reused or
+    triaged once the decision models had been fitted on thirty teams alone)."""
+    result = registry.match(CapabilityGap(description=description, required_skills=skills))
+    assert result.verdict == "new", result.explain()
+
+
+def test_the_demo_support_gap_still_reuses_customer_support_on_the_seed_registry(registry: Registry) -> None:
+    from devops_automation.demo import SAMPLE_GAPS
+
+    gap = next(g for g in SAMPLE_GAPS if g.id == "demo-support-backlog")
+    result = registry.match(gap)
+    assert result.verdict == "reuse" and result.team == "customer_support", result.explain()
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("DEVOPS_CREW_REUSE_THRESHOLD", "DEVOPS_CREW_REUSE_CONFIDENCE"),
+        ("DEVOPS_CREW_NEW_TEAM_THRESHOLD", "DEVOPS_CREW_NEW_TEAM_COVERED"),
+    ],
+)
+def test_the_score_threshold_settings_are_refused_naming_their_new_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, old: str, new: str
+) -> None:
+    """The thresholds became probabilities: an operator's pinned score (the documented 0.044) would reuse nearly
+    everything, so the old names stop the process instead of being read as something else."""
+    from devops_automation.errors import ConfigurationError
+    from devops_automation.registry import Matching
+    from devops_automation.settings import Settings
+
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv(old, "0.044")
+    with pytest.raises(ConfigurationError, match=new):
+        Settings()
+    monkeypatch.delenv(old)
+    monkeypatch.setenv(new, "0.9")
+    weights = Matching.from_settings(Settings()).weights
+    assert (weights.reuse_at if "REUSE" in new else weights.new_below) == 0.9
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "Our mobile app needs someone who builds release pipelines for the app stores",
+        "need an operations team for the warehouse forklifts",
+    ],
+)
+def test_no_ordinary_new_team_gap_is_reused_automatically_on_the_seed_registry(
+    registry: Registry, description: str
+) -> None:
+    result = registry.match(CapabilityGap(description=description))
+    assert result.verdict != "reuse", result.explain()

@@ -77,7 +77,7 @@ class Matching:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Matching:
-        """From ``DEVOPS_CREW_SYNONYMS_FILE``, ``DEVOPS_CREW_REUSE_THRESHOLD``, ``DEVOPS_CREW_NEW_TEAM_THRESHOLD``
+        """From ``DEVOPS_CREW_SYNONYMS_FILE``, ``DEVOPS_CREW_REUSE_CONFIDENCE``, ``DEVOPS_CREW_NEW_TEAM_COVERED``
         and the embedding settings. Raises ConfigurationError for an unusable embedding model."""
         embedder: Embedder | None = None
         weights = Weights()
@@ -93,10 +93,10 @@ class Matching:
                 path = None if settings.embedding_model == "builtin" else Path(str(settings.embedding_model))
                 embedder = local_embedder(path)
         updates: dict[str, float] = {}
-        if settings.reuse_threshold is not None:
-            updates["reuse_at"] = settings.reuse_threshold
-        if settings.new_team_threshold is not None:
-            updates["new_below"] = settings.new_team_threshold
+        if settings.reuse_confidence is not None:
+            updates["reuse_at"] = settings.reuse_confidence
+        if settings.new_team_covered is not None:
+            updates["new_below"] = settings.new_team_covered
         return cls(Synonyms.load(settings.synonyms_file), weights.model_copy(update=updates), embedder)
 
 

