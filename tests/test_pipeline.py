@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,53 @@ def test_cost_ceiling_waits_for_a_human(tmp_path: Path) -> None:
     rejected = app.engine.reject(other.id, by="bob", reason="too expensive")
     assert rejected.state is RequestState.rejected
     assert len(remote_branches(bare(app))) == 2  # main + the approved one
+    app.close()
+
+
+def test_the_commit_staged_beside_the_team_tests_is_the_one_pushed_after_one_fetch(tmp_path: Path) -> None:
+    """The scaffold step stages the commit (fetch and build, no push) while the generated team's tests
+    run; the publish step pushes exactly that commit: one fetch and one commit for the request."""
+    app = build_app(make_settings(tmp_path / "home"))
+    request = app.engine.submit(NEW_TEAM_GAP).request
+    assert request.state is RequestState.published, request.error
+    actions = [r.action for r in app.store.iter_audit() if r.phase == "initiated"]  # the app's only request
+    assert actions.count("git.fetch") == 1 and actions.count("git.commit") == 1 and actions.count("git.push") == 1
+    assert actions.index("git.commit") < actions.index("git.push")
+    (commit,) = [r for r in app.store.iter_audit() if r.action == "git.commit" and r.phase == "succeeded"]
+    assert remote_branches(bare(app))[request.branch] == request.commit_sha
+    assert json.loads(commit.detail)["commit"] == request.commit_sha
+    app.close()
+
+
+def test_a_branch_created_between_the_stage_and_the_push_is_left_alone(tmp_path: Path) -> None:
+    """Someone creates the request's branch on the remote after the commit was staged (here at the base
+    commit, which our push would fast-forward): the create-only push is refused, and the publish starts
+    over, sees the branch is not ours, and publishes under a fresh name."""
+    from devops_automation.engine import Hooks
+
+    created: list[str] = []
+
+    def on_step(step: str, _seconds: float, after: object, *_: object) -> None:
+        branch = getattr(after, "branch", None)
+        if step == RequestState.approved_by_policy.value and branch and not created:
+            repo = Repo(bare(app))
+            repo.git.update_ref(f"refs/heads/{branch}", repo.commit("main").hexsha)
+            created.append(branch)
+
+    app = build_app(make_settings(tmp_path / "home"), hooks=Hooks(on_step=on_step))
+    request = app.engine.submit(NEW_TEAM_GAP).request
+    assert created, "the scaffold step did not run"
+    if request.state is RequestState.failed:  # the fresh name would be the same second's: a resume gets it
+        assert "without this request's commit; left alone" in (request.error or "")
+        assert request.resume_state is RequestState.scaffolded
+        time.sleep(1.1)
+        request = app.engine.run(request.id)
+    assert request.state is RequestState.published, request.error
+    branches = remote_branches(bare(app))
+    assert request.branch != created[0] and branches[created[0]] == Repo(bare(app)).commit("main").hexsha
+    assert branches[request.branch] == request.commit_sha
+    pushes = [r for r in app.store.iter_audit() if r.action == "git.push" and r.request_id == request.id]
+    assert [r.phase for r in pushes][:2] == ["initiated", "failed"]
     app.close()
 
 

@@ -27,7 +27,7 @@ from devops_automation.scaffold.render import (
     RenderError,
     render_team,
 )
-from devops_automation.scaffold.team_tests import TeamTestRun, warm_up
+from devops_automation.scaffold.team_tests import TeamTestRun, scrub_environment, spare_ready, warm_up
 from devops_automation.scaffold.validate import ValidationReport, validate_render
 
 from .scaffold_fixtures import HOSTILE, hostile_gap, hostile_spec, sample_gap, sample_spec
@@ -468,6 +468,62 @@ def test_generated_tests_really_build_the_crew(tmp_path: Path) -> None:
     errors = validate_render(rendered, sample_spec()).errors
     assert errors and all(e.startswith(f"team_tests: {TEAM}/tests: FAILED") for e in errors), errors
     assert any("test_crew_builds_offline" in e for e in errors)
+
+
+def _spare_run(tests: Path, label: str) -> TeamTestRun:
+    assert spare_ready(60), "no warm spare child after 60 s"
+    run = TeamTestRun(tests, label)
+    assert run.spare
+    return run
+
+
+def test_a_warm_spare_runs_each_team_in_its_own_fresh_process(tmp_path: Path) -> None:
+    """Each run takes the spare child (warmed up before the team was rendered) and a new spare is forked for
+    the next run: two teams never share a process, so what one team's tests leave behind (here a mark on
+    the crewai module) never reaches another's."""
+    marks = {
+        "one": "    import os\n    import crewai\n    crewai._devops_crew_probe = os.getpid()\n",
+        "two": "    import crewai\n    assert not hasattr(crewai, '_devops_crew_probe')\n",
+    }
+    pids = []
+    for name, body in marks.items():
+        rendered = render(tmp_path, name=name)
+        edit(rendered, f"{TEAM}/tests/test_team.py", lambda s, body=body: s + f"\n\ndef test_probe() -> None:\n{body}")
+        run = _spare_run(rendered.root / TEAM / "tests", name)
+        assert run.wait() == [], run.output
+        assert "9 passed" in run.output
+        pids.append(run._process.pid)
+    assert pids[0] != pids[1]
+    assert spare_ready(60)  # and one is ready for the next run
+
+
+def test_a_failing_assert_fails_in_a_spare(tmp_path: Path) -> None:
+    """The spare leaves asserts plain (not rewritten by pytest): a failing one must still fail the run."""
+    rendered = render(tmp_path, name="failing")
+    edit(
+        rendered,
+        f"{TEAM}/tests/test_team.py",
+        lambda s: s + "\n\ndef test_numbers() -> None:\n    seen = 1\n    assert seen == 2\n",
+    )
+    run = _spare_run(rendered.root / TEAM / "tests", "failing")
+    errors = run.wait()
+    assert len(errors) == 1 and errors[0].startswith("team_tests: failing: FAILED") and "test_numbers" in errors[0]
+    assert "1 failed, 8 passed" in run.output
+
+
+def test_a_child_that_runs_generated_tests_gets_no_credentials() -> None:
+    environ = {
+        "GITHUB_TOKEN": "ghp_x",
+        "OPENAI_API_KEY": "sk",
+        "DATABASE_URL": "postgresql://u:p@h/db",
+        "DISCORD_BOT_TOKEN": "d",
+        "SMTP_PASSWORD": "p",
+        "WEBHOOK_SECRET": "s",
+        "PATH": "/usr/bin",
+        "HOME": "/home/x",
+    }
+    scrub_environment(environ)
+    assert environ == {"PATH": "/usr/bin", "HOME": "/home/x", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 def test_generated_tests_time_out(tmp_path: Path) -> None:

@@ -95,9 +95,11 @@ def test_publish_builds_the_commit_without_a_checkout_and_fetches_only_what_it_n
     assert again.commit == commit
 
 
-def test_a_built_but_unpushed_commit_is_pushed_not_rebuilt(
-    world: tuple[TargetRepo, FakeForge, Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_built_but_unpushed_commit_is_never_trusted_over_the_render_in_hand(
+    world: tuple[TargetRepo, FakeForge, Settings], tmp_path: Path
 ) -> None:
+    """A local branch left by a publish whose push failed (or by a commit staged beside a validation that
+    then failed) may hold an earlier render: the next publish builds its commit from the files it is given."""
     target, forge, _ = world
     hook = forge.bare / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'not today' >&2\nexit 1\n")
@@ -106,12 +108,59 @@ def test_a_built_but_unpushed_commit_is_pushed_not_rebuilt(
 
     with pytest.raises(GitError, match="not today"):
         _publish(target, tmp_path / "render", "payroll")
-    built = _git(target.path, "for-each-ref", "--format=%(objectname)", "refs/heads/auto/").split()
-    assert len(built) == 1
+    (stale,) = _git(target.path, "for-each-ref", "--format=%(objectname)", "refs/heads/auto/").split()
     hook.unlink()
-    monkeypatch.setattr(target, "_commit", lambda *a, **k: pytest.fail("rebuilt"))
-    branch, commit = _publish(target, tmp_path / "render", "payroll")
-    assert commit == built[0] and remote_branches(forge.bare)[branch] == commit
+    branch = branch_name("payroll", datetime(2026, 12, 1, tzinfo=UTC), request_id="req-payroll0")
+    root = _render(tmp_path / "render" / "payroll", "payroll")
+    (root / "teams/payroll/team.yaml").write_text("# the render that passed validation\n")
+    published = target.publish_branch(
+        request_id="req-payroll0",
+        team_name="payroll",
+        branch=branch,
+        rendered_root=root,
+        files=_files("payroll"),
+        message=commit_message("payroll", "gap-payroll", "req-payroll0"),
+        gap_id="gap-payroll",
+    )
+    assert published.commit != stale and remote_branches(forge.bare)[branch] == published.commit
+    shown = _git(forge.bare, "show", f"{published.commit}:teams/payroll/team.yaml")
+    assert shown == "# the render that passed validation\n"
+
+
+def test_a_staged_commit_is_pushed_as_staged_and_a_push_never_forces(
+    world: tuple[TargetRepo, FakeForge, Settings], tmp_path: Path
+) -> None:
+    """stage_branch builds and points the local branch without pushing; push_staged pushes that very commit,
+    and refuses (GitError, nothing overwritten) when someone created the branch on the remote meanwhile."""
+    from devops_automation.errors import GitError
+    from devops_automation.target import Staged
+
+    target, forge, _ = world
+    kwargs = {
+        "team_name": "payroll",
+        "files": _files("payroll"),
+        "rendered_root": _render(tmp_path / "render" / "payroll", "payroll"),
+        "gap_id": "gap-payroll",
+    }
+    branch = branch_name("payroll", datetime(2026, 12, 1, tzinfo=UTC), request_id="req-payroll0")
+    staged = target.stage_branch(
+        request_id="req-payroll0", branch=branch, message="m\n\nTracking-Id: req-payroll0\n", **kwargs
+    )
+    assert isinstance(staged, Staged) and branch not in remote_branches(forge.bare)
+    assert _git(target.path, "rev-parse", f"refs/heads/{branch}").strip() == staged.commit
+    assert target.push_staged(staged, "req-payroll0").commit == staged.commit
+    assert remote_branches(forge.bare)[branch] == staged.commit
+
+    other = branch_name("payroll", datetime(2026, 12, 2, tzinfo=UTC), request_id="req-payroll1")
+    late = target.stage_branch(
+        request_id="req-payroll1", branch=other, message="m\n\nTracking-Id: req-payroll1\n", **kwargs
+    )
+    assert isinstance(late, Staged)
+    base = _git(forge.bare, "rev-parse", "main").strip()
+    _git(forge.bare, "update-ref", f"refs/heads/{other}", base)  # someone else's branch appears meanwhile
+    with pytest.raises(GitError, match="push of"):
+        target.push_staged(late, "req-payroll1")
+    assert remote_branches(forge.bare)[other] == base
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from filelock import FileLock, Timeout
-from git import Actor, GitCommandError, Head, Repo, Tree
+from git import Actor, GitCommandError, Repo, Tree
 from git.exc import GitError as GitPythonError
 from gitdb.exc import ODBError as GitDbError
 from gitdb.util import hex_to_bin
@@ -46,6 +46,15 @@ class Published(NamedTuple):
     commit: str
     head: str = ""
     on_base: bool = False
+
+
+class Staged(NamedTuple):
+    """A commit built for a branch but not pushed (:meth:`TargetRepo.stage_branch`): the branch, the
+    commit, and the base-branch commit it was built on."""
+
+    branch: str
+    commit: str
+    base: str
 
 
 class BranchTaken(GitError):
@@ -349,13 +358,6 @@ class TargetRepo:
         except ValueError:  # no such ref
             return None
 
-    def _local_branch_commit(self, repo: Repo, branch: str) -> str | None:
-        """The commit the local ``branch`` points at (a commit built but maybe not pushed), None without one."""
-        try:
-            return Head(repo, f"refs/heads/{branch}").commit.hexsha
-        except ValueError:  # no such branch
-            return None
-
     def publish_branch(
         self,
         *,
@@ -369,12 +371,43 @@ class TargetRepo:
     ) -> Published:
         """Commit ``files`` from ``rendered_root`` on ``branch`` off the base branch and push it.
 
-        One narrow fetch (the base branch and this team's ``auto/team-<name>-*`` branches) under the
-        checkout lock; the commit is built and pushed outside it, from git objects, touching no work
-        tree. Idempotent: if the branch already carries this request's commit, pushed or only local,
-        nothing is written again; it is pushed if needed. With ``gap_id``, a branch on the remote that
-        already carries this gap's commit is adopted instead (its name is in the result). Raises
+        :meth:`stage_branch`, then :meth:`push_staged`. Idempotent: if the branch on the remote already
+        carries this request's commit, nothing is written again. With ``gap_id``, a branch on the remote
+        that already carries this gap's commit is adopted instead (its name is in the result). Raises
         PolicyViolation (the paths, the branch, an existing team), BranchTaken, GitError.
+        """
+        staged = self.stage_branch(
+            request_id=request_id,
+            team_name=team_name,
+            branch=branch,
+            rendered_root=rendered_root,
+            files=files,
+            message=message,
+            gap_id=gap_id,
+        )
+        return self.push_staged(staged, request_id) if isinstance(staged, Staged) else staged
+
+    def stage_branch(
+        self,
+        *,
+        request_id: str,
+        team_name: str,
+        branch: str,
+        rendered_root: Path,
+        files: list[str],
+        message: str,
+        gap_id: str | None = None,
+    ) -> Staged | Published:
+        """Everything of a publish but the push: the commit of ``files`` from ``rendered_root`` on top of the
+        base branch, with the local ``branch`` pointing at it (:class:`Staged`); or, when the remote
+        needs no push (``branch`` carries this request's commit, or another branch this gap's), where the
+        team is published already (:class:`Published`).
+
+        One narrow fetch (the base branch and this team's ``auto/team-<name>-*`` branches) under the
+        checkout lock; the commit is built outside it, from git objects, touching no work tree, and built
+        anew on every call from the rendered files (a local branch from an earlier call, maybe of an
+        earlier render, is never trusted). Raises PolicyViolation (the paths, the branch, an existing
+        team), BranchTaken, GitError.
         """
         check_branch(branch)
         files = check_paths(files, team_name)
@@ -400,13 +433,18 @@ class TargetRepo:
                 return self._published(repo, branch, ours, pushed, base)
             if self._existing_top_paths(repo, base, team_name):
                 raise PolicyViolation("existing-team", f"teams/{team_name}/ already exists on the base branch")
-            local = self._local_branch_commit(repo, branch)
-            if local is None or not _carries(repo.commit(local).message, request_id=request_id):
-                commit_sha = self._commit(repo, request_id, team_name, branch, rendered_root, files, message, base)
-            else:
-                commit_sha = local
-            self._push(repo, branch, request_id, commit_sha)
-            return Published(branch, commit_sha, commit_sha)
+            commit_sha = self._commit(repo, request_id, team_name, branch, rendered_root, files, message, base)
+            return Staged(branch, commit_sha, base)
+
+    def push_staged(self, staged: Staged, request_id: str) -> Published:
+        """Push a :meth:`stage_branch` commit as a new branch: if someone created the branch on the remote
+        since the stage, the push is refused (GitError) and nothing of theirs is touched, even where it
+        would be a fast-forward. Raises PolicyViolation (the branch), GitError."""
+        with self._git_errors():
+            repo = Repo(self.path)
+            repo.git.update_environment(**self.git_env)
+            self._push(repo, staged.branch, request_id, staged.commit, create=True)
+        return Published(staged.branch, staged.commit, staged.commit)
 
     def _own_commit(
         self, repo: Repo, branch: str, *, request_id: str | None, gap_id: str | None = None, depth: int = 50
@@ -452,12 +490,18 @@ class TargetRepo:
             self._push(repo, branch, request_id, commit.hexsha)
             return commit.hexsha
 
-    def _push(self, repo: Repo, branch: str, request_id: str, commit_sha: str) -> None:
-        """Push one auto/ branch (checked again here), audited; never forced."""
+    def _push(self, repo: Repo, branch: str, request_id: str, commit_sha: str, *, create: bool = False) -> None:
+        """Push one auto/ branch (checked again here), audited; never forced. With ``create``, only as a new
+        branch: ``--force-with-lease=<ref>:`` (an empty expected value) makes the remote refuse the update,
+        atomically, if the branch exists at all, even where our commit would fast-forward it."""
         check_branch(branch)
-        with self.auditor.action("git.push", f"{self.url} {branch}", request_id=request_id, commit=commit_sha):
+        ref = f"refs/heads/{branch}"
+        lease = [f"--force-with-lease={ref}:"] if create else []
+        with self.auditor.action(
+            "git.push", f"{self.url} {branch}", request_id=request_id, commit=commit_sha, create_only=create
+        ):
             try:
-                repo.git.push("--porcelain", "origin", f"refs/heads/{branch}:refs/heads/{branch}")
+                repo.git.push("--porcelain", *lease, "origin", f"{ref}:{ref}")
             except GitCommandError as exc:
                 raise GitError(f"push of {branch} refused: {_push_reason(exc)}") from exc
 

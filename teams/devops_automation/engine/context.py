@@ -17,7 +17,7 @@ from ..store import Store
 if TYPE_CHECKING:
     from ..forge.base import Forge
     from ..models import LLMUsage, TeamCreationRequest
-    from ..target import TargetRepo
+    from ..target import Staged, TargetRepo
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,9 @@ class RunContext:
     progress: Progress | None = None  # None: nobody listens
     run_id: str = field(default_factory=lambda: "run-" + secrets.token_hex(4))
     step: str = ""
+    #: The commit the scaffold step built for the render it validated, for the publish step of this run
+    #: to push without building it again (None: publish stages it itself).
+    staged: Staged | None = None
     _registry: Registry | None = None
 
     def __post_init__(self) -> None:

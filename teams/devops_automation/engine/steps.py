@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import policy, pr_text
 from ..drafting.base import DraftContext, validated_choice
 from ..drafting.quarantine import quarantine
-from ..errors import ForgeError, PolicyViolation, RenderInvalid
+from ..errors import ForgeError, GitError, PolicyViolation, RenderInvalid
 from ..forge import forge_kind
 from ..forge.base import PRContent
 from ..models import (
@@ -31,7 +31,7 @@ from ..models import (
     TeamCreationRequest,
 )
 from ..store import NameTaken
-from ..target import BranchTaken, Published, commit_message
+from ..target import BranchTaken, Published, Staged, commit_message
 from ..team_cards import card_url
 from .context import Deps, RunContext
 
@@ -280,13 +280,46 @@ def _render(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> list[s
         owner=request.gap.requesting_team or "platform-team",
         a2a_url=card_url(spec.name, deps.settings.team_a2a_url),
     )
+    ctx.staged = None
     files = policy.check_paths(rendered.files, spec.name)
     if deps.settings.validate_render:
         ctx.say(f"validating {len(files)} rendered files")
-        report = validate_render(rendered, spec, kubernetes_version=deps.settings.kubernetes_version)
+        staged: list[Staged] = []
+        report = validate_render(
+            rendered,
+            spec,
+            kubernetes_version=deps.settings.kubernetes_version,
+            beside=lambda: _stage_beside(deps, request, files, staged),
+        )
         if not report.ok:
             raise RenderInvalid(report.errors)
+        ctx.staged = staged[0] if staged else None
     return files
+
+
+def _stage_beside(deps: Deps, request: TeamCreationRequest, files: list[str], out: list[Staged]) -> None:
+    """While the generated team's tests run: the publish's fetch and commit of this render (not the push),
+    appended to ``out``. Best effort: a refusal or git failure here is only audited; the publish step
+    then does the whole publish itself and meets it again where it belongs."""
+    spec, branch = request.spec, request.branch
+    if spec is None or branch is None:
+        return
+    try:
+        staged = deps.target.stage_branch(
+            gap_id=request.gap.id,
+            request_id=request.id,
+            team_name=spec.name,
+            branch=branch,
+            rendered_root=rendered_root(deps, request),
+            files=files,
+            message=commit_message(spec.name, request.gap.id, request.id),
+        )
+    except (GitError, PolicyViolation) as exc:
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        deps.auditor.event("publish.stage_deferred", branch, request_id=request.id, reason=reason)
+        return
+    if isinstance(staged, Staged):
+        out.append(staged)
 
 
 def scaffold(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
@@ -330,9 +363,10 @@ def publish(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCr
     assert spec is not None and branch is not None
     if not rendered_root(deps, request).exists():  # lost after a crash: render again, identically
         request.files = _render(deps, ctx, request)
+    staged, ctx.staged = ctx.staged, None
     ctx.say(f"committing {len(request.files)} files on {branch} and pushing")
     try:
-        published = _publish_branch(deps, request, branch)
+        published = _push_staged(deps, request, staged, branch) or _publish_branch(deps, request, branch)
     except BranchTaken:
         fresh = policy.branch_name(spec.name, request_id=request.id)
         if fresh == branch:  # the same second: the next resume gets a new name
@@ -392,6 +426,18 @@ def _publish_branch(deps: Deps, request: TeamCreationRequest, branch: str) -> Pu
         files=request.files,
         message=commit_message(spec.name, request.gap.id, request.id),
     )
+
+
+def _push_staged(deps: Deps, request: TeamCreationRequest, staged: Staged | None, branch: str) -> Published | None:
+    """Push the commit this run's scaffold step staged for ``branch``; None when there is none, or when the
+    push failed (someone created the branch since, the remote refused): the caller then publishes from
+    scratch, which fetches and decides (adopt, rename, refuse) on what the remote holds now."""
+    if staged is None or staged.branch != branch:
+        return None
+    try:
+        return deps.target.push_staged(staged, request.id)
+    except GitError:  # audited by the push itself
+        return None
 
 
 def _already_on_base(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:

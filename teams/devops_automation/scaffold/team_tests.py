@@ -1,9 +1,18 @@
 """Run a rendered team's own tests in a fresh child forked from a warm forkserver.
 
-Importing crewai costs about 3 s, so the forkserver preloads crewai and pytest once; every run is
-then a fork of that server: cheap, and a clean interpreter, so two teams' modules never meet. The
-child runs ``pytest.main`` on the team's ``tests`` folder (importlib import mode, the team folder as
-rootdir, no cache, no bytecode written into the render) and sends back its exit code and output.
+Importing crewai costs about 3 s, so the forkserver preloads crewai, pytest and pytest's plugins once;
+every run is then a fork of that server: cheap, and a clean interpreter, so two teams' modules never
+meet. The child runs ``pytest.main`` on the team's ``tests`` folder (importlib import mode, the team
+folder as rootdir, no cache, no bytecode written into the render) and sends back its exit code and
+output.
+
+A fork of the server still pays CrewAI's first kickoff in that process (lazy imports, pydantic models
+rebuilt on first use: about 60 ms of a generated team's 8 tests) and pytest's own start. So one child
+is kept *spare*: forked ahead of time, it scrubs its environment, runs one generic warm-up (a two-agent
+hierarchical crew on a scripted LLM and one A2A round trip; no team code, no network), and waits for
+a tests folder. A run takes the spare if it is ready and forks the next spare at once; each child
+serves exactly one run. With no spare ready (the first run, or several runs at once) the run forks a
+child that starts on the tests straight away, as before.
 """
 
 from __future__ import annotations
@@ -17,9 +26,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, MutableMapping
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 OFFLINE_ENV = {
     "CREWAI_DISABLE_TELEMETRY": "true",
@@ -27,8 +39,19 @@ OFFLINE_ENV = {
     "CREWAI_DISABLE_VERSION_CHECK": "true",
     "OTEL_SDK_DISABLED": "true",
 }
-# The A2A side of a generated team's tests (server.py, tests/test_a2a.py) is preloaded too.
-PRELOAD = ["yaml", "pytest", "crewai", "httpx", "a2a.client", "a2a.server.apps", "a2a.server.tasks", __name__]
+# The A2A side of a generated team's tests (server.py, tests/test_a2a.py) is preloaded too, and
+# pytest's own plugins (``_preload``), which ``pytest.main`` would otherwise import in every child.
+PRELOAD = [
+    "yaml",
+    "pytest",
+    "crewai",
+    "httpx",
+    "a2a.client",
+    "a2a.server.apps",
+    "a2a.server.tasks",
+    __name__,
+    "devops_automation.scaffold._preload",
+]
 OUTPUT_TAIL_CHARS = 20_000
 
 _context_lock = threading.Lock()
@@ -84,16 +107,26 @@ def _noop() -> None:
 
 
 def warm_up(timeout: float = 120.0) -> float:
-    """Start the forkserver (it imports crewai and pytest once); returns the seconds it took."""
+    """Start the forkserver (it imports crewai and pytest once) and fork the first spare child; returns
+    the seconds it took (the spare warms up in the background)."""
     started = time.perf_counter()
-    process = forkserver_context().Process(target=_noop, name="scaffold-warm-up")
+    context = forkserver_context()
+    process = context.Process(target=_noop, name="scaffold-warm-up")
     process.start()
     process.join(timeout)
+    _spares.replenish(context)
     return time.perf_counter() - started
 
 
-def pytest_args(tests_dir: Path) -> list[str]:
-    """The pytest command line for one team: isolated from any surrounding project's config."""
+def spare_ready(timeout: float = 0.0) -> bool:
+    """Whether this process has a warm spare child for the next run (waits up to ``timeout`` seconds)."""
+    return _spares.ready(timeout)
+
+
+def pytest_args(tests_dir: Path, *, plain_asserts: bool = False) -> list[str]:
+    """The pytest command line for one team: isolated from any surrounding project's config. With
+    ``plain_asserts``, pytest does not rewrite the tests' ``assert`` statements (faster, terser
+    failures); only safe where the interpreter keeps asserts (``sys.flags.optimize == 0``)."""
     team_dir = tests_dir.parent
     return [
         str(tests_dir),
@@ -108,6 +141,7 @@ def pytest_args(tests_dir: Path) -> list[str]:
         "--color=no",
         "-W",
         "ignore::DeprecationWarning",
+        *(["--assert=plain"] if plain_asserts else []),
     ]
 
 
@@ -115,24 +149,38 @@ SECRET_NAMES = frozenset({"GITHUB_TOKEN", "OPENAI_API_KEY", "DATABASE_URL", "OPE
 SECRET_SUFFIXES = ("_TOKEN", "_API_KEY", "_PASSWORD", "_SECRET")
 
 
-def _child(tests_dir: str, conn: Connection) -> None:
-    """Forkserver child: run pytest on ``tests_dir`` with fd 1/2 captured, send ``(exit code, output)``."""
+def scrub_environment(environ: MutableMapping[str, str]) -> None:
+    """Make ``environ`` fit for a child that runs a generated team's tests: those tests are code we just
+    wrote from untrusted input, so they get no credentials (``SECRET_NAMES``, and any name ending in one
+    of ``SECRET_SUFFIXES``), and no pytest plugin the installation happens to carry is loaded."""
+    for name in [n for n in environ if n.endswith(SECRET_SUFFIXES) or n in SECRET_NAMES]:
+        del environ[name]
+    environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+
+
+def _start_child(data_dir: str) -> None:
+    """What every child does first: no bytecode into the render, the server's heap out of the garbage
+    collector's way, no credentials, crewai's task-output database in ``data_dir``."""
     sys.dont_write_bytecode = True  # nothing may be written into the rendered tree
     # Everything inherited from the server (crewai's big heap) is long-lived: keep it out of the
     # collections pytest forces at exit, which would otherwise take ~0.3 s.
     gc.freeze()
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    # A generated team's tests are code we just wrote from untrusted input: they get no credentials.
-    for name in [n for n in os.environ if n.endswith(SECRET_SUFFIXES) or n in SECRET_NAMES]:
-        del os.environ[name]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryDirectory(prefix="team-tests-") as data:
-        os.environ["XDG_DATA_HOME"] = data  # crewai keeps a task-output database under it
+    scrub_environment(os.environ)
+    os.environ["XDG_DATA_HOME"] = data_dir  # crewai keeps a task-output database under it
+
+
+def _run_pytest(tests_dir: str, *, plain_asserts: bool) -> tuple[int, str]:
+    """``pytest.main`` on ``tests_dir`` with fd 1/2 captured: ``(exit code, the output's tail)``; -1 when
+    pytest itself crashed."""
+    with tempfile.TemporaryFile() as out:
+        sys.stdout.flush()
+        sys.stderr.flush()
         os.dup2(out.fileno(), 1)
         os.dup2(out.fileno(), 2)
         try:
             import pytest
 
-            code = int(pytest.main(pytest_args(Path(tests_dir))))
+            code = int(pytest.main(pytest_args(Path(tests_dir), plain_asserts=plain_asserts)))
         except BaseException as exc:  # report anything, including SystemExit, to the parent
             print(f"pytest crashed: {exc!r}")
             code = -1
@@ -140,8 +188,121 @@ def _child(tests_dir: str, conn: Connection) -> None:
         sys.stderr.flush()
         out.seek(0)
         output = out.read().decode(errors="replace")
-    conn.send((code, output[-OUTPUT_TAIL_CHARS:]))
+    return code, output[-OUTPUT_TAIL_CHARS:]
+
+
+def _child(tests_dir: str, conn: Connection) -> None:
+    """Forkserver child, started for one run: run the tests, send ``(exit code, output)``."""
+    with tempfile.TemporaryDirectory(prefix="team-tests-") as data:
+        _start_child(data)
+        conn.send(_run_pytest(tests_dir, plain_asserts=sys.flags.optimize == 0))
     conn.close()
+
+
+READY = "ready"
+
+
+def _spare(conn: Connection) -> None:
+    """Forkserver child kept spare: warm up, send ``READY``, wait for one tests folder, run it, send
+    ``(exit code, output)``; exits when the parent closes the pipe instead. pytest leaves the asserts
+    plain (about 15 ms less) unless the interpreter strips them (``python -O``): then they are rewritten,
+    or a failing assert would pass. The errors reported are the same either way (pytest's ``FAILED``
+    lines name the test; the summary has no room for the assertion's message)."""
+    with tempfile.TemporaryDirectory(prefix="team-tests-") as data:
+        _start_child(data)
+        _quietly(warm_up_crewai)
+        gc.freeze()  # what the warm-up built is as long-lived as the server's heap
+        try:
+            conn.send(READY)
+            tests_dir = conn.recv()
+        except (EOFError, OSError):  # the parent is gone or closed the pool
+            return
+        conn.send(_run_pytest(tests_dir, plain_asserts=sys.flags.optimize == 0))
+    conn.close()
+
+
+def _quietly(work: Callable[[], object]) -> None:
+    """Run ``work`` with fd 1/2 on /dev/null; its exceptions are swallowed (a warm-up that fails only
+    leaves the child cold)."""
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            work()
+        except Exception:  # noqa: S110 - best effort by definition
+            pass
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+
+
+def warm_up_crewai() -> None:
+    """One kickoff of a generic two-agent hierarchical crew on a scripted LLM (no team code, no
+    network), so CrewAI's lazy imports and the pydantic models it completes on first use are ready
+    before a team's tests run (a generated team's A2A test: about 130 ms cold, 70 ms warm)."""
+    from crewai import Agent, BaseLLM, Crew, Process, Task
+
+    class ScriptedLLM(BaseLLM):
+        def call(self, messages: Any, *args: Any, **kwargs: Any) -> str:
+            return "Thought: I can answer now.\nFinal Answer: warm"
+
+        def supports_function_calling(self) -> bool:
+            return False
+
+    llm = ScriptedLLM(model="scripted-warm-up")
+    agents = [
+        Agent(role=f"warm-up {i}", goal="warm up", backstory="none", llm=llm, allow_delegation=False) for i in range(2)
+    ]
+    task = Task(description="warm up", expected_output="one word", agent=agents[0])
+    Crew(agents=agents, tasks=[task], process=Process.hierarchical, manager_llm=llm).kickoff()
+
+
+class _Spares:
+    """At most one spare child of this process, ready or warming up (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spare: tuple[BaseProcess, Connection] | None = None
+
+    def replenish(self, context: BaseContext) -> None:
+        """Fork a spare if there is none."""
+        with self._lock:
+            if self._spare is None or not self._spare[0].is_alive():
+                ours, theirs = context.Pipe(duplex=True)
+                process = context.Process(target=_spare, args=(theirs,), name="scaffold-team-tests-spare", daemon=True)
+                process.start()
+                theirs.close()
+                self._spare = (process, ours)
+
+    def ready(self, timeout: float) -> bool:
+        """Whether a spare is warm (waits up to ``timeout`` seconds for it)."""
+        with self._lock:
+            spare = self._spare
+        return spare is not None and spare[1].poll(timeout)
+
+    def take(self, tests_dir: str) -> tuple[BaseProcess, Connection] | None:
+        """The spare, given ``tests_dir``, if it is warm; None when there is none or it is still warming
+        up (it stays for the next run)."""
+        with self._lock:
+            if self._spare is None:
+                return None
+            process, conn = self._spare
+            try:
+                if not conn.poll(0):
+                    return None
+                if conn.recv() != READY:
+                    raise EOFError("not ready")
+                conn.send(tests_dir)
+            except (EOFError, OSError):  # it died: fork another one later
+                conn.close()
+                process.kill()
+                self._spare = None
+                return None
+            self._spare = None
+            return process, conn
+
+
+_spares = _Spares()
 
 
 def summarise(label: str, code: int, output: str) -> list[str]:
@@ -155,17 +316,28 @@ def summarise(label: str, code: int, output: str) -> list[str]:
 
 
 class TeamTestRun:
-    """One team's tests running in a forkserver child; :meth:`wait` collects the result."""
+    """One team's tests running in a forkserver child (the warm spare when one is ready); :meth:`wait`
+    collects the result."""
 
     def __init__(self, tests_dir: Path, label: str) -> None:
         self.label = label
         self.started = time.perf_counter()
         self.elapsed = 0.0
         self.output = ""
-        context = forkserver_context()
-        self._recv, send = context.Pipe(duplex=False)
-        self._process = context.Process(
-            target=_child, args=(str(tests_dir.resolve()), send), name="scaffold-team-tests", daemon=True
+        self.spare = False
+        self._tests_dir = str(tests_dir.resolve())
+        self._context = forkserver_context()
+        taken = _spares.take(self._tests_dir)
+        if taken is not None:
+            self._process, self._recv = taken
+            self.spare = True
+        else:
+            self._start_cold()
+
+    def _start_cold(self) -> None:
+        self._recv, send = self._context.Pipe(duplex=False)
+        self._process = self._context.Process(
+            target=_child, args=(self._tests_dir, send), name="scaffold-team-tests", daemon=True
         )
         self._process.start()
         send.close()
@@ -175,11 +347,17 @@ class TeamTestRun:
         try:
             return self._collect(timeout)
         finally:
-            if self._process.is_alive():
-                self._process.kill()
-            self._process.join(5)
-            self._recv.close()
+            self._finish()
             self.elapsed = time.perf_counter() - self.started
+            # The next run's spare warms up now, not beside this run's tests (on a 2-core machine its
+            # warm-up would slow them down).
+            _spares.replenish(self._context)
+
+    def _finish(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(5)
+        self._recv.close()
 
     def _collect(self, timeout: float) -> list[str]:
         if not self._recv.poll(timeout):

@@ -46,8 +46,13 @@ def validate_render(
     kubernetes_version: str = "1.31",
     *,
     test_timeout: float = 120.0,
+    beside: Callable[[], object] | None = None,
 ) -> ValidationReport:
-    """Run every check over ``rendered`` (rendered from ``spec``) and report all failures at once."""
+    """Run every check over ``rendered`` (rendered from ``spec``) and report all failures at once.
+
+    ``beside`` is the caller's own work to do while the out-of-process checks run, after the in-process
+    ones and only if those all passed (the engine stages the commit there); what it raises is the
+    caller's, raised after every check has ended (a child is never left running)."""
     root = rendered.root
     team = f"teams/{spec.name}"
     dockerfile = root / team / "Dockerfile"
@@ -62,6 +67,8 @@ def validate_render(
         errors += _timed(
             "dockerfile_policy", lambda: check_dockerfile_policy(dockerfile, f"{team}/Dockerfile"), timings
         )
+        if beside is not None and not errors:  # nothing is staged for a render already known invalid
+            beside()
     finally:
         errors += lint.wait()
         timings["hadolint"] = lint.elapsed
