@@ -585,3 +585,38 @@ def test_render_and_validate_is_fast_once_warm(tmp_path: Path) -> None:
     # The figure is bench/pipeline.py's (about 0.9 s here); this only catches a validation that pays CrewAI's
     # import again on every run (3 s or more on this machine), with room for a loaded CI machine.
     assert median < 2.5
+
+
+def test_compiled_templates_are_reused_across_environments_and_recompiled_when_edited(tmp_path: Path) -> None:
+    """cookiecutter builds a new Jinja environment per render: the bytecode cache keeps the template's
+    compiled code between them, and an edited template file is compiled again, never served stale."""
+    from jinja2 import Environment, FileSystemLoader
+
+    from devops_automation.scaffold.jinja_ext import CompiledTemplates
+
+    cache = CompiledTemplates()
+    compiled: list[str] = []
+
+    class Counting(Environment):
+        def _compile(self, source: str, filename: str) -> object:
+            compiled.append(filename)
+            return super()._compile(source, filename)
+
+    (tmp_path / "file.txt").write_text("hello {{ name }}")
+
+    def render() -> str:
+        env = Counting(loader=FileSystemLoader(str(tmp_path)), bytecode_cache=cache)
+        return env.get_template("file.txt").render(name="world")
+
+    assert render() == "hello world" and len(compiled) == 1
+    assert render() == "hello world" and len(compiled) == 1  # a new environment, no compile
+    (tmp_path / "file.txt").write_text("goodbye {{ name }}")
+    assert render() == "goodbye world" and len(compiled) == 2
+
+
+def test_the_template_extension_installs_the_shared_cache() -> None:
+    from jinja2 import Environment
+
+    from devops_automation.scaffold.jinja_ext import _COMPILED, SafeDataExtension
+
+    assert Environment(extensions=[SafeDataExtension], autoescape=True).bytecode_cache is _COMPILED
