@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from git import Repo
 from github import Auth, Github, GithubException
 
 from devops_automation.app import build_app
@@ -19,7 +20,7 @@ from devops_automation.errors import ConfigurationError
 from devops_automation.forge.local import embedded_server, embedded_token, reviewer_token
 
 from .conftest import make_settings
-from .helpers import new_gap
+from .helpers import bare, new_gap
 from .notify_fixtures import free_port
 
 TARGET = "local/teams"
@@ -251,3 +252,17 @@ def test_which_links_are_rebuilt(stored: str | None, forge: str | None, shown: s
 
     assert PullLinks("https://f.example").url(stored, forge) == shown
     assert PullLinks(None).url(stored, forge) == stored
+
+
+def test_branch_head_reads_one_ref_exactly(tmp_path: Path) -> None:
+    """GitHub's "get a reference": the commit of that branch, None for a branch that does not exist, even
+    when other branches start with its name."""
+    app = build_app(make_settings(tmp_path / "home"))
+    try:
+        repo = Repo(bare(app))
+        main = repo.commit("main").hexsha
+        repo.git.update_ref("refs/heads/main-and-more", main)
+        assert app.forge.branch_head("main") == main
+        assert app.forge.branch_head("mai") is None and app.forge.branch_head("nothing") is None
+    finally:
+        app.close()

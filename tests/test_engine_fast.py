@@ -142,7 +142,8 @@ def test_a_git_failure_is_a_resumable_step_failure_with_gits_own_words(app: App)
     shutil.move(str(fake(app).bare), str(fake(app).bare) + ".gone")  # and then the whole repository
     second = app.engine.submit(new_gap(2)).request
     assert second.state is RequestState.failed and second.resume_state is RequestState.received
-    assert "cannot read the target repository" in (second.error or "")  # its base branch's head, first
+    # The forge says the base branch is not there; git, asked next, says why, in its own words.
+    assert "cannot fetch the target repository" in (second.error or "") and "remote" in (second.error or "")
     shutil.move(str(fake(app).bare) + ".gone", str(fake(app).bare))
     assert app.engine.run(second.id).state is RequestState.published
 

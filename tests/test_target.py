@@ -303,3 +303,25 @@ def test_the_registry_is_read_without_a_fetch_until_the_base_branch_moves(
     assert target.team_files_of(third) == files and len(fetches()) == 1
     local = _git(target.path, "for-each-ref", "--format=%(refname)").split()
     assert not [r for r in local if "other" in r]
+
+
+def test_the_registry_head_comes_from_the_forge_and_git_answers_when_the_forge_cannot(
+    world: tuple[TargetRepo, FakeForge, Settings],
+) -> None:
+    """With a ``read_head`` (the engine passes the forge's API read), no ``ls-remote`` runs; when the forge
+    fails (ForgeError), git is asked instead and the registry is read all the same."""
+    from devops_automation.errors import ForgeError
+
+    target, forge, settings = world
+
+    def ls_remotes() -> int:
+        return sum(1 for r in target.auditor.store.iter_audit() if r.action == "git.ls_remote")
+
+    revision, files = target.team_files_unless(lambda r: False, lambda: forge.branch_head(settings.base_branch))
+    assert files is not None and ls_remotes() == 0
+
+    def down() -> str | None:
+        raise ForgeError("the forge's API is down", status=503)
+
+    again, cached = target.team_files_unless(lambda r: r == revision, down)
+    assert (again, cached) == (revision, None) and ls_remotes() == 2  # initiated and succeeded

@@ -31,7 +31,7 @@ from gitdb.exc import ODBError as GitDbError
 from gitdb.util import hex_to_bin
 
 from .audit import Auditor
-from .errors import GitError
+from .errors import ForgeError, GitError
 from .policy import PolicyViolation, check_branch, check_paths
 from .settings import Settings
 
@@ -224,18 +224,24 @@ class TargetRepo:
         with self._locked(self._refspecs()) as repo:
             return self._team_files(repo)
 
-    def team_files_unless(self, known: Callable[[str], bool]) -> tuple[str, dict[str, str] | None]:
+    def team_files_unless(
+        self, known: Callable[[str], bool], read_head: Callable[[], str | None] | None = None
+    ) -> tuple[str, dict[str, str] | None]:
         """``(revision, files)`` of the base branch's ``teams/`` tree: ``revision`` is that tree's git object
         id (``"empty"`` without one); ``files`` is None when ``known(revision)`` (the caller has that revision
         already), else ``{path: text}`` as :meth:`team_files` gives it.
 
-        The base branch's head is read with one ``ls-remote`` of that branch; only when it is not the commit
-        the clone already has is the base branch fetched (that branch alone, never every branch). So a run
-        against a registry that did not move fetches nothing here, and its one fetch is the publish's
-        (issue 12: one fetch per request). The head is read before the checkout lock is taken: the registry
-        is as the remote was then, at most a lock wait old; the publish checks the base branch again,
-        fetched under the lock, before it writes. Raises GitError."""
-        head = self._ls_remote_base()
+        The base branch's head is read with ``read_head`` (the forge's API: one request, no git process),
+        or with one ``ls-remote`` of that branch when there is none or it raises ForgeError; only when it
+        is not the commit the clone already has is the base branch fetched (that branch alone, never every
+        branch). So a run against a registry that did not move fetches nothing here, and its one fetch is
+        the publish's (issue 12: one fetch per request). The head is read before the checkout lock is
+        taken: the registry is as the remote was then, at most a lock wait old; the publish checks the
+        base branch again, fetched under the lock, before it writes. Raises GitError."""
+        try:
+            head = read_head() if read_head is not None else self.remote_head(self.settings.base_branch)
+        except ForgeError:  # the forge's API is down or refuses: git may still answer
+            head = self.remote_head(self.settings.base_branch)
         with self._locked(self._refspecs(), unless_at=head) as repo:
             tree = self._base_tree(repo)
             revision = (tree / "teams").hexsha if _tree_has(tree, "teams") else "empty"
@@ -253,26 +259,6 @@ class TargetRepo:
                 return self._team_files_in(teams)
             except ValueError as exc:  # not a hex object id (binascii.Error)
                 raise GitError(f"the clone holds no teams/ tree {revision!r}") from exc
-
-    def _ls_remote_base(self) -> str | None:
-        """The base branch's commit on the remote (one audited ``git ls-remote`` of that ref), or None when
-        the remote has no such branch (the fetch that follows then says so). Runs in the state directory,
-        so no repository around the process lends it its configuration. Raises GitError."""
-        ref = f"refs/heads/{self.settings.base_branch}"
-        command = ["git", "ls-remote", "--", self.url, ref]
-        where = f"{self.url} {self.settings.base_branch}"
-        with self._git_errors(), self.auditor.action("git.ls_remote", where) as call:
-            self.settings.home.mkdir(parents=True, exist_ok=True)
-            done = subprocess.run(
-                command, capture_output=True, env={**os.environ, **self.git_env}, cwd=self.settings.home, check=False
-            )
-            if done.returncode != 0:
-                exc = GitCommandError(command, done.returncode, done.stderr, done.stdout)
-                raise GitError(f"cannot read the target repository {self.url}: {_stderr(exc)}")
-            found = [line.split("\t") for line in done.stdout.decode("utf-8", "replace").splitlines()]
-            head = next((sha for sha, name in (f for f in found if len(f) == 2) if name == ref), None)
-            call.result["commit"] = head
-        return head
 
     def _base_tree(self, repo: Repo) -> Any:
         try:
@@ -321,17 +307,24 @@ class TargetRepo:
         return None
 
     def remote_head(self, branch: str) -> str | None:
-        """The commit ``branch`` points at on the remote now (``git ls-remote``), None if it is gone.
-        Raises GitError."""
-        from git.cmd import Git
-
-        runner = Git()
-        runner.update_environment(**self.git_env)
-        try:
-            out = runner.ls_remote(self.url, f"refs/heads/{check_branch(branch)}")
-        except GitCommandError as exc:
-            raise GitError(f"cannot read {branch} on {self.url}: {_stderr(exc)}") from exc
-        return out.split()[0] if out.strip() else None
+        """The commit ``branch`` points at on the remote now (one audited ``git ls-remote`` of that ref), None
+        when the remote has no such branch. Runs in the state directory, so no repository around the
+        process lends it its configuration. Raises PolicyViolation (a branch name git would misread),
+        GitError."""
+        ref = f"refs/heads/{check_branch(branch) if branch != self.settings.base_branch else branch}"
+        command = ["git", "ls-remote", "--", self.url, ref]
+        with self._git_errors(), self.auditor.action("git.ls_remote", f"{self.url} {branch}") as call:
+            self.settings.home.mkdir(parents=True, exist_ok=True)
+            done = subprocess.run(
+                command, capture_output=True, env={**os.environ, **self.git_env}, cwd=self.settings.home, check=False
+            )
+            if done.returncode != 0:
+                exc = GitCommandError(command, done.returncode, done.stderr, done.stdout)
+                raise GitError(f"cannot read the target repository {self.url}: {_stderr(exc)}")
+            found = [line.split("\t") for line in done.stdout.decode("utf-8", "replace").splitlines()]
+            head = next((sha for sha, name in (f for f in found if len(f) == 2) if name == ref), None)
+            call.result["commit"] = head
+        return head
 
     def on_base(self, commit: str) -> bool:
         """Whether the base branch on the remote (fetched now) contains ``commit``. Raises GitError."""

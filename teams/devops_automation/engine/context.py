@@ -107,10 +107,19 @@ class RunContext:
             cache = deps.registries
             if cache is None:
                 cache = RegistryCache(deps.settings, size=1)
-            revision, files = deps.target.team_files_unless(cache.known)
+            revision, files = deps.target.team_files_unless(cache.known, lambda: _base_head(deps))
             # The fallback (the revision was evicted meanwhile) reads that revision's tree, not the base branch
             # as it is now: a cache entry always holds the content of its key.
             self._registry = cache.get(
                 revision, lambda: files if files is not None else deps.target.team_files_of(revision)
             )
         return self._registry
+
+
+def _base_head(deps: Deps) -> str | None:
+    """The base branch's commit as the forge's API gives it (one audited request). Raises ForgeError."""
+    base = deps.settings.base_branch
+    with deps.auditor.action("forge.branch_head", base) as call:
+        head = deps.forge.branch_head(base)
+        call.result["commit"] = head
+    return head

@@ -77,6 +77,11 @@ class Forge(Protocol):
         repository, or push to an unprotected ``base_branch``."""
         ...
 
+    def branch_head(self, branch: str) -> str | None:
+        """The commit ``branch`` points at on the forge now (GitHub's "get a reference"), None when there is
+        no such branch: one API read, no git process. Raises ForgeError."""
+        ...
+
     def ensure_pull_request(
         self,
         *,

@@ -73,6 +73,8 @@ class FakeForge:
             )
         except subprocess.CalledProcessError as exc:
             raise ForgeError(f"git {args[0]} failed in the fake forge: {exc.stderr.strip()}", status=500) from exc
+        except OSError as exc:  # the repository itself is gone
+            raise ForgeError(f"git {args[0]} failed in the fake forge: {exc}", status=500) from exc
         return done.stdout.strip()
 
     def _create(self, seed: Path | None, base_branch: str) -> None:
@@ -223,6 +225,10 @@ class FakeForge:
         pr = self.pulls[number]
         pr.head_sha = self._sha(pr.head) or pr.head_sha
         pr.state = "closed"
+
+    def branch_head(self, branch: str) -> str | None:
+        self._enter("branch_head")
+        return self._sha(branch)
 
     def delete_branch(self, branch: str) -> bool:
         self._enter("delete_branch")

@@ -285,6 +285,14 @@ class GitHubForge:
         pr = self._pull(number)
         self.call(lambda: pr.edit(state="closed"))
 
+    def branch_head(self, branch: str) -> str | None:
+        try:  # PyGithub's GitRef is lazy: reading .object inside call() is what makes the request
+            return str(self.call(lambda: self.repo.get_git_ref(f"heads/{branch}").object.sha))
+        except ForgeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def delete_branch(self, branch: str) -> bool:
         try:
             ref = self.call(lambda: self.repo.get_git_ref(f"heads/{branch}"))
