@@ -11,6 +11,10 @@ Faults are real where git allows it: the remote made unreachable (fetch), a pre-
 push with a reason (push); the forge's calls fail through the fake forge's fault points (open PR, labels,
 reviewers); a commit failure is injected into the checkout's commit (git offers no way to make it fail).
 
+With render validation on, the scaffold step stages the publish's fetch and commit while the generated
+team's tests run: its rows fail the fetch, the commit and the staged commit's push there, and the request
+still ends published, or failed and resumable, with one branch and one pull request after a resume.
+
 The notify step has its own rows: a channel answering 500, unreachable, an SMTP server that is down, and
 one refusing every recipient. The request's state never depends on a channel; a transient failure is
 retried with backoff and sent exactly once when the channel recovers (the next event too); a permanent one
@@ -163,6 +167,65 @@ def test_a_failed_write_and_a_reviewer_then_resume_agree_with_the_world(
             assert final.state in {RequestState.published, RequestState.merged}
         rows = list(harness.app.store.iter_audit())
         assert verify_chain(rows, harness.app.store.audit_head()) == []
+    finally:
+        harness.app.close()
+        shutil.rmtree(tmp_path / "home", ignore_errors=True)
+
+
+# -- the commit staged beside the team tests: a fault there is deferred to the publish, never lost ----------
+STAGED_FAULTS = ["fetch", "commit", "push"]
+
+
+class StagedHarness(Harness):
+    """An app on the fake forge with render validation on, so the scaffold step stages the commit while
+    the generated team's tests run; the fault is armed once analysis and the gate are done, so it hits the
+    stage (and, when it lasts, the publish)."""
+
+    def __init__(self, tmp_path: Path, arm: Callable[[Harness], Callable[[], None]]) -> None:
+        self.clear: Callable[[], None] | None = None
+
+        def on_step(_step: str, _seconds: float, request: TeamCreationRequest, _spent: LLMUsage) -> None:
+            if request.state is RequestState.approved_by_policy and self.clear is None:
+                self.clear = arm(self)
+
+        settings = make_settings(tmp_path / "home", forge="fake", validate_render=True)
+        self.app = build_app(settings, hooks=Hooks(on_step=on_step))
+        assert isinstance(self.app.forge, FakeForge)
+        self.forge = self.app.forge
+        self.bare = self.forge.bare
+        self.human_commit = None
+
+
+@pytest.mark.parametrize("fault", STAGED_FAULTS)
+def test_a_fault_while_the_commit_is_staged_ends_true(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """A fetch or commit failure while the commit is staged is only audited (``publish.stage_deferred``):
+    the publish step does the whole publish and meets the fault again if it lasts (failed, resumable at
+    ``scaffolded``, git's or the remote's own words), or publishes when it is gone. A push of the staged
+    commit that fails falls back to the whole publish, which fails the same way. Either way a resume ends
+    with one branch and one pull request, and the audit chain verifies."""
+    harness = StagedHarness(tmp_path, lambda h: h.arm(fault, monkeypatch))
+    engine = harness.app.engine
+    try:
+        first = engine.submit(new_gap(1)).request
+        assert harness.clear is not None, "the fault was never armed"
+        deferred = [r for r in harness.app.store.iter_audit() if r.action == "publish.stage_deferred"]
+        assert len(deferred) == (0 if fault == "push" else 1)
+        if fault == "commit":  # a one-off failure: the publish built the commit itself
+            assert first.state is RequestState.published, first.error
+        else:
+            assert first.state is RequestState.failed and first.resume_state is RequestState.scaffolded, first.error
+            assert (HOOK_REASON if fault == "push" else "cannot fetch the target repository") in (first.error or "")
+            if fault == "push":  # the staged push failed, then the whole publish's push
+                pushes = [r for r in harness.app.store.iter_audit() if r.action == "git.push" and r.phase == "failed"]
+                assert len(pushes) == 2
+        harness.clear()
+        final = engine.run(first.id) if first.state is RequestState.failed else first
+        assert final.state is RequestState.published, final.error
+        team = final.spec.name if final.spec else ""
+        assert list(harness.crew_branches(team)) == [final.branch] and len(harness.pulls_for(team)) == 1
+        assert verify_chain(list(harness.app.store.iter_audit()), harness.app.store.audit_head()) == []
     finally:
         harness.app.close()
         shutil.rmtree(tmp_path / "home", ignore_errors=True)
