@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import statistics
@@ -620,3 +621,66 @@ def test_the_template_extension_installs_the_shared_cache() -> None:
     from devops_automation.scaffold.jinja_ext import _COMPILED, SafeDataExtension
 
     assert Environment(extensions=[SafeDataExtension], autoescape=True).bytecode_cache is _COMPILED
+
+
+CHILD_ISOLATION_SCRIPT = r"""
+import os, sys
+from pathlib import Path
+
+def main():
+    from devops_automation.scaffold.render import render_team
+    from devops_automation.scaffold.team_tests import TeamTestRun, spare_ready
+    from tests.scaffold_fixtures import sample_gap, sample_spec
+
+    out = Path(sys.argv[1])
+    probe = (
+        "\n\ndef test_no_credentials_anywhere() -> None:\n"
+        "    import os\n"
+        "    assert 'sekrit-7f3c' not in repr(dict(os.environ))\n"
+        "    parent = open(f'/proc/{os.getppid()}/environ', 'rb').read()\n"
+        "    assert b'sekrit-7f3c' not in parent\n"
+    )
+    for name in ("cold", "spare"):
+        if name == "spare":
+            assert spare_ready(60), "no spare"
+        rendered = render_team(sample_spec(), sample_gap(), out / name)
+        tests = rendered.root / "teams" / "data_quality" / "tests"
+        (tests / "test_team.py").write_text((tests / "test_team.py").read_text() + probe)
+        run = TeamTestRun(tests, name)
+        errors = run.wait()
+        print(name, run.spare, errors, "9 passed" in run.output, flush=True)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_children_see_no_credentials_and_leave_no_temporary_folders(tmp_path: Path) -> None:
+    """A fresh process with a token in its environment: neither a cold child nor the warm spare can see it,
+    in its own environment or in its parent's (the forkserver's) ``/proc/<pid>/environ``; and once the
+    process has exited, no child's temporary folder is left behind (the spare waiting at exit included)."""
+    import subprocess
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    script = tmp_path / "isolation.py"
+    script.write_text(CHILD_ISOLATION_SCRIPT)
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+        "TMPDIR": str(temp),
+        "TEAM_SERVICE_TOKEN": "sekrit-7f3c",
+        "OPENAI_API_KEY": "sekrit-7f3c",
+    }
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "renders")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["cold False [] True", "spare True [] True"], done.stdout + done.stderr[-2000:]
+    assert sorted(p.name for p in temp.iterdir() if p.name.startswith("team-tests-")) == []

@@ -9,19 +9,26 @@ output.
 A fork of the server still pays CrewAI's first kickoff in that process (lazy imports, pydantic models
 rebuilt on first use: about 60 ms of a generated team's 8 tests) and pytest's own start. So one child
 is kept *spare*: forked ahead of time, it scrubs its environment, runs one generic warm-up (a two-agent
-hierarchical crew on a scripted LLM and one A2A round trip; no team code, no network), and waits for
-a tests folder. A run takes the spare if it is ready and forks the next spare at once; each child
-serves exactly one run. With no spare ready (the first run, or several runs at once) the run forks a
-child that starts on the tests straight away, as before.
+hierarchical crew on a scripted LLM; no team code, no network), and waits for a tests folder. A run
+takes the spare if it is warm; the next spare is forked when the run ends. Each child serves exactly
+one run, so a team's tests share their process with that generic kickoff only, never with another
+team. With no spare ready (the first run, or several runs at once) the run forks a child that starts
+on the tests straight away.
+
+Generated tests are untrusted code: children get no credentials (:func:`scrub_environment`), the
+forkserver is started without them, and this process is made non-dumpable (its environment and memory
+closed to same-user processes); results come back as JSON, never as a pickle.
 """
 
 from __future__ import annotations
 
 import atexit
 import gc
+import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -53,6 +60,8 @@ PRELOAD = [
     "devops_automation.scaffold._preload",
 ]
 OUTPUT_TAIL_CHARS = 20_000
+#: Largest result a child may send (its output's tail is at most OUTPUT_TAIL_CHARS characters).
+RESULT_MAX_BYTES = 1_000_000
 
 _context_lock = threading.Lock()
 _context: BaseContext | None = None
@@ -81,11 +90,18 @@ _HOME_VARS = ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME")
 
 
 def _start_server_away_from_home() -> None:
+    """Start the forkserver with a private ``HOME`` and without credentials in its environment: a child
+    running generated code can read its parent's ``/proc/<pid>/environ`` (the environment it was
+    started with). This process, which holds them, is made non-dumpable, so its own ``/proc/<pid>/environ``
+    and memory are closed to other processes of the same (non-root) user; root can read everything."""
     from multiprocessing import forkserver
 
     private = tempfile.mkdtemp(prefix="devops-crew-validation-home-")
     atexit.register(shutil.rmtree, private, True)
-    saved = {name: os.environ.get(name) for name in _HOME_VARS}
+    secrets = [n for n in os.environ if n.endswith(SECRET_SUFFIXES) or n in SECRET_NAMES]
+    saved = {name: os.environ.get(name) for name in (*_HOME_VARS, *secrets)}
+    for name in secrets:
+        del os.environ[name]
     os.environ.update(
         HOME=private,
         XDG_CONFIG_HOME=f"{private}/.config",
@@ -93,6 +109,7 @@ def _start_server_away_from_home() -> None:
         XDG_CACHE_HOME=f"{private}/.cache",
     )
     try:
+        _not_dumpable()
         forkserver.ensure_running()
     finally:
         for name, value in saved.items():
@@ -100,6 +117,23 @@ def _start_server_away_from_home() -> None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+_PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+
+
+def _not_dumpable() -> None:
+    """``prctl(PR_SET_DUMPABLE, 0)`` on Linux (best effort; elsewhere nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
 
 
 def _noop() -> None:
@@ -162,11 +196,18 @@ def _start_child(data_dir: str) -> None:
     """What every child does first: no bytecode into the render, the server's heap out of the garbage
     collector's way, no credentials, crewai's task-output database in ``data_dir``."""
     sys.dont_write_bytecode = True  # nothing may be written into the rendered tree
+    # multiprocessing ends a waiting spare with SIGTERM when this process exits: leave through SystemExit,
+    # so the temporary folder is removed on the way out.
+    signal.signal(signal.SIGTERM, _leave)
     # Everything inherited from the server (crewai's big heap) is long-lived: keep it out of the
     # collections pytest forces at exit, which would otherwise take ~0.3 s.
     gc.freeze()
     scrub_environment(os.environ)
     os.environ["XDG_DATA_HOME"] = data_dir  # crewai keeps a task-output database under it
+
+
+def _leave(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _run_pytest(tests_dir: str, *, plain_asserts: bool) -> tuple[int, str]:
@@ -191,15 +232,23 @@ def _run_pytest(tests_dir: str, *, plain_asserts: bool) -> tuple[int, str]:
     return code, output[-OUTPUT_TAIL_CHARS:]
 
 
-def _child(tests_dir: str, conn: Connection) -> None:
-    """Forkserver child, started for one run: run the tests, send ``(exit code, output)``."""
-    with tempfile.TemporaryDirectory(prefix="team-tests-") as data:
-        _start_child(data)
-        conn.send(_run_pytest(tests_dir, plain_asserts=sys.flags.optimize == 0))
+def _send_result(conn: Connection, result: tuple[int, str]) -> None:
+    """``(exit code, output)`` as JSON bytes: the parent never unpickles what a child running generated
+    code sends."""
+    conn.send_bytes(json.dumps(list(result)).encode())
     conn.close()
 
 
-READY = "ready"
+def _child(tests_dir: str, conn: Connection) -> None:
+    """Forkserver child, started for one run: run the tests, send ``(exit code, output)`` once its
+    temporary folder is removed (the parent may kill it as soon as the result is in)."""
+    with tempfile.TemporaryDirectory(prefix="team-tests-") as data:
+        _start_child(data)
+        result = _run_pytest(tests_dir, plain_asserts=sys.flags.optimize == 0)
+    _send_result(conn, result)
+
+
+READY = b"ready"
 
 
 def _spare(conn: Connection) -> None:
@@ -213,12 +262,12 @@ def _spare(conn: Connection) -> None:
         _quietly(warm_up_crewai)
         gc.freeze()  # what the warm-up built is as long-lived as the server's heap
         try:
-            conn.send(READY)
-            tests_dir = conn.recv()
+            conn.send_bytes(READY)
+            tests_dir = conn.recv_bytes().decode()
         except (EOFError, OSError):  # the parent is gone or closed the pool
             return
-        conn.send(_run_pytest(tests_dir, plain_asserts=sys.flags.optimize == 0))
-    conn.close()
+        result = _run_pytest(tests_dir, plain_asserts=sys.flags.optimize == 0)
+    _send_result(conn, result)
 
 
 def _quietly(work: Callable[[], object]) -> None:
@@ -278,7 +327,10 @@ class _Spares:
         """Whether a spare is warm (waits up to ``timeout`` seconds for it)."""
         with self._lock:
             spare = self._spare
-        return spare is not None and spare[1].poll(timeout)
+        try:
+            return spare is not None and spare[1].poll(timeout)
+        except (OSError, ValueError):  # taken (and closed) meanwhile
+            return False
 
     def take(self, tests_dir: str) -> tuple[BaseProcess, Connection] | None:
         """The spare, given ``tests_dir``, if it is warm; None when there is none or it is still warming
@@ -290,9 +342,9 @@ class _Spares:
             try:
                 if not conn.poll(0):
                     return None
-                if conn.recv() != READY:
+                if conn.recv_bytes() != READY:
                     raise EOFError("not ready")
-                conn.send(tests_dir)
+                conn.send_bytes(tests_dir.encode())
             except (EOFError, OSError):  # it died: fork another one later
                 conn.close()
                 process.kill()
@@ -354,6 +406,7 @@ class TeamTestRun:
             _spares.replenish(self._context)
 
     def _finish(self) -> None:
+        self._process.join(1)  # a child that sent its result exits by itself
         if self._process.is_alive():
             self._process.kill()
         self._process.join(5)
@@ -363,8 +416,9 @@ class TeamTestRun:
         if not self._recv.poll(timeout):
             return [f"team_tests: {self.label}: timed out after {timeout:.0f}s"]
         try:
-            code, self.output = self._recv.recv()
-        except EOFError:
+            code, self.output = json.loads(self._recv.recv_bytes(RESULT_MAX_BYTES))
+            code, self.output = int(code), str(self.output)
+        except (EOFError, OSError, ValueError, TypeError):  # died, or sent something that is not a result
             self._process.join(5)
             return [f"team_tests: {self.label}: the test process died (exit {self._process.exitcode})"]
         if code == 0:
