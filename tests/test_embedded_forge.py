@@ -266,3 +266,15 @@ def test_branch_head_reads_one_ref_exactly(tmp_path: Path) -> None:
         assert app.forge.branch_head("mai") is None and app.forge.branch_head("nothing") is None
     finally:
         app.close()
+
+
+def test_deleting_a_branch_that_is_not_there_says_so(tmp_path: Path) -> None:
+    """PyGithub's reference is lazy: the delete itself is the request that finds the branch missing."""
+    app = build_app(make_settings(tmp_path / "home"))
+    try:
+        repo = Repo(bare(app))
+        repo.git.update_ref("refs/heads/auto/team-gone-20261201T000000Z", repo.commit("main").hexsha)
+        assert app.forge.delete_branch("auto/team-gone-20261201T000000Z") is True
+        assert app.forge.delete_branch("auto/team-gone-20261201T000000Z") is False
+    finally:
+        app.close()

@@ -159,6 +159,8 @@ def test_the_commit_staged_beside_the_team_tests_is_the_one_pushed_after_one_fet
     (commit,) = [r for r in app.store.iter_audit() if r.action == "git.commit" and r.phase == "succeeded"]
     assert remote_branches(bare(app))[request.branch] == request.commit_sha
     assert json.loads(commit.detail)["commit"] == request.commit_sha
+    (push,) = [r for r in app.store.iter_audit() if r.action == "git.push" and r.phase == "initiated"]
+    assert json.loads(push.detail)["create_only"] is True  # the staged push, not a publish from scratch
     app.close()
 
 

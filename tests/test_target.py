@@ -281,7 +281,7 @@ def test_the_registry_is_read_without_a_fetch_until_the_base_branch_moves(
     assert (again, cached) == (first, None)  # the caller has this revision: nothing parsed again
     assert fetches() == []  # the base branch did not move: ls-remote only, no fetch
     reads = [r for r in target.auditor.store.iter_audit() if r.action == "git.ls_remote" and r.phase == "succeeded"]
-    assert len(reads) == 2 and json.loads(reads[-1].detail)["commit"] == main
+    assert len(reads) == 2 and json.loads(reads[-1].detail)["refs"] == {"refs/heads/main": main}
 
     def bare(*args: str, stdin: str = "") -> str:
         env = {"GIT_INDEX_FILE": str(tmp_path / "index"), "PATH": os.environ["PATH"], "GIT_CONFIG_GLOBAL": os.devnull}
@@ -325,3 +325,46 @@ def test_the_registry_head_comes_from_the_forge_and_git_answers_when_the_forge_c
 
     again, cached = target.team_files_unless(lambda r: r == revision, down)
     assert (again, cached) == (revision, None) and ls_remotes() == 2  # initiated and succeeded
+
+
+def test_a_stale_stage_is_not_pushed_and_the_staged_commit_is_what_is_pushed(
+    world: tuple[TargetRepo, FakeForge, Settings], tmp_path: Path
+) -> None:
+    """Past its freshness bound, a staged commit is pushed only if the base branch and the team's ``auto/``
+    branches are as the stage saw them (StaleStage otherwise, nothing pushed); and what is pushed is the
+    staged commit itself, even if the local branch was moved meanwhile."""
+    from devops_automation.target import Staged, StaleStage
+
+    target, forge, _ = world
+    root = _render(tmp_path / "render" / "payroll", "payroll")
+
+    def stage(n: int) -> Staged:
+        branch = branch_name("payroll", datetime(2026, 12, n, tzinfo=UTC), request_id=f"req-payroll{n}")
+        staged = target.stage_branch(
+            request_id=f"req-payroll{n}",
+            team_name="payroll",
+            branch=branch,
+            rendered_root=root,
+            files=_files("payroll"),
+            message=f"m\n\nTracking-Id: req-payroll{n}\n",
+        )
+        assert isinstance(staged, Staged)
+        return staged
+
+    main = forge.git("rev-parse", "refs/heads/main")
+    first = stage(1)
+    forge.git("update-ref", "refs/heads/auto/team-payroll-20261201T000000Z-abcdef", main)  # another publish
+    with pytest.raises(StaleStage):
+        target.push_staged(first, "req-payroll1", fresh_for=0)
+    assert first.branch not in remote_branches(forge.bare)
+
+    second = stage(2)  # sees that branch now
+    moved = forge.git("commit-tree", forge.git("rev-parse", "main^{tree}"), "-p", main, "-m", "someone merged")
+    forge.git("update-ref", "refs/heads/main", moved)
+    with pytest.raises(StaleStage):
+        target.push_staged(second, "req-payroll2", fresh_for=0)
+
+    third = stage(3)
+    _git(target.path, "update-ref", f"refs/heads/{third.branch}", main)  # the local branch moved meanwhile
+    assert target.push_staged(third, "req-payroll3", fresh_for=0).commit == third.commit
+    assert remote_branches(forge.bare)[third.branch] == third.commit

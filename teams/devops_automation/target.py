@@ -50,11 +50,25 @@ class Published(NamedTuple):
 
 class Staged(NamedTuple):
     """A commit built for a branch but not pushed (:meth:`TargetRepo.stage_branch`): the branch, the
-    commit, and the base-branch commit it was built on."""
+    commit, the base-branch commit it was built on, and what the stage's fetch saw of the remote: the
+    team's ``auto/`` branches (``prefix``: ``auto/team-<name>-``) and when (``time.monotonic()``)."""
 
     branch: str
     commit: str
     base: str
+    prefix: str = ""
+    team_branches: tuple[tuple[str, str], ...] = ()
+    fetched_at: float = 0.0
+
+
+class StaleStage(GitError):
+    """The remote moved since a commit was staged (the base branch, or the team's ``auto/`` branches): the
+    staged commit is not pushed; the caller publishes from scratch, deciding on what the remote holds now."""
+
+
+#: How old a stage's view of the remote may be when its commit is pushed without looking again: about
+#: what a fetch-build-push used to take under load. Older, one ``ls-remote`` checks it first.
+STAGED_FRESH_SECONDS = 1.0
 
 
 class BranchTaken(GitError):
@@ -308,12 +322,18 @@ class TargetRepo:
 
     def remote_head(self, branch: str) -> str | None:
         """The commit ``branch`` points at on the remote now (one audited ``git ls-remote`` of that ref), None
-        when the remote has no such branch. Runs in the state directory, so no repository around the
-        process lends it its configuration. Raises PolicyViolation (a branch name git would misread),
+        when the remote has no such branch. Raises PolicyViolation (an ``auto/`` name the policy refuses),
         GitError."""
-        ref = f"refs/heads/{check_branch(branch) if branch != self.settings.base_branch else branch}"
-        command = ["git", "ls-remote", "--", self.url, ref]
-        with self._git_errors(), self.auditor.action("git.ls_remote", f"{self.url} {branch}") as call:
+        if branch != self.settings.base_branch:
+            check_branch(branch)
+        return self.remote_refs(f"refs/heads/{branch}").get(f"refs/heads/{branch}")
+
+    def remote_refs(self, *patterns: str) -> dict[str, str]:
+        """``{ref: commit}`` of the remote's refs matching ``patterns`` (``git ls-remote`` patterns; a full
+        ref name, or one ending in ``*``), in one audited ``ls-remote``. Runs in the state directory, so no
+        repository around the process lends it its configuration. Raises GitError."""
+        command = ["git", "ls-remote", "--", self.url, *patterns]
+        with self._git_errors(), self.auditor.action("git.ls_remote", f"{self.url} {' '.join(patterns)}") as call:
             self.settings.home.mkdir(parents=True, exist_ok=True)
             done = subprocess.run(
                 command, capture_output=True, env={**os.environ, **self.git_env}, cwd=self.settings.home, check=False
@@ -322,9 +342,9 @@ class TargetRepo:
                 exc = GitCommandError(command, done.returncode, done.stderr, done.stdout)
                 raise GitError(f"cannot read the target repository {self.url}: {_stderr(exc)}")
             found = [line.split("\t") for line in done.stdout.decode("utf-8", "replace").splitlines()]
-            head = next((sha for sha, name in (f for f in found if len(f) == 2) if name == ref), None)
-            call.result["commit"] = head
-        return head
+            refs = {name: sha for sha, name in (f for f in found if len(f) == 2) if _matches_any(name, patterns)}
+            call.result["refs"] = refs if len(refs) <= 20 else len(refs)  # a few in full, else how many
+        return refs
 
     def on_base(self, commit: str) -> bool:
         """Whether the base branch on the remote (fetched now) contains ``commit``. Raises GitError."""
@@ -405,6 +425,7 @@ class TargetRepo:
         check_branch(branch)
         files = check_paths(files, team_name)
         prefix = f"auto/team-{team_name}-"
+        fetched = time.monotonic()
         with self.locked(f"{prefix}*", *([] if branch.startswith(prefix) else [branch])) as repo:
             base = repo.commit(self.base_ref).hexsha
         with self._git_errors():
@@ -427,16 +448,26 @@ class TargetRepo:
             if self._existing_top_paths(repo, base, team_name):
                 raise PolicyViolation("existing-team", f"teams/{team_name}/ already exists on the base branch")
             commit_sha = self._commit(repo, request_id, team_name, branch, rendered_root, files, message, base)
-            return Staged(branch, commit_sha, base)
+            return Staged(branch, commit_sha, base, prefix, tuple(sorted(remote.items())), fetched)
 
-    def push_staged(self, staged: Staged, request_id: str) -> Published:
-        """Push a :meth:`stage_branch` commit as a new branch: if someone created the branch on the remote
-        since the stage, the push is refused (GitError) and nothing of theirs is touched, even where it
-        would be a fast-forward. Raises PolicyViolation (the branch), GitError."""
+    def push_staged(self, staged: Staged, request_id: str, fresh_for: float = STAGED_FRESH_SECONDS) -> Published:
+        """Push a :meth:`stage_branch` commit (that commit, whatever the local branch says now) as a new
+        branch. When the stage's view of the remote is older than ``fresh_for`` seconds, one audited
+        ``ls-remote`` first checks that the base branch and the team's ``auto/`` branches are as the stage
+        saw them (a branch carrying the same gap, or the team merged meanwhile, must be decided on by a
+        full publish): StaleStage if not. If someone created the branch since, the create-only push is
+        refused (GitError) and nothing of theirs is touched, even where it would be a fast-forward.
+        Raises PolicyViolation (the branch), StaleStage, GitError."""
+        if time.monotonic() - staged.fetched_at > fresh_for:
+            refs = self.remote_refs(f"refs/heads/{self.settings.base_branch}", f"refs/heads/{staged.prefix}*")
+            base = refs.pop(f"refs/heads/{self.settings.base_branch}", None)
+            team = tuple(sorted((ref.removeprefix("refs/heads/"), sha) for ref, sha in refs.items()))
+            if base != staged.base or team != staged.team_branches:
+                raise StaleStage(f"the remote moved since {staged.branch} was staged; publishing from scratch")
         with self._git_errors():
             repo = Repo(self.path)
             repo.git.update_environment(**self.git_env)
-            self._push(repo, staged.branch, request_id, staged.commit, create=True)
+            self._push(repo, staged.branch, request_id, staged.commit, create=True, source=staged.commit)
         return Published(staged.branch, staged.commit, staged.commit)
 
     def _own_commit(
@@ -483,10 +514,13 @@ class TargetRepo:
             self._push(repo, branch, request_id, commit.hexsha)
             return commit.hexsha
 
-    def _push(self, repo: Repo, branch: str, request_id: str, commit_sha: str, *, create: bool = False) -> None:
+    def _push(
+        self, repo: Repo, branch: str, request_id: str, commit_sha: str, *, create: bool = False, source: str = ""
+    ) -> None:
         """Push one auto/ branch (checked again here), audited; never forced. With ``create``, only as a new
         branch: ``--force-with-lease=<ref>:`` (an empty expected value) makes the remote refuse the update,
-        atomically, if the branch exists at all, even where our commit would fast-forward it."""
+        atomically, if the branch exists at all, even where our commit would fast-forward it (a lease on a
+        ref that is absent, not a force). ``source``: the commit to push (default: the local branch)."""
         check_branch(branch)
         ref = f"refs/heads/{branch}"
         lease = [f"--force-with-lease={ref}:"] if create else []
@@ -494,7 +528,7 @@ class TargetRepo:
             "git.push", f"{self.url} {branch}", request_id=request_id, commit=commit_sha, create_only=create
         ):
             try:
-                repo.git.push("--porcelain", *lease, "origin", f"{ref}:{ref}")
+                repo.git.push("--porcelain", *lease, "origin", f"{source or ref}:{ref}")
             except GitCommandError as exc:
                 raise GitError(f"push of {branch} refused: {_push_reason(exc)}") from exc
 
@@ -658,6 +692,12 @@ def _push_reason(exc: GitCommandError) -> str:
 def _verb(exc: GitCommandError) -> str:
     command = exc.command if isinstance(exc.command, list | tuple) else str(exc.command).split()
     return str(command[1]) if len(command) > 1 else "command"
+
+
+def _matches_any(ref: str, patterns: tuple[str, ...]) -> bool:
+    """Whether ``ref`` is one of ``patterns`` or starts with one ending in ``*`` (ls-remote also matches
+    pattern tails: ``main`` would match ``refs/heads/x/main``; only whole names count here)."""
+    return any(ref == p or (p.endswith("*") and ref.startswith(p[:-1])) for p in patterns)
 
 
 def _tree_has(tree: object, path: str) -> bool:

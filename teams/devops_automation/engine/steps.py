@@ -430,13 +430,16 @@ def _publish_branch(deps: Deps, request: TeamCreationRequest, branch: str) -> Pu
 
 def _push_staged(deps: Deps, request: TeamCreationRequest, staged: Staged | None, branch: str) -> Published | None:
     """Push the commit this run's scaffold step staged for ``branch``; None when there is none, or when the
-    push failed (someone created the branch since, the remote refused): the caller then publishes from
-    scratch, which fetches and decides (adopt, rename, refuse) on what the remote holds now."""
+    push failed or was not tried (the remote moved since the stage, someone created the branch, the remote
+    refused; audited): the caller then publishes from scratch, which fetches and decides (adopt, rename,
+    refuse) on what the remote holds now."""
     if staged is None or staged.branch != branch:
         return None
     try:
         return deps.target.push_staged(staged, request.id)
-    except GitError:  # audited by the push itself
+    except GitError as exc:
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        deps.auditor.event("publish.staged_push_abandoned", branch, request_id=request.id, reason=reason)
         return None
 
 

@@ -10,6 +10,7 @@ PyGithub's own retry is switched off so there is exactly one retry policy, this 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -286,12 +287,16 @@ class GitHubForge:
         self.call(lambda: pr.edit(state="closed"))
 
     def branch_head(self, branch: str) -> str | None:
-        try:  # PyGithub's GitRef is lazy: reading .object inside call() is what makes the request
-            return str(self.call(lambda: self.repo.get_git_ref(f"heads/{branch}").object.sha))
+        try:  # .object inside call(): with a lazy Github client that read would be the request
+            found = self.call(lambda: self.repo.get_git_ref(f"heads/{branch}").object)
         except ForgeError as exc:
-            if exc.status == 404:
+            if exc.status == 404:  # GitHub says 404 for a missing repository too: the fetch then says which
                 return None
             raise
+        sha = getattr(found, "sha", None)
+        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+            raise ForgeError(f"{self.label} answered a reference to {branch} without a commit id")
+        return sha
 
     def delete_branch(self, branch: str) -> bool:
         try:
