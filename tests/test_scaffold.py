@@ -684,3 +684,49 @@ def test_children_see_no_credentials_and_leave_no_temporary_folders(tmp_path: Pa
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines() == ["cold False [] True", "spare True [] True"], done.stdout + done.stderr[-2000:]
     assert sorted(p.name for p in temp.iterdir() if p.name.startswith("team-tests-")) == []
+
+
+OPTIMIZED_SCRIPT = r"""
+import sys
+from pathlib import Path
+
+def main():
+    from devops_automation.scaffold.render import render_team
+    from devops_automation.scaffold.team_tests import TeamTestRun, spare_ready
+    from tests.scaffold_fixtures import sample_gap, sample_spec
+
+    failing = "\n\ndef test_numbers() -> None:\n    seen = 1\n    assert seen == 2\n"
+    for name in ("cold", "spare"):
+        if name == "spare" and not spare_ready(60):  # not an assert: python -O would strip it
+            raise SystemExit("no spare")
+        rendered = render_team(sample_spec(), sample_gap(), Path(sys.argv[1]) / name)
+        tests = rendered.root / "teams" / "data_quality" / "tests"
+        (tests / "test_team.py").write_text((tests / "test_team.py").read_text() + failing)
+        run = TeamTestRun(tests, name)
+        errors = run.wait()
+        print(name, run.spare, len(errors), "test_numbers" in " ".join(errors), flush=True)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_under_python_optimize_a_failing_assert_still_fails(tmp_path: Path) -> None:
+    """``python -O`` strips plain asserts: the children then let pytest rewrite them, so a generated test's
+    failing assert fails the run instead of passing silently (cold child and spare alike)."""
+    import subprocess
+
+    script = tmp_path / "optimized.py"
+    script.write_text(OPTIMIZED_SCRIPT)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-O", str(script), str(tmp_path / "renders")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["cold False 1 True", "spare True 1 True"], done.stdout + done.stderr[-2000:]
