@@ -659,30 +659,10 @@ def test_children_see_no_credentials_and_leave_no_temporary_folders(tmp_path: Pa
     """A fresh process with a token in its environment: neither a cold child nor the warm spare can see it,
     in its own environment or in its parent's (the forkserver's) ``/proc/<pid>/environ``; and once the
     process has exited, no child's temporary folder is left behind (the spare waiting at exit included)."""
-    import subprocess
-
     temp = tmp_path / "tmp"
     temp.mkdir()
-    script = tmp_path / "isolation.py"
-    script.write_text(CHILD_ISOLATION_SCRIPT)
-    root = Path(__file__).resolve().parents[1]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
-        "TMPDIR": str(temp),
-        "TEAM_SERVICE_TOKEN": "sekrit-7f3c",
-        "OPENAI_API_KEY": "sekrit-7f3c",
-    }
-    done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "renders")],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.splitlines() == ["cold False [] True", "spare True [] True"], done.stdout + done.stderr[-2000:]
+    extra = {"TMPDIR": str(temp), "TEAM_SERVICE_TOKEN": "sekrit-7f3c", "OPENAI_API_KEY": "sekrit-7f3c"}
+    assert _fresh_python(tmp_path, CHILD_ISOLATION_SCRIPT, env=extra) == ["cold False [] True", "spare True [] True"]
     assert sorted(p.name for p in temp.iterdir() if p.name.startswith("team-tests-")) == []
 
 
@@ -714,19 +694,25 @@ if __name__ == "__main__":
 def test_under_python_optimize_a_failing_assert_still_fails(tmp_path: Path) -> None:
     """``python -O`` strips plain asserts: the children then let pytest rewrite them, so a generated test's
     failing assert fails the run instead of passing silently (cold child and spare alike)."""
+    assert _fresh_python(tmp_path, OPTIMIZED_SCRIPT, "-O") == ["cold False 1 True", "spare True 1 True"]
+
+
+def _fresh_python(tmp_path: Path, script: str, *flags: str, env: dict[str, str] | None = None) -> list[str]:
+    """Run ``script`` in a new interpreter (``flags``, the repository importable, ``env`` added) with the
+    renders folder as its argument; its stdout lines (it must exit 0)."""
     import subprocess
 
-    script = tmp_path / "optimized.py"
-    script.write_text(OPTIMIZED_SCRIPT)
+    path = tmp_path / "script.py"
+    path.write_text(script)
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    pythonpath = os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
     done = subprocess.run(
-        [sys.executable, "-O", str(script), str(tmp_path / "renders")],
+        [sys.executable, *flags, str(path), str(tmp_path / "renders")],
         cwd=root,
-        env=env,
+        env={**os.environ, "PYTHONPATH": pythonpath, **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.splitlines() == ["cold False 1 True", "spare True 1 True"], done.stdout + done.stderr[-2000:]
+    return done.stdout.splitlines()
