@@ -86,6 +86,8 @@ class RunContext:
 
     request_id: str
     progress: Progress | None = None  # None: nobody listens
+    #: False for a dry run: nothing is prepared for a publish (no commit is staged, not even a local one).
+    publishing: bool = True
     run_id: str = field(default_factory=lambda: "run-" + secrets.token_hex(4))
     step: str = ""
     #: The commit the scaffold step built for the render it validated, for the publish step of this run

@@ -92,7 +92,7 @@ def dry_run(deps: Deps, gap: CapabilityGap, *, requester: ActorRef | None, progr
     auditor = RecordingAuditor(deps.auditor)
     scratch = dataclasses.replace(deps, store=ScratchStore(deps.store), auditor=auditor)
     request = TeamCreationRequest(id="req-dryrun-" + secrets.token_hex(4), gap=gap, requester=requester)
-    ctx = RunContext(request.id, progress)
+    ctx = RunContext(request.id, progress, publishing=False)  # no commit is staged, not even a local one
     result = DryRun(request=request, outcome="")
     try:
         while request.state in STEPS and request.state not in _STOPS:

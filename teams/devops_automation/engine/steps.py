@@ -264,6 +264,10 @@ def rendered_root(deps: Deps, request: TeamCreationRequest) -> Path:
 
 
 def _render(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> list[str]:
+    """Render the request's spec (policy-checked paths) and validate it; in a run that may publish
+    (``ctx.publishing``: not a dry run), the publish's fetch and commit are done while the team's tests
+    run (:func:`_stage_beside`). Returns the rendered files. Raises RenderError, RenderInvalid,
+    PolicyViolation."""
     from ..scaffold.render import render_team
     from ..scaffold.validate import validate_render
 
@@ -289,7 +293,7 @@ def _render(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> list[s
             rendered,
             spec,
             kubernetes_version=deps.settings.kubernetes_version,
-            beside=lambda: _stage_beside(deps, request, files, staged),
+            beside=(lambda: _stage_beside(deps, request, files, staged)) if ctx.publishing else None,
         )
         if not report.ok:
             raise RenderInvalid(report.errors)
