@@ -467,7 +467,7 @@ class TargetRepo:
         with self._git_errors():
             repo = Repo(self.path)
             repo.git.update_environment(**self.git_env)
-            self._push(repo, staged.branch, request_id, staged.commit, create=True, source=staged.commit)
+            self._push(repo, staged.branch, request_id, staged.commit, create=True)
         return Published(staged.branch, staged.commit, staged.commit)
 
     def _own_commit(
@@ -514,13 +514,12 @@ class TargetRepo:
             self._push(repo, branch, request_id, commit.hexsha)
             return commit.hexsha
 
-    def _push(
-        self, repo: Repo, branch: str, request_id: str, commit_sha: str, *, create: bool = False, source: str = ""
-    ) -> None:
-        """Push one auto/ branch (checked again here), audited; never forced. With ``create``, only as a new
-        branch: ``--force-with-lease=<ref>:`` (an empty expected value) makes the remote refuse the update,
+    def _push(self, repo: Repo, branch: str, request_id: str, commit_sha: str, *, create: bool = False) -> None:
+        """Push ``commit_sha`` (the commit the audit row names, whatever the local branch says) as one auto/
+        branch (checked again here), audited; never forced. With ``create``, only as a new branch:
+        ``--force-with-lease=<ref>:`` (an empty expected value) makes the remote refuse the update,
         atomically, if the branch exists at all, even where our commit would fast-forward it (a lease on a
-        ref that is absent, not a force). ``source``: the commit to push (default: the local branch)."""
+        ref that is absent, not a force)."""
         check_branch(branch)
         ref = f"refs/heads/{branch}"
         lease = [f"--force-with-lease={ref}:"] if create else []
@@ -528,7 +527,7 @@ class TargetRepo:
             "git.push", f"{self.url} {branch}", request_id=request_id, commit=commit_sha, create_only=create
         ):
             try:
-                repo.git.push("--porcelain", *lease, "origin", f"{source or ref}:{ref}")
+                repo.git.push("--porcelain", *lease, "origin", f"{commit_sha}:{ref}")
             except GitCommandError as exc:
                 raise GitError(f"push of {branch} refused: {_push_reason(exc)}") from exc
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .. import policy, pr_text
 from ..drafting.base import DraftContext, validated_choice
@@ -305,22 +306,13 @@ def _stage_beside(deps: Deps, request: TeamCreationRequest, files: list[str], ou
     """While the generated team's tests run: the publish's fetch and commit of this render (not the push),
     appended to ``out``. Best effort: a refusal or git failure here is only audited; the publish step
     then does the whole publish itself and meets it again where it belongs."""
-    spec, branch = request.spec, request.branch
-    if spec is None or branch is None:
+    branch = request.branch
+    if request.spec is None or branch is None:
         return
     try:
-        staged = deps.target.stage_branch(
-            gap_id=request.gap.id,
-            request_id=request.id,
-            team_name=spec.name,
-            branch=branch,
-            rendered_root=rendered_root(deps, request),
-            files=files,
-            message=commit_message(spec.name, request.gap.id, request.id),
-        )
+        staged = deps.target.stage_branch(**_branch_args(deps, request, branch, files))
     except (GitError, PolicyViolation) as exc:
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        deps.auditor.event("publish.stage_deferred", branch, request_id=request.id, reason=reason)
+        deps.auditor.event("publish.stage_deferred", branch, request_id=request.id, reason=_reason(exc))
         return
     if isinstance(staged, Staged):
         out.append(staged)
@@ -419,17 +411,27 @@ def publish(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCr
 
 
 def _publish_branch(deps: Deps, request: TeamCreationRequest, branch: str) -> Published:
+    return deps.target.publish_branch(**_branch_args(deps, request, branch, request.files))
+
+
+def _branch_args(deps: Deps, request: TeamCreationRequest, branch: str, files: list[str]) -> dict[str, Any]:
+    """What ``TargetRepo.stage_branch`` and ``publish_branch`` are given for this request's render."""
     spec = request.spec
     assert spec is not None
-    return deps.target.publish_branch(
-        gap_id=request.gap.id,
-        request_id=request.id,
-        team_name=spec.name,
-        branch=branch,
-        rendered_root=rendered_root(deps, request),
-        files=request.files,
-        message=commit_message(spec.name, request.gap.id, request.id),
-    )
+    return {
+        "gap_id": request.gap.id,
+        "request_id": request.id,
+        "team_name": spec.name,
+        "branch": branch,
+        "rendered_root": rendered_root(deps, request),
+        "files": files,
+        "message": commit_message(spec.name, request.gap.id, request.id),
+    }
+
+
+def _reason(exc: Exception) -> str:
+    """An exception as one audit line: its type and message, whitespace folded, at most 300 characters."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
 
 def _push_staged(deps: Deps, request: TeamCreationRequest, staged: Staged | None, branch: str) -> Published | None:
@@ -442,8 +444,7 @@ def _push_staged(deps: Deps, request: TeamCreationRequest, staged: Staged | None
     try:
         return deps.target.push_staged(staged, request.id)
     except GitError as exc:
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        deps.auditor.event("publish.staged_push_abandoned", branch, request_id=request.id, reason=reason)
+        deps.auditor.event("publish.staged_push_abandoned", branch, request_id=request.id, reason=_reason(exc))
         return None
 
 

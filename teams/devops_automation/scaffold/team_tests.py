@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
@@ -98,7 +98,7 @@ def _start_server_away_from_home() -> None:
 
     private = tempfile.mkdtemp(prefix="devops-crew-validation-home-")
     atexit.register(shutil.rmtree, private, True)
-    secrets = [n for n in os.environ if n.endswith(SECRET_SUFFIXES) or n in SECRET_NAMES]
+    secrets = secret_names(os.environ)
     saved = {name: os.environ.get(name) for name in (*_HOME_VARS, *secrets)}
     for name in secrets:
         del os.environ[name]
@@ -183,11 +183,17 @@ SECRET_NAMES = frozenset({"GITHUB_TOKEN", "OPENAI_API_KEY", "DATABASE_URL", "OPE
 SECRET_SUFFIXES = ("_TOKEN", "_API_KEY", "_PASSWORD", "_SECRET")
 
 
+def secret_names(environ: Mapping[str, str]) -> list[str]:
+    """The names in ``environ`` that hold credentials: ``SECRET_NAMES``, and any name ending in one of
+    ``SECRET_SUFFIXES``."""
+    return [name for name in environ if name.endswith(SECRET_SUFFIXES) or name in SECRET_NAMES]
+
+
 def scrub_environment(environ: MutableMapping[str, str]) -> None:
     """Make ``environ`` fit for a child that runs a generated team's tests: those tests are code we just
-    wrote from untrusted input, so they get no credentials (``SECRET_NAMES``, and any name ending in one
-    of ``SECRET_SUFFIXES``), and no pytest plugin the installation happens to carry is loaded."""
-    for name in [n for n in environ if n.endswith(SECRET_SUFFIXES) or n in SECRET_NAMES]:
+    wrote from untrusted input, so they get no credentials (:func:`secret_names`), and no pytest plugin
+    the installation happens to carry is loaded."""
+    for name in secret_names(environ):
         del environ[name]
     environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 
@@ -210,9 +216,13 @@ def _leave(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def _run_pytest(tests_dir: str, *, plain_asserts: bool) -> tuple[int, str]:
+def _run_pytest(tests_dir: str) -> tuple[int, str]:
     """``pytest.main`` on ``tests_dir`` with fd 1/2 captured: ``(exit code, the output's tail)``; -1 when
-    pytest itself crashed."""
+    pytest itself crashed. Asserts stay plain (about 15 ms less) unless the interpreter strips them
+    (``python -O``): then pytest rewrites them, or a failing assert would pass. The errors reported are
+    the same either way (pytest's ``FAILED`` lines name the test; the summary has no room for the
+    assertion's message)."""
+    plain_asserts = sys.flags.optimize == 0
     with tempfile.TemporaryFile() as out:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -244,7 +254,7 @@ def _child(tests_dir: str, conn: Connection) -> None:
     temporary folder is removed (the parent may kill it as soon as the result is in)."""
     with tempfile.TemporaryDirectory(prefix="team-tests-") as data:
         _start_child(data)
-        result = _run_pytest(tests_dir, plain_asserts=sys.flags.optimize == 0)
+        result = _run_pytest(tests_dir)
     _send_result(conn, result)
 
 
@@ -253,10 +263,7 @@ READY = b"ready"
 
 def _spare(conn: Connection) -> None:
     """Forkserver child kept spare: warm up, send ``READY``, wait for one tests folder, run it, send
-    ``(exit code, output)``; exits when the parent closes the pipe instead. pytest leaves the asserts
-    plain (about 15 ms less) unless the interpreter strips them (``python -O``): then they are rewritten,
-    or a failing assert would pass. The errors reported are the same either way (pytest's ``FAILED``
-    lines name the test; the summary has no room for the assertion's message)."""
+    ``(exit code, output)``; exits when the parent closes the pipe instead."""
     with tempfile.TemporaryDirectory(prefix="team-tests-") as data:
         _start_child(data)
         _quietly(warm_up_crewai)
@@ -266,7 +273,7 @@ def _spare(conn: Connection) -> None:
             tests_dir = conn.recv_bytes().decode()
         except (EOFError, OSError):  # the parent is gone or closed the pool
             return
-        result = _run_pytest(tests_dir, plain_asserts=sys.flags.optimize == 0)
+        result = _run_pytest(tests_dir)
     _send_result(conn, result)
 
 
@@ -316,7 +323,10 @@ class _Spares:
     def replenish(self, context: BaseContext) -> None:
         """Fork a spare if there is none."""
         with self._lock:
-            if self._spare is None or not self._spare[0].is_alive():
+            if self._spare is not None and not self._spare[0].is_alive():
+                self._spare[1].close()  # it died waiting
+                self._spare = None
+            if self._spare is None:
                 ours, theirs = context.Pipe(duplex=True)
                 process = context.Process(target=_spare, args=(theirs,), name="scaffold-team-tests-spare", daemon=True)
                 process.start()
