@@ -98,7 +98,7 @@ class LlamaServer:
             "--n_ctx", str(CONTEXT_TOKENS), "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
         ]  # fmt: skip
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "wb")  # noqa: SIM115 - the process owns it until stop()
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it until stop(); a restart appends
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + timeout
@@ -122,6 +122,20 @@ class LlamaServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+    def exit_code(self) -> int | None:
+        """The server's exit status once it has exited (negative: the signal that ended it), else None.
+
+        llama.cpp can end the whole server in the middle of a request: a grammar-constrained sampler that
+        meets a token its grammar cannot accept throws ``std::runtime_error`` ("Unexpected empty grammar
+        stack after accepting piece"), nothing catches it, and ``std::terminate`` aborts the process
+        (ggml-org/llama.cpp#12597, #15608, #27619)."""
+        return None if self.process is None else self.process.poll()
+
+    def crash_report(self, lines: int = 6) -> str:
+        """The exit status and the last lines of the log, for a server that ended on its own."""
+        tail = "\n".join(self.log().splitlines()[-lines:])
+        return f"exit status {self.exit_code()}:\n{tail}"
 
     def __enter__(self) -> LlamaServer:
         return self.start()
