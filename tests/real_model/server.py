@@ -133,7 +133,7 @@ class LlamaServer:
         return None if self.process is None else self.process.poll()
 
     def crash_report(self, lines: int = 6) -> str:
-        """The exit status and the last lines of the log, for a server that ended on its own."""
+        """The exit status (None while it runs) and the last ``lines`` lines of the log."""
         tail = "\n".join(self.log().splitlines()[-lines:])
         return f"exit status {self.exit_code()}:\n{tail}"
 

@@ -171,7 +171,7 @@ def test_two_gaps_take_the_whole_path_with_a_real_tiny_model(tmp_path: Path, ser
             if crashed:
                 print("   server ended: " + server.crash_report().replace("\n", "\n   | "))
             in_flight = usage.calls - len(statuses) - dropped
-            assert in_flight in ({0, 1} if crashed else {0}), (usage, statuses, dropped, crashed)
+            assert in_flight in ({0, 1} if crashed else {0}), (usage, statuses, dropped, server.crash_report(20))
             assert usage.calls > 0 or crashed, usage
             assert (usage.prompt_tokens > 0) == (usage.calls > 0) and usage.completion_tokens >= 0
             evaluated, generated = server_tokens(server.log()[log_before:])
