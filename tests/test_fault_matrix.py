@@ -231,6 +231,37 @@ def test_a_fault_while_the_commit_is_staged_ends_true(
         shutil.rmtree(tmp_path / "home", ignore_errors=True)
 
 
+@pytest.mark.parametrize("times", [1, 2])
+def test_a_forge_fault_reading_codeowners_beside_the_tests_ends_true(tmp_path: Path, times: int) -> None:
+    """The CODEOWNERS read done while the team's tests run fails: it is audited as failed and the pull
+    request reads them again. Once, the request is published; twice, it ends failed and resumable at
+    ``scaffolded`` with the forge's words, and the resume publishes one branch and one pull request."""
+
+    def arm(harness: Harness) -> Callable[[], None]:
+        harness.forge.fail("codeowners", times)
+        return lambda: None
+
+    harness = StagedHarness(tmp_path, arm)
+    try:
+        first = harness.app.engine.submit(new_gap(1)).request
+        reads = [r.phase for r in harness.app.store.iter_audit(first.id) if r.action == "forge.read_codeowners"]
+        assert reads[:2] == ["initiated", "failed"], reads
+        if times == 1:
+            assert first.state is RequestState.published, first.error
+        else:
+            assert first.state is RequestState.failed and first.resume_state is RequestState.scaffolded, first.error
+            assert "injected failure of codeowners" in (first.error or "")
+            first = harness.app.engine.run(first.id)
+            assert first.state is RequestState.published, first.error
+        team = first.spec.name if first.spec else ""
+        assert list(harness.crew_branches(team)) == [first.branch] and len(harness.pulls_for(team)) == 1
+        assert harness.forge.calls.count("codeowners") == times + 1
+        assert verify_chain(list(harness.app.store.iter_audit()), harness.app.store.audit_head()) == []
+    finally:
+        harness.app.close()
+        shutil.rmtree(tmp_path / "home", ignore_errors=True)
+
+
 # -- notifications: a failing channel never fails the request; each event goes out once ------------------
 NOTIFY_FAULTS = ["webhook_500", "webhook_unreachable", "smtp_down", "smtp_refuses"]
 

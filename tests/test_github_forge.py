@@ -20,7 +20,7 @@ from devops_automation.registry import SEED_DIR
 from localforge import LocalForge
 
 from .conftest import make_settings
-from .helpers import NEW_TEAM_GAP, gh_pull
+from .helpers import NEW_TEAM_GAP, gh_pull, new_gap
 
 TOKEN = "ghp_" + "A1b2C3d4" * 5  # shaped like a real GitHub token
 
@@ -242,3 +242,40 @@ def test_rate_limit_wait_reads_each_header() -> None:
     assert rate_limit_wait(exc(403, {}, "You have exceeded a secondary rate limit"), 2, 0) == 120
     assert rate_limit_wait(exc(403, {}, "Resource not accessible by integration"), 1, 0) is None
     assert rate_limit_wait(exc(404, {"Retry-After": "1"}), 1, 0) is None
+
+
+def test_codeowners_reviewers_are_read_beside_the_tests_once_per_base_commit(
+    tmp_path: Path, github: LocalForge
+) -> None:
+    """The pull request's CODEOWNERS reviewers are read while the generated team's tests run, at the commit
+    the branch was built on (audited ``forge.read_codeowners``, before the push), and a base commit's file is
+    read once: the second request on the same base asks the forge nothing about CODEOWNERS. The branch the
+    staged push just created has no pull request to look for, so none is looked for before it is opened."""
+    from git import Repo
+
+    github.add_user("alice", token="ghp_" + "alice123" * 5)
+    work = Repo.clone_from(github.repo_path("acme/teams"), tmp_path / "owner-clone")
+    (tmp_path / "owner-clone" / ".github").mkdir(exist_ok=True)
+    (tmp_path / "owner-clone" / ".github" / "CODEOWNERS").write_text("/teams/ @alice\n")
+    work.git.add(A=True)
+    work.git.commit("-m", "CODEOWNERS", "--author", "Owner <o@example.com>")
+    work.git.push("origin", "main")
+    app = github_app(tmp_path, github)
+    try:
+        first = app.engine.submit(NEW_TEAM_GAP).request
+        assert first.state is RequestState.published, first.error
+        assert [r.login for r in gh_pull(app, first.pr_number).get_review_requests()[0]] == ["alice"]
+        rows = [(r.action, r.phase) for r in app.store.iter_audit(first.id)]
+        read = rows.index(("forge.read_codeowners", "succeeded"))
+        assert read < rows.index(("git.push", "initiated")), rows
+        log = github.request_log
+        opened = next(i for i, (method, path, _) in enumerate(log) if method == "POST" and path.endswith("/pulls"))
+        assert not [entry for entry in log[:opened] if entry[0] == "GET" and entry[1].endswith("/pulls")]
+
+        contents_before = sum(1 for _, path, _ in github.request_log if "/contents/" in path)
+        second = app.engine.submit(new_gap(2)).request
+        assert second.state is RequestState.published, second.error
+        assert sum(1 for _, path, _ in github.request_log if "/contents/" in path) == contents_before
+        assert [r.login for r in gh_pull(app, second.pr_number).get_review_requests()[0]] == ["alice"]
+    finally:
+        app.close()

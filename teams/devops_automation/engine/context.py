@@ -16,6 +16,7 @@ from ..store import Store
 
 if TYPE_CHECKING:
     from ..forge.base import Forge
+    from ..forge.codeowners import Reviewers
     from ..models import LLMUsage, TeamCreationRequest
     from ..target import Staged, TargetRepo
 
@@ -93,6 +94,9 @@ class RunContext:
     #: The commit the scaffold step built for the render it validated, for the publish step of this run
     #: to push without building it again (None: publish stages it itself).
     staged: Staged | None = None
+    #: The CODEOWNERS reviewers of that commit's files, read at its base while the tests ran (None: the
+    #: publish step's pull request reads them).
+    reviewers: Reviewers | None = None
     _registry: Registry | None = None
 
     def __post_init__(self) -> None:

@@ -285,27 +285,31 @@ def _render(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> list[s
         owner=request.gap.requesting_team or "platform-team",
         a2a_url=card_url(spec.name, deps.settings.team_a2a_url),
     )
-    ctx.staged = None
+    ctx.staged, ctx.reviewers = None, None
     files = policy.check_paths(rendered.files, spec.name)
     if deps.settings.validate_render:
         ctx.say(f"validating {len(files)} rendered files")
-        staged: list[Staged] = []
-        report = validate_render(
-            rendered,
-            spec,
-            kubernetes_version=deps.settings.kubernetes_version,
-            beside=(lambda: _stage_beside(deps, request, files, staged)) if ctx.publishing else None,
-        )
+        report = None
+        try:
+            report = validate_render(
+                rendered,
+                spec,
+                kubernetes_version=deps.settings.kubernetes_version,
+                beside=(lambda: _stage_beside(deps, ctx, request, files)) if ctx.publishing else None,
+            )
+        finally:
+            if report is None or not report.ok:  # nothing staged for a render that did not pass
+                ctx.staged, ctx.reviewers = None, None
         if not report.ok:
             raise RenderInvalid(report.errors)
-        ctx.staged = staged[0] if staged else None
     return files
 
 
-def _stage_beside(deps: Deps, request: TeamCreationRequest, files: list[str], out: list[Staged]) -> None:
-    """While the generated team's tests run: the publish's fetch and commit of this render (not the push),
-    appended to ``out``. Best effort: a refusal or git failure here is only audited; the publish step
-    then does the whole publish itself and meets it again where it belongs."""
+def _stage_beside(deps: Deps, ctx: RunContext, request: TeamCreationRequest, files: list[str]) -> None:
+    """While the generated team's tests run, what the publish needs that does not depend on them: the
+    fetch and commit of this render (not the push) into ``ctx.staged``, and the CODEOWNERS reviewers at
+    the commit's base into ``ctx.reviewers``. Best effort: a refusal, a git or a forge failure here is
+    only audited; the publish step then does that work itself and meets it again where it belongs."""
     branch = request.branch
     if request.spec is None or branch is None:
         return
@@ -314,8 +318,15 @@ def _stage_beside(deps: Deps, request: TeamCreationRequest, files: list[str], ou
     except (GitError, PolicyViolation) as exc:
         deps.auditor.event("publish.stage_deferred", branch, request_id=request.id, reason=_reason(exc))
         return
-    if isinstance(staged, Staged):
-        out.append(staged)
+    if not isinstance(staged, Staged):
+        return
+    ctx.staged = staged
+    try:
+        with deps.auditor.action("forge.read_codeowners", staged.base, request_id=request.id) as call:
+            ctx.reviewers = deps.forge.reviewers(files, staged.base)
+            call.result.update(users=ctx.reviewers.users, teams=ctx.reviewers.teams)
+    except ForgeError:  # audited as failed; the pull request reads them again
+        ctx.reviewers = None
 
 
 def scaffold(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
@@ -359,10 +370,15 @@ def publish(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCr
     assert spec is not None and branch is not None
     if not rendered_root(deps, request).exists():  # lost after a crash: render again, identically
         request.files = _render(deps, ctx, request)
-    staged, ctx.staged = ctx.staged, None
+    (staged, ctx.staged), (reviewers, ctx.reviewers) = (ctx.staged, None), (ctx.reviewers, None)
     ctx.say(f"committing {len(request.files)} files on {branch} and pushing")
+    head_is_new = False
     try:
-        published = _push_staged(deps, request, staged, branch) or _publish_branch(deps, request, branch)
+        published = _push_staged(deps, request, staged, branch)
+        head_is_new = published is not None  # the staged commit's create-only push made the branch
+        if published is None:
+            reviewers = None  # read at the stage's base; the whole publish builds on the base it fetches
+            published = _publish_branch(deps, request, branch)
     except BranchTaken:
         fresh = policy.branch_name(spec.name, request_id=request.id)
         if fresh == branch:  # the same second: the next resume gets a new name
@@ -397,6 +413,8 @@ def publish(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCr
                 labels=pr_text.labels(request.decision),
                 draft=request.decision is not None and request.decision.risk_level is policy.RiskLevel.high,
                 changed_paths=request.files,
+                reviewers=reviewers,
+                head_is_new=head_is_new,
             )
             call.result.update(number=pr.number, url=pr.url, created=pr.created, warnings=pr.warnings)
     except ForgeError as exc:  # GitHub's 422 "No commits between": the base already has the commit

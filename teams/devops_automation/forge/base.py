@@ -16,6 +16,7 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 from ..models import PullRequestRef
+from .codeowners import Reviewers
 
 DEFAULT_API_URL = "https://api.github.com"
 ChecksVerdict = Literal["success", "failure", "pending"]
@@ -82,6 +83,12 @@ class Forge(Protocol):
         no such branch: one API read, no git process. Raises ForgeError."""
         ...
 
+    def reviewers(self, paths: list[str], base: str) -> Reviewers:
+        """The CODEOWNERS reviewers of ``paths`` (``.github/CODEOWNERS``, ``CODEOWNERS`` or ``docs/CODEOWNERS``
+        at ``base``: a branch, or a commit sha, whose file is read once since a commit never changes);
+        no reviewers when there is no CODEOWNERS file. Raises ForgeError."""
+        ...
+
     def ensure_pull_request(
         self,
         *,
@@ -91,10 +98,15 @@ class Forge(Protocol):
         labels: list[str],
         draft: bool = False,
         changed_paths: list[str] | None = None,
+        reviewers: Reviewers | None = None,
+        head_is_new: bool = False,
     ) -> PullRequestRef:
         """The pull request for ``head``: the existing one (open or closed), or a new one whose text
         ``compose()`` makes (called only when one is opened). Either way it ends with ``labels`` and the
-        CODEOWNERS reviewers of ``changed_paths``. Safe to call again after a crash or a race."""
+        CODEOWNERS reviewers of ``changed_paths`` (``reviewers`` when the caller read them already, with
+        :meth:`reviewers`). ``head_is_new``: the caller's create-only push just made ``head``, so no pull
+        request is looked for before one is opened (one is still adopted if opening says it exists). Safe to
+        call again after a crash or a race."""
         ...
 
     def find_pull_request(self, head: str) -> PullRequest | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import ForgeError
 from ..models import PullRequestRef
 from .base import ChecksVerdict, PRContent, PullRequest
+from .codeowners import Reviewers
 
 _GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -149,6 +150,11 @@ class FakeForge:
                 return self._view(pr)
         return None
 
+    def reviewers(self, paths: list[str], base: str) -> Reviewers:
+        """No CODEOWNERS here: nobody (a call of its own, ``codeowners``, for fault tests)."""
+        self._enter("codeowners")
+        return Reviewers()
+
     def ensure_pull_request(
         self,
         *,
@@ -158,8 +164,12 @@ class FakeForge:
         labels: list[str],
         draft: bool = False,
         changed_paths: list[str] | None = None,
+        reviewers: Reviewers | None = None,
+        head_is_new: bool = False,
     ) -> PullRequestRef:
         self._enter("ensure_pull_request")
+        if reviewers is None:
+            reviewers = self.reviewers(changed_paths or [], base)
         with self._lock:
             existing = next((p for p in self.pulls.values() if p.head == head), None)
             created = existing is None

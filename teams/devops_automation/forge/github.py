@@ -11,6 +11,7 @@ PyGithub's own retry is switched off so there is exactly one retry policy, this 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -37,6 +38,9 @@ __all__ = ["BroadTokenError", "ForgeError", "GitHubForge"]
 #: GitHub: after a secondary rate limit without ``retry-after``, "wait for at least one minute before
 #: retrying", longer each time it persists (docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api).
 SECONDARY_MIN_WAIT_SECONDS = 60.0
+#: CODEOWNERS files kept per commit (:meth:`GitHubForge.reviewers`): a commit's file never changes.
+CODEOWNERS_CACHED_COMMITS = 16
+_COMMIT_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256 object names
 
 
 def _headers(exc: GithubException) -> dict[str, str]:
@@ -114,6 +118,8 @@ class GitHubForge:
         self.api_url = api_url
         self.gh = Github(base_url=api_url, auth=Auth.Token(token), retry=None, timeout=30, **throttle_kwargs)
         self._repo: Repository | None = None
+        self._codeowners_lock = threading.Lock()
+        self._codeowners: dict[str, str | None] = {}  # commit sha -> its CODEOWNERS text (None: none)
 
     # -- retries ------------------------------------------------------------------------------
     def _wait(self, state: RetryCallState) -> float:
@@ -207,11 +213,27 @@ class GitHubForge:
         return content.decoded_content.decode("utf-8", "replace")
 
     def reviewers(self, paths: list[str], base: str) -> Reviewers:
+        """CODEOWNERS reviewers of ``paths`` at ``base`` (see the Forge protocol): up to three reads of
+        "get repository content", none for a commit sha read before (the last CODEOWNERS_CACHED_COMMITS)."""
+        text = self._codeowners_at(base)
+        return reviewers_for(text, paths, self.owner) if text is not None else Reviewers()
+
+    def _codeowners_at(self, ref: str) -> str | None:
+        commit = _COMMIT_SHA.fullmatch(ref) is not None
+        with self._codeowners_lock:
+            if commit and ref in self._codeowners:
+                return self._codeowners[ref]
+        text = None
         for path in CODEOWNERS_PATHS:
-            text = self.read_file(path, base)
+            text = self.read_file(path, ref)
             if text is not None:
-                return reviewers_for(text, paths, self.owner)
-        return Reviewers()
+                break
+        if commit:
+            with self._codeowners_lock:
+                self._codeowners[ref] = text
+                while len(self._codeowners) > CODEOWNERS_CACHED_COMMITS:
+                    del self._codeowners[next(iter(self._codeowners))]
+        return text
 
     # -- pull requests ------------------------------------------------------------------------
     @staticmethod
@@ -294,7 +316,7 @@ class GitHubForge:
                 return None
             raise
         sha = getattr(found, "sha", None)
-        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+        if not isinstance(sha, str) or not _COMMIT_SHA.fullmatch(sha):
             raise ForgeError(f"{self.label} answered a reference to {branch} without a commit id")
         return sha
 
@@ -325,10 +347,13 @@ class GitHubForge:
         labels: list[str],
         draft: bool = False,
         changed_paths: list[str] | None = None,
+        reviewers: Reviewers | None = None,
+        head_is_new: bool = False,
     ) -> PullRequestRef:
-        """Find the pull request for ``head`` or open it (adopting one another process opened in the
-        meantime), then make sure it carries ``labels`` and the CODEOWNERS reviewers."""
-        pr, created = self._find(head), False
+        """Find the pull request for ``head`` (not when ``head_is_new``) or open it (adopting one another
+        process opened in the meantime: GitHub's 422), then make sure it carries ``labels`` and the
+        CODEOWNERS reviewers (``reviewers``, or read now)."""
+        pr, created = (None if head_is_new else self._find(head)), False
         if pr is None:
             content = compose()
             try:
@@ -343,7 +368,9 @@ class GitHubForge:
                 if pr is None:
                     raise
         ref = PullRequestRef(number=pr.number, url=pr.html_url, branch=pr.head.ref, created=created)
-        ref.warnings = self._decorate(pr, labels, self.reviewers(changed_paths or [], base))
+        if reviewers is None:
+            reviewers = self.reviewers(changed_paths or [], base)
+        ref.warnings = self._decorate(pr, labels, reviewers)
         return ref
 
     def _decorate(self, pr: PullRequest, labels: list[str], reviewers: Reviewers) -> list[str]:
