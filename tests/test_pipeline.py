@@ -164,6 +164,30 @@ def test_the_commit_staged_beside_the_team_tests_is_the_one_pushed_after_one_fet
     app.close()
 
 
+def test_the_next_runs_test_child_warms_up_after_the_push_and_the_pull_request(tmp_path: Path) -> None:
+    """No spare team-test child is forked while a request's push and pull request wait for its tests (its
+    warm-up would share the CPUs with them); the engine forks it when the run has ended."""
+    from devops_automation.engine import Hooks
+    from devops_automation.scaffold import team_tests
+
+    team_tests.warm_spare()  # a spare an earlier test left warming must be warm, so this run takes it
+    team_tests.spare_ready(60)
+    during: list[object] = []
+
+    def on_step(step: str, _seconds: float, _request: object, _spent: object) -> None:
+        if step in {"approved_by_policy", "scaffolded"}:  # the render and tests, then the push and PR
+            during.append(team_tests._spares._spare)
+
+    app = build_app(make_settings(tmp_path / "home"), hooks=Hooks(on_step=on_step))
+    try:
+        request = app.engine.submit(NEW_TEAM_GAP).request
+        assert request.state is RequestState.published, request.error
+        assert during == [None, None]
+        assert team_tests.spare_ready(60)
+    finally:
+        app.close()
+
+
 def test_a_branch_created_between_the_stage_and_the_push_is_left_alone(tmp_path: Path) -> None:
     """Someone creates the request's branch on the remote after the commit was staged (here at the base
     commit, which our push would fast-forward): the create-only push is refused, and the publish starts

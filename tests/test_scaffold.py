@@ -28,7 +28,7 @@ from devops_automation.scaffold.render import (
     RenderError,
     render_team,
 )
-from devops_automation.scaffold.team_tests import TeamTestRun, scrub_environment, spare_ready, warm_up
+from devops_automation.scaffold.team_tests import TeamTestRun, scrub_environment, spare_ready, warm_spare, warm_up
 from devops_automation.scaffold.validate import ValidationReport, validate_render
 
 from .scaffold_fixtures import HOSTILE, hostile_gap, hostile_spec, sample_gap, sample_spec
@@ -472,6 +472,7 @@ def test_generated_tests_really_build_the_crew(tmp_path: Path) -> None:
 
 
 def _spare_run(tests: Path, label: str) -> TeamTestRun:
+    warm_spare()  # what the engine does when a request's run ends
     assert spare_ready(60), "no warm spare child after 60 s"
     run = TeamTestRun(tests, label)
     assert run.spare
@@ -495,7 +496,9 @@ def test_a_warm_spare_runs_each_team_in_its_own_fresh_process(tmp_path: Path) ->
         assert "9 passed" in run.output
         pids.append(run._process.pid)
     assert pids[0] != pids[1]
-    assert spare_ready(60)  # and one is ready for the next run
+    assert not spare_ready(0)  # a run takes the spare and forks none: the engine asks for the next one
+    warm_spare()
+    assert spare_ready(60)
 
 
 def test_a_failing_assert_fails_in_a_spare(tmp_path: Path) -> None:
@@ -629,7 +632,7 @@ from pathlib import Path
 
 def main():
     from devops_automation.scaffold.render import render_team
-    from devops_automation.scaffold.team_tests import TeamTestRun, spare_ready
+    from devops_automation.scaffold.team_tests import TeamTestRun, spare_ready, warm_spare
     from tests.scaffold_fixtures import sample_gap, sample_spec
 
     out = Path(sys.argv[1])
@@ -642,6 +645,7 @@ def main():
     )
     for name in ("cold", "spare"):
         if name == "spare":
+            warm_spare()
             assert spare_ready(60), "no spare"
         rendered = render_team(sample_spec(), sample_gap(), out / name)
         tests = rendered.root / "teams" / "data_quality" / "tests"
@@ -672,11 +676,13 @@ from pathlib import Path
 
 def main():
     from devops_automation.scaffold.render import render_team
-    from devops_automation.scaffold.team_tests import TeamTestRun, spare_ready
+    from devops_automation.scaffold.team_tests import TeamTestRun, spare_ready, warm_spare
     from tests.scaffold_fixtures import sample_gap, sample_spec
 
     failing = "\n\ndef test_numbers() -> None:\n    seen = 1\n    assert seen == 2\n"
     for name in ("cold", "spare"):
+        if name == "spare":
+            warm_spare()
         if name == "spare" and not spare_ready(60):  # not an assert: python -O would strip it
             raise SystemExit("no spare")
         rendered = render_team(sample_spec(), sample_gap(), Path(sys.argv[1]) / name)

@@ -17,6 +17,7 @@ from ..audit import Auditor
 from ..errors import RenderInvalid
 from ..models import ActorRef, CapabilityGap, RequestState, TeamCreationRequest, check_transition
 from ..notify.events import EventKind
+from ..scaffold.team_tests import warm_spare
 from ..store import GENESIS_HASH, AuditRow, Store
 from .context import Deps, Progress, RunContext
 from .steps import STEPS, _render, render_dir, rendered_root
@@ -111,6 +112,7 @@ def dry_run(deps: Deps, gap: CapabilityGap, *, requester: ActorRef | None, progr
             result.diff = unified_diff(scratch, request)
     finally:
         shutil.rmtree(render_dir(deps, request), ignore_errors=True)
+        warm_spare()
     result.request, result.outcome = request, "invalid" if result.invalid else request.state.value
     result.would_audit = auditor.actions
     deps.auditor.event(

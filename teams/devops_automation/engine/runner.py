@@ -82,9 +82,14 @@ class Engine:
     ) -> TeamCreationRequest:
         """Drive the request as far as it can go now. Another process driving the same request makes
         this one wait, then continue from whatever state that one left. Raises NotFound."""
+        from ..scaffold.team_tests import warm_spare
+
         ctx = ctx or RunContext(request_id, progress)
-        with self.deps.store.request_lock(request_id), audit_context(run=ctx.run_id):
-            return self._run(ctx, self.get(request_id))
+        try:
+            with self.deps.store.request_lock(request_id), audit_context(run=ctx.run_id):
+                return self._run(ctx, self.get(request_id))
+        finally:
+            warm_spare()  # the next run's team-test child warms up now, after this run's push and PR
 
     def _run(self, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
         if request.state is RequestState.failed and request.resume_state is not None:

@@ -10,7 +10,8 @@ A fork of the server still pays CrewAI's first kickoff in that process (lazy imp
 rebuilt on first use: about 60 ms of a generated team's 8 tests) and pytest's own start. So one child
 is kept *spare*: forked ahead of time, it scrubs its environment, runs one generic warm-up (a two-agent
 hierarchical crew on a scripted LLM; no team code, no network), and waits for a tests folder. A run
-takes the spare if it is warm; the next spare is forked when the run ends. Each child serves exactly
+takes the spare if it is warm; the next spare is forked by :func:`warm_spare`, which the engine calls
+when a request's run has ended (its push and pull request done). Each child serves exactly
 one run, so a team's tests share their process with that generic kickoff only, never with another
 team. With no spare ready (the first run, or several runs at once) the run forks a child that starts
 on the tests straight away.
@@ -150,6 +151,17 @@ def warm_up(timeout: float = 120.0) -> float:
     process.join(timeout)
     _spares.replenish(context)
     return time.perf_counter() - started
+
+
+def warm_spare() -> None:
+    """Fork the next spare child (see the module's docstring) if this process has run a team's tests and
+    has no spare; nothing otherwise. The engine calls it when a request's run ends: the spare's warm-up (a
+    generic kickoff, about 100 ms of CPU) then never shares a 2-core machine with the push and pull
+    request that wait for the tests. A process that never calls it starts a fresh child for every run."""
+    with _context_lock:
+        context = _context
+    if context is not None:
+        _spares.replenish(context)
 
 
 def spare_ready(timeout: float = 0.0) -> bool:
@@ -412,9 +424,6 @@ class TeamTestRun:
         finally:
             self._finish()
             self.elapsed = time.perf_counter() - self.started
-            # The next run's spare warms up now, not beside this run's tests (on a 2-core machine its
-            # warm-up would slow them down).
-            _spares.replenish(self._context)
 
     def _finish(self) -> None:
         """The child is done with: killed if it still runs (its temporary folder is gone once it has sent a
