@@ -618,6 +618,56 @@ def test_compiled_templates_are_reused_across_environments_and_recompiled_when_e
     assert render() == "goodbye world" and len(compiled) == 2
 
 
+def test_compiled_strings_are_compiled_once_per_source_and_settings() -> None:
+    """``from_string`` (cookiecutter's file names and variables) compiles a source once across environments,
+    renders what Jinja's own ``from_string`` renders, and an environment whose compile-time settings differ
+    (other delimiters, autoescape) compiles its own code: a cached template never changes meaning."""
+    from jinja2 import Environment
+
+    from devops_automation.scaffold.jinja_ext import CompiledStrings
+
+    cache = CompiledStrings(size=2)
+    compiled: list[str] = []
+
+    class Counting(Environment):
+        def _compile(self, source: str, filename: str) -> object:
+            compiled.append(source)
+            return super()._compile(source, filename)
+
+    def env(**options: object) -> Environment:
+        environment = Counting(**options)  # type: ignore[arg-type]
+        cache.install(environment)
+        return environment
+
+    source = "{{ name }}-<{{ mark }}>-[[ name ]]"
+    plain = Environment().from_string(source).render(name="team", mark="&")  # noqa: S701 - no HTML here
+    assert env().from_string(source).render(name="team", mark="&") == plain == "team-<&>-[[ name ]]"
+    assert env().from_string(source).render(name="other", mark="&") == "other-<&>-[[ name ]]"
+    assert len(compiled) == 1  # a new environment, the same source: no compile
+    escaped = env(autoescape=True).from_string(source).render(name="team", mark="&")
+    assert escaped == "team-<&amp;>-[[ name ]]" and len(compiled) == 2
+    brackets = env(variable_start_string="[[", variable_end_string="]]")
+    assert brackets.from_string(source).render(name="team") == "{{ name }}-<{{ mark }}>-team"
+    assert len(compiled) == 3
+    assert env().from_string("{{ 1 + 1 }}").render() == "2" and len(compiled) == 4  # full: compiled, not kept
+    assert env().from_string("{{ 1 + 1 }}").render() == "2" and len(compiled) == 5
+
+
+def test_a_render_through_the_caches_is_byte_identical_to_an_uncached_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devops_automation.scaffold import jinja_ext
+
+    render(tmp_path, name="warm")  # fills the process's caches
+    cached = render(tmp_path, name="cached")
+    monkeypatch.setattr(jinja_ext, "_COMPILED", jinja_ext.CompiledTemplates(size=0))
+    monkeypatch.setattr(jinja_ext, "_COMPILED_STRINGS", jinja_ext.CompiledStrings(size=0))
+    uncached = render(tmp_path, name="uncached")
+    assert cached.files == uncached.files
+    for rel in cached.files:
+        assert (cached.root / rel).read_bytes() == (uncached.root / rel).read_bytes(), rel
+
+
 def test_the_template_extension_installs_the_shared_cache() -> None:
     from jinja2 import Environment
 
