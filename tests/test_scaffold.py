@@ -501,6 +501,22 @@ def test_a_warm_spare_runs_each_team_in_its_own_fresh_process(tmp_path: Path) ->
     assert spare_ready(60)
 
 
+def test_a_spare_that_cannot_be_forked_is_a_warning_never_an_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``warm_spare`` runs in the engine's ``finally``: a fork that fails must not replace a run's result."""
+    from devops_automation.scaffold import team_tests
+
+    def refuse(_context: object) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(team_tests, "_context", object())
+    monkeypatch.setattr(team_tests._spares, "replenish", refuse)
+    with caplog.at_level("WARNING", logger="devops_crew.scaffold"):
+        team_tests.warm_spare()
+    assert "no spare team-test child" in caplog.text and "Resource temporarily unavailable" in caplog.text
+
+
 def test_a_failing_assert_fails_in_a_spare(tmp_path: Path) -> None:
     """The spare leaves asserts plain (not rewritten by pytest): a failing one must still fail the run."""
     rendered = render(tmp_path, name="failing")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import gc
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -60,6 +61,7 @@ PRELOAD = [
     __name__,
     "devops_automation.scaffold._preload",
 ]
+log = logging.getLogger("devops_crew.scaffold")
 OUTPUT_TAIL_CHARS = 20_000
 #: Largest result a child may send (its output's tail is at most OUTPUT_TAIL_CHARS characters).
 RESULT_MAX_BYTES = 1_000_000
@@ -157,11 +159,17 @@ def warm_spare() -> None:
     """Fork the next spare child (see the module's docstring) if this process has run a team's tests and
     has no spare; nothing otherwise. The engine calls it when a request's run ends: the spare's warm-up (a
     generic kickoff, about 100 ms of CPU) then never shares a 2-core machine with the push and pull
-    request that wait for the tests. A process that never calls it starts a fresh child for every run."""
+    request that wait for the tests. A process that never calls it starts a fresh child for every run.
+    Never raises: a spare that cannot be forked (the forkserver gone, no processes left) only leaves the
+    next run to start a child itself, which reports the same trouble as that run's validation error."""
     with _context_lock:
         context = _context
-    if context is not None:
+    if context is None:
+        return
+    try:
         _spares.replenish(context)
+    except (OSError, EOFError, ValueError) as exc:
+        log.warning("no spare team-test child: %s", exc)
 
 
 def spare_ready(timeout: float = 0.0) -> bool:
