@@ -669,6 +669,44 @@ def test_compiled_strings_are_compiled_once_per_source_and_settings() -> None:
     assert env().from_string("{{ 1 + 1 }}").render() == "2" and len(compiled) == 5
 
 
+def test_compiled_strings_never_serve_code_compiled_for_other_settings() -> None:
+    """What jinja2's compiler reads from the environment is part of the key: ``finalize``, async mode, which
+    filters exist and how they are called; and an ``overlay()`` compiles for itself, with its own settings."""
+    import asyncio
+
+    from jinja2 import Environment, TemplateAssertionError, pass_context
+
+    from devops_automation.scaffold.jinja_ext import CompiledStrings
+
+    cache = CompiledStrings()
+
+    def env(**options: object) -> Environment:
+        environment = Environment(**options)  # type: ignore[arg-type]  # noqa: S701 - no HTML here
+        cache.install(environment)
+        return environment
+
+    source = "{{ x }}"
+    assert env().from_string(source).render(x=3) == "3"
+    assert env(finalize=lambda value: "F").from_string(source).render(x=3) == "F"
+    assert asyncio.run(env(enable_async=True).from_string(source).render_async(x=3)) == "3"
+
+    shout = "{{ x | shout }}"
+    loud = env()
+    loud.filters["shout"] = lambda value: str(value).upper()
+    assert loud.from_string(shout).render(x="a") == "A"
+    with pytest.raises(TemplateAssertionError, match="No filter named 'shout'"):
+        env().from_string(shout)
+    contextual = env()
+    contextual.filters["shout"] = pass_context(lambda context, value: f"{value}!{context['x']}")
+    assert contextual.from_string(shout).render(x="b") == "b!b"
+
+    parent = env()
+    assert parent.from_string("[[ x ]] {{ x }}").render(x=1) == "[[ x ]] 1"
+    overlay = parent.overlay(variable_start_string="[[", variable_end_string="]]")
+    template = overlay.from_string("[[ x ]] {{ x }}")
+    assert template.render(x=1) == "1 {{ x }}" and template.environment is overlay
+
+
 def test_a_render_through_the_caches_is_byte_identical_to_an_uncached_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,7 @@ import re
 import string
 import threading
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -114,46 +115,69 @@ _COMPILED = CompiledTemplates()
 class CompiledStrings:
     """The same for ``Environment.from_string``, which Jinja never caches: cookiecutter compiles every
     file and folder name of the template and every variable of ``cookiecutter.json`` that way, about 60
-    strings a render (40 % of it). Keyed by the source and the environment's compile-time settings
-    (delimiters, whitespace options, extensions, autoescape); at most ``size`` entries, the first ones
-    kept (the template's own names come first; the slugs and numbers of each render, never free text,
-    fill the rest)."""
+    strings a render (40 % of it). Keyed by the source and everything Jinja's lexer, parser and code
+    generator read from the environment (:meth:`settings`), so a cached template means what a fresh
+    compile would; at most ``size`` entries, the first ones kept (the template's own names come first;
+    the slugs and numbers of each render, never free text, fill the rest)."""
 
     def __init__(self, size: int = 1024) -> None:
         self.size = size
         self._code: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
+        self._classes: dict[type[Environment], type[Environment]] = {}
 
     @staticmethod
     def settings(environment: Environment) -> tuple[Any, ...]:
-        """What ``Environment.compile`` output depends on besides the source."""
+        """What ``Environment.compile`` output depends on besides the source (jinja2's lexer, parser and
+        compiler): the class, delimiters and whitespace options, extensions, autoescape, ``finalize``, async
+        mode, intercepted operators, the code generator, and each filter's and test's name and how it takes
+        its arguments (what the compiler decides on; cookiecutter makes new ``jsonify`` and ``slugify``
+        functions for every environment, so their identity is not part of it)."""
         e = environment
         return (
             type(e), e.block_start_string, e.block_end_string, e.variable_start_string, e.variable_end_string,
             e.comment_start_string, e.comment_end_string, e.line_statement_prefix, e.line_comment_prefix,
             e.trim_blocks, e.lstrip_blocks, e.newline_sequence, e.keep_trailing_newline, e.optimized,
-            e.autoescape, tuple(sorted(e.extensions)),
+            e.autoescape, e.finalize, e.is_async, getattr(e, "intercepted_binops", None),
+            getattr(e, "intercepted_unops", None),
+            e.code_generator_class, tuple(sorted((name, type(ext)) for name, ext in e.extensions.items())),
+            _calling(e.filters), _calling(e.tests),
         )  # fmt: skip
 
     def install(self, environment: Environment) -> None:
-        """Make ``environment.from_string`` compile each source once (its behaviour is Jinja's own:
-        ``make_globals``, then ``Template.from_code``)."""
-        original = environment.from_string
+        """Make ``environment.from_string`` compile each source once, by giving it a subclass of its own
+        class that overrides only ``from_string`` (an ``overlay()`` of it is the same class and compiles
+        for itself); behaviour is Jinja's own: ``make_globals``, then ``Template.from_code``."""
+        base = type(environment)
+        with self._lock:
+            cached = self._classes.get(base)
+            if cached is None:
+                cached = self._classes[base] = self._subclass(base)
+        environment.__class__ = cached
 
-        def from_string(source: Any, globals: Any = None, template_class: Any = None) -> Any:
+    def _subclass(self, base: type[Environment]) -> type[Environment]:
+        cache = self
+
+        def from_string(env: Environment, source: Any, globals: Any = None, template_class: Any = None) -> Any:
             if not isinstance(source, str):
-                return original(source, globals, template_class)
-            key = (self.settings(environment), source)  # read at each call: settings may change
-            code = self._code.get(key)
+                return base.from_string(env, source, globals, template_class)
+            key = (cache.settings(env), source)  # read at each call: settings may change
+            code = cache._code.get(key)
             if code is None:
-                code = environment.compile(source)
-                with self._lock:
-                    if len(self._code) < self.size:
-                        self._code[key] = code
-            cls = template_class or environment.template_class
-            return cls.from_code(environment, code, environment.make_globals(globals), None)
+                code = env.compile(source)
+                with cache._lock:
+                    if len(cache._code) < cache.size:
+                        cache._code[key] = code
+            cls = template_class or env.template_class
+            return cls.from_code(env, code, env.make_globals(globals), None)
 
-        environment.from_string = from_string  # type: ignore[method-assign]
+        return type(base.__name__, (base,), {"from_string": from_string, "__module__": base.__module__})
+
+
+def _calling(functions: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
+    """Each name with how jinja2's compiler calls it: ``jinja_pass_arg`` (set by ``pass_context``,
+    ``pass_eval_context`` and ``pass_environment``), the one thing it reads of a filter or test."""
+    return frozenset((name, getattr(function, "jinja_pass_arg", None)) for name, function in functions.items())
 
 
 _COMPILED_STRINGS = CompiledStrings()
