@@ -774,6 +774,51 @@ def test_children_see_no_credentials_and_leave_no_temporary_folders(tmp_path: Pa
     assert sorted(p.name for p in temp.iterdir() if p.name.startswith("team-tests-")) == []
 
 
+RELAUNCH_SCRIPT = r"""
+import os, signal, sys, time
+from pathlib import Path
+
+def main():
+    from multiprocessing import forkserver
+    from devops_automation.scaffold.render import render_team
+    from devops_automation.scaffold.team_tests import TeamTestRun, forkserver_context
+    from tests.scaffold_fixtures import sample_gap, sample_spec
+
+    forkserver_context()  # the server, started the validation's way (no spare: the run forks a child)
+    first = forkserver._forkserver._forkserver_pid
+    os.kill(first, signal.SIGKILL)
+    while os.waitid(os.P_PID, first, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+        time.sleep(0.01)
+    probe = (
+        "\n\ndef test_the_relaunched_server_has_no_credentials() -> None:\n"
+        "    import os\n"
+        "    parent = open(f'/proc/{os.getppid()}/environ', 'rb').read()\n"
+        "    assert b'sekrit-7f3c' not in parent\n"
+        "    names = dict(line.partition(b'=')[::2] for line in parent.split(b'\\x00') if line)\n"
+        "    assert names[b'HOME'] != os.environ['REAL_HOME'].encode()\n"
+    )
+    rendered = render_team(sample_spec(), sample_gap(), Path(sys.argv[1]) / "relaunched")
+    tests = rendered.root / "teams" / "data_quality" / "tests"
+    (tests / "test_team.py").write_text((tests / "test_team.py").read_text() + probe)
+    run = TeamTestRun(tests, "relaunched")
+    errors = run.wait()
+    relaunched = forkserver._forkserver._forkserver_pid != first
+    print(relaunched, run.spare, errors, "9 passed" in run.output, flush=True)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_a_forkserver_that_died_is_started_again_without_credentials(tmp_path: Path) -> None:
+    """Left to multiprocessing, a dead forkserver is relaunched by the next child's start with this process's
+    environment (tokens, the real HOME), which a child running generated code can read in its parent's
+    ``/proc/<pid>/environ``. The validation starts it again the way it started it first."""
+    home = str(Path.home())
+    extra = {"TEAM_SERVICE_TOKEN": "sekrit-7f3c", "OPENAI_API_KEY": "sekrit-7f3c", "REAL_HOME": home, "HOME": home}
+    assert _fresh_python(tmp_path, RELAUNCH_SCRIPT, env=extra) == ["True False [] True"]
+
+
 OPTIMIZED_SCRIPT = r"""
 import sys
 from pathlib import Path

@@ -89,7 +89,8 @@ class Engine:
             with self.deps.store.request_lock(request_id), audit_context(run=ctx.run_id):
                 return self._run(ctx, self.get(request_id))
         finally:
-            warm_spare()  # the next run's team-test child warms up now, after this run's push and PR
+            if not self.deps.hooks.stopping:  # the next run's team-test child warms up after this run's PR
+                warm_spare()
 
     def _run(self, ctx: RunContext, request: TeamCreationRequest) -> TeamCreationRequest:
         if request.state is RequestState.failed and request.resume_state is not None:

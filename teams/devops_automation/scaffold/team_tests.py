@@ -77,6 +77,11 @@ def forkserver_context() -> BaseContext:
     it is started with ``HOME`` (and the XDG directories) pointing at a private temporary folder, so
     nothing lands in the user's home. The forkserver is one per process: if other code started it
     earlier without this preload, runs stay correct but each child imports crewai itself.
+
+    A forkserver that has died (killed, out of memory) is started again here the same way: left to
+    multiprocessing, the next ``Process.start()`` would relaunch it silently with this process's own
+    environment, credentials and ``HOME`` included. (A server that dies between this check and the start
+    still gets that relaunch; the window is one fork long.)
     """
     global _context
     with _context_lock:
@@ -86,7 +91,26 @@ def forkserver_context() -> BaseContext:
             context.set_forkserver_preload(PRELOAD)
             _start_server_away_from_home()
             _context = context
+        elif _forkserver_exited():
+            _start_server_away_from_home()
         return _context
+
+
+def _forkserver_exited() -> bool:
+    """Whether the forkserver this process started has exited (it is left for multiprocessing to reap:
+    ``WNOWAIT``). Reads multiprocessing's private ``_forkserver_pid`` (CPython 3.11-3.13); False where it
+    cannot tell."""
+    from multiprocessing import forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    if not isinstance(pid, int):
+        return False
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already: it is gone
+        return True
+    except (AttributeError, OSError):  # no waitid here
+        return False
 
 
 _HOME_VARS = ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME")
@@ -162,12 +186,10 @@ def warm_spare() -> None:
     request that wait for the tests. A process that never calls it starts a fresh child for every run.
     Never raises: a spare that cannot be forked (the forkserver gone, no processes left) only leaves the
     next run to start a child itself, which reports the same trouble as that run's validation error."""
-    with _context_lock:
-        context = _context
-    if context is None:
+    if _context is None:
         return
     try:
-        _spares.replenish(context)
+        _spares.replenish(forkserver_context())
     except (OSError, EOFError, ValueError) as exc:
         log.warning("no spare team-test child: %s", exc)
 
