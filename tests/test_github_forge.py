@@ -279,3 +279,52 @@ def test_codeowners_reviewers_are_read_beside_the_tests_once_per_base_commit(
         assert [r.login for r in gh_pull(app, second.pr_number).get_review_requests()[0]] == ["alice"]
     finally:
         app.close()
+
+
+def test_reviewers_are_read_again_when_the_base_moved_after_the_stage(
+    tmp_path: Path, github: LocalForge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CODEOWNERS changes on the base branch between the stage (reviewers read: alice) and the push: the
+    staged commit is not pushed, the publish builds on the new base and requests the reviewers the new
+    CODEOWNERS names (bob), not the ones read beside the tests."""
+    from functools import partial
+
+    from git import Repo
+
+    from devops_automation.engine import Hooks
+
+    for login in ("alice", "bob"):
+        github.add_user(login)
+    work = Repo.clone_from(github.repo_path("acme/teams"), tmp_path / "owner-clone")
+    codeowners = tmp_path / "owner-clone" / ".github" / "CODEOWNERS"
+    codeowners.parent.mkdir(exist_ok=True)
+
+    def set_owner(login: str) -> None:
+        codeowners.write_text(f"/teams/ @{login}\n")
+        work.git.add(A=True)
+        work.git.commit("-m", f"CODEOWNERS: {login}", "--author", "Owner <o@example.com>")
+        work.git.push("origin", "main")
+
+    set_owner("alice")
+
+    def on_step(step: str, *_: object) -> None:
+        if step == "approved_by_policy":  # the render, its tests and the stage are done; the push is next
+            set_owner("bob")
+
+    settings = make_settings(
+        tmp_path / "home",
+        github_api_url=github.base_url,
+        github_token=TOKEN,
+        target_repo="acme/teams",
+        allow_broad_token=True,
+    )
+    app = build_app(settings, hooks=Hooks(on_step=on_step))
+    monkeypatch.setattr(app.target, "push_staged", partial(app.target.push_staged, fresh_for=0.0))  # look again
+    try:
+        request = app.engine.submit(NEW_TEAM_GAP).request
+        assert request.state is RequestState.published, request.error
+        rows = [(r.action, r.phase) for r in app.store.iter_audit(request.id)]
+        assert ("forge.read_codeowners", "succeeded") in rows and ("publish.staged_push_abandoned", "recorded") in rows
+        assert [r.login for r in gh_pull(app, request.pr_number).get_review_requests()[0]] == ["bob"]
+    finally:
+        app.close()

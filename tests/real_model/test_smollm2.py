@@ -184,5 +184,5 @@ def test_two_gaps_take_the_whole_path_with_a_real_tiny_model(tmp_path: Path, ser
             assert usage.cost_usd == pytest.approx(expected, abs=1e-5)
         finally:
             app.close()
-            if server.exit_code() is not None:
-                server.start()  # the next gap meets a live server (on a new port: its app is built after this)
+        if server.exit_code() is not None and gap is not GAPS[-1][0]:
+            server.start()  # the next gap meets a live server (on a new port: its app is built after this)

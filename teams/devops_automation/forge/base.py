@@ -104,8 +104,9 @@ class Forge(Protocol):
         """The pull request for ``head``: the existing one (open or closed), or a new one whose text
         ``compose()`` makes (called only when one is opened). Either way it ends with ``labels`` and the
         CODEOWNERS reviewers of ``changed_paths`` (``reviewers`` when the caller read them already, with
-        :meth:`reviewers`). ``head_is_new``: the caller's create-only push just made ``head``, so no pull
-        request is looked for before one is opened (one is still adopted if opening says it exists). Safe to
+        :meth:`reviewers`). ``head_is_new``: the caller's create-only push just made ``head`` and has never
+        opened a pull request for it, so none is looked for before one is opened (an open one is still
+        adopted if opening says it exists; a closed one of an earlier branch of that name is not). Safe to
         call again after a crash or a race."""
         ...
 

@@ -171,7 +171,11 @@ class FakeForge:
         if reviewers is None:
             reviewers = self.reviewers(changed_paths or [], base)
         with self._lock:
-            existing = next((p for p in self.pulls.values() if p.head == head), None)
+            # As GitHub: a head the caller just created is not looked up, and opening one adopts only an
+            # open pull request of that head (GitHub's 422 "A pull request already exists"), never a closed one.
+            existing = next(
+                (p for p in self.pulls.values() if p.head == head and not (head_is_new and p.state != "open")), None
+            )
             created = existing is None
             if existing is None:
                 head_sha = self._sha(head)

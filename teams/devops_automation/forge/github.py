@@ -38,7 +38,7 @@ __all__ = ["BroadTokenError", "ForgeError", "GitHubForge"]
 #: GitHub: after a secondary rate limit without ``retry-after``, "wait for at least one minute before
 #: retrying", longer each time it persists (docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api).
 SECONDARY_MIN_WAIT_SECONDS = 60.0
-#: CODEOWNERS files kept per commit (:meth:`GitHubForge.reviewers`): a commit's file never changes.
+#: CODEOWNERS files kept, one per commit (:meth:`GitHubForge.reviewers`): a commit's file never changes.
 CODEOWNERS_CACHED_COMMITS = 16
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256 object names
 
@@ -119,7 +119,7 @@ class GitHubForge:
         self.gh = Github(base_url=api_url, auth=Auth.Token(token), retry=None, timeout=30, **throttle_kwargs)
         self._repo: Repository | None = None
         self._codeowners_lock = threading.Lock()
-        self._codeowners: dict[str, str | None] = {}  # commit sha -> its CODEOWNERS text (None: none)
+        self._codeowners: dict[str, str] = {}  # commit sha -> its CODEOWNERS text
 
     # -- retries ------------------------------------------------------------------------------
     def _wait(self, state: RetryCallState) -> float:
@@ -214,7 +214,8 @@ class GitHubForge:
 
     def reviewers(self, paths: list[str], base: str) -> Reviewers:
         """CODEOWNERS reviewers of ``paths`` at ``base`` (see the Forge protocol): up to three reads of
-        "get repository content", none for a commit sha read before (the last CODEOWNERS_CACHED_COMMITS)."""
+        "get repository content", none for a commit sha whose CODEOWNERS was found before (the last
+        CODEOWNERS_CACHED_COMMITS)."""
         text = self._codeowners_at(base)
         return reviewers_for(text, paths, self.owner) if text is not None else Reviewers()
 
@@ -228,7 +229,9 @@ class GitHubForge:
             text = self.read_file(path, ref)
             if text is not None:
                 break
-        if commit:
+        # Only a file found is kept: GitHub answers 404 for a commit it cannot see yet too, and that must
+        # not drop the reviewers of every later pull request on this base.
+        if commit and text is not None:
             with self._codeowners_lock:
                 self._codeowners[ref] = text
                 while len(self._codeowners) > CODEOWNERS_CACHED_COMMITS:

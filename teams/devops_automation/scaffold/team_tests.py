@@ -11,10 +11,11 @@ rebuilt on first use: about 60 ms of a generated team's 8 tests) and pytest's ow
 is kept *spare*: forked ahead of time, it scrubs its environment, runs one generic warm-up (a two-agent
 hierarchical crew on a scripted LLM; no team code, no network), and waits for a tests folder. A run
 takes the spare if it is warm; the next spare is forked by :func:`warm_spare`, which the engine calls
-when a request's run has ended (its push and pull request done). Each child serves exactly
-one run, so a team's tests share their process with that generic kickoff only, never with another
-team. With no spare ready (the first run, or several runs at once) the run forks a child that starts
-on the tests straight away.
+when a request's run has ended (its push and pull request done; with several runs at once, one run's
+warm-up can still overlap another's push, and a reviser's second render in one step starts a fresh
+child). Each child serves exactly one run, so a team's tests share their process with that generic
+kickoff only, never with another team. With no spare ready (the first run, or several runs at once)
+the run forks a child that starts on the tests straight away.
 
 Generated tests are untrusted code: children get no credentials (:func:`scrub_environment`), the
 forkserver is started without them, and this process is made non-dumpable (its environment and memory
@@ -182,8 +183,8 @@ def warm_up(timeout: float = 120.0) -> float:
 def warm_spare() -> None:
     """Fork the next spare child (see the module's docstring) if this process has run a team's tests and
     has no spare; nothing otherwise. The engine calls it when a request's run ends: the spare's warm-up (a
-    generic kickoff, about 100 ms of CPU) then never shares a 2-core machine with the push and pull
-    request that wait for the tests. A process that never calls it starts a fresh child for every run.
+    generic kickoff, about 100 ms of CPU) then does not share a 2-core machine with that run's push and
+    pull request, which wait for the tests. A process that never calls it starts a fresh child per run.
     Never raises: a spare that cannot be forked (the forkserver gone, no processes left) only leaves the
     next run to start a child itself, which reports the same trouble as that run's validation error."""
     if _context is None:
