@@ -368,19 +368,18 @@ def publish(deps: Deps, ctx: RunContext, request: TeamCreationRequest) -> TeamCr
     """scaffolded -> published: commit and push the auto/ branch, then ensure its pull request."""
     spec, branch = request.spec, request.branch
     assert spec is not None and branch is not None
-    # Rendered by this run's scaffold step: the request has never been here before, so a branch its staged
-    # push creates has no pull request yet. Rendered again (lost after a crash), an earlier run may have
-    # opened one before the crash, and the branch been deleted since: the pull request is looked for.
-    first_visit = ctx.staged is not None
-    if not rendered_root(deps, request).exists():  # lost after a crash: render again, identically
+    # A commit staged by this run's scaffold step is the request's first visit here, so a branch its push
+    # creates has no pull request yet. Rendered again (lost after a crash), an earlier run may have opened
+    # one before the crash, and the branch been deleted since: the pull request is looked for.
+    rerendered = not rendered_root(deps, request).exists()
+    if rerendered:  # lost after a crash: render again, identically
         request.files = _render(deps, ctx, request)
-        first_visit = False
     (staged, ctx.staged), (reviewers, ctx.reviewers) = (ctx.staged, None), (ctx.reviewers, None)
     ctx.say(f"committing {len(request.files)} files on {branch} and pushing")
     head_is_new = False
     try:
         published = _push_staged(deps, request, staged, branch)
-        head_is_new = published is not None and first_visit  # the staged create-only push made the branch
+        head_is_new = published is not None and not rerendered  # the staged create-only push made it
         if published is None:
             reviewers = None  # read at the stage's base; the whole publish builds on the base it fetches
             published = _publish_branch(deps, request, branch)
