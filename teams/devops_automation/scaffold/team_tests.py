@@ -245,8 +245,11 @@ def _start_child(data_dir: str) -> None:
     """What every child does first: no bytecode into the render, the server's heap out of the garbage
     collector's way, no credentials, crewai's task-output database in ``data_dir``."""
     sys.dont_write_bytecode = True  # nothing may be written into the rendered tree
-    # multiprocessing ends a waiting spare with SIGTERM when this process exits: leave through SystemExit,
-    # so the temporary folder is removed on the way out.
+    # multiprocessing ends a spare with SIGTERM when this process exits: remove the temporary folder and
+    # leave at once. Not through SystemExit: caught inside a warm-up, it left the child waiting for
+    # CrewAI's threads forever, holding the parent's stdout and stderr open (a captured one-shot CLI hung).
+    global _child_data
+    _child_data = data_dir
     signal.signal(signal.SIGTERM, _leave)
     # Everything inherited from the server (crewai's big heap) is long-lived: keep it out of the
     # collections pytest forces at exit, which would otherwise take ~0.3 s.
@@ -255,8 +258,13 @@ def _start_child(data_dir: str) -> None:
     os.environ["XDG_DATA_HOME"] = data_dir  # crewai keeps a task-output database under it
 
 
+_child_data: str | None = None  # in a child: its temporary folder
+
+
 def _leave(_signum: int, _frame: object) -> None:
-    raise SystemExit(0)
+    if _child_data is not None:
+        shutil.rmtree(_child_data, ignore_errors=True)
+    os._exit(0)
 
 
 def _run_pytest(tests_dir: str) -> tuple[int, str]:
