@@ -243,7 +243,7 @@ def scrub_environment(environ: MutableMapping[str, str]) -> None:
 
 def _start_child(data_dir: str) -> None:
     """What every child does first: no bytecode into the render, the server's heap out of the garbage
-    collector's way, no credentials, crewai's task-output database in ``data_dir``."""
+    collector's way, no credentials, crewai's storage (its task-output database) in ``data_dir``."""
     sys.dont_write_bytecode = True  # nothing may be written into the rendered tree
     # multiprocessing ends a spare with SIGTERM when this process exits: remove the temporary folder and
     # leave at once. Not through SystemExit: caught inside a warm-up, it left the child waiting for
@@ -255,7 +255,10 @@ def _start_child(data_dir: str) -> None:
     # collections pytest forces at exit, which would otherwise take ~0.3 s.
     gc.freeze()
     scrub_environment(os.environ)
-    os.environ["XDG_DATA_HOME"] = data_dir  # crewai keeps a task-output database under it
+    # CrewAI keeps a task-output database (and any memory) under CREWAI_STORAGE_DIR, an absolute path that
+    # replaces the XDG data dir: the parent's (the product's state directory) would collect every team's
+    # kickoffs, shared by all children at once. Each child keeps its own, removed with its folder.
+    os.environ["XDG_DATA_HOME"] = os.environ["CREWAI_STORAGE_DIR"] = data_dir
 
 
 _child_data: str | None = None  # in a child: its temporary folder
