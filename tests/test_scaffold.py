@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from devops_automation.models import MAX_AGENTS, AgentSpec, TeamSpec
+from devops_automation.scaffold import checks as checks_module
 from devops_automation.scaffold import dockerfile as dockerfile_module
 from devops_automation.scaffold.checks import files_on_disk, validate_manifest
 from devops_automation.scaffold.jinja_ext import to_markdown, to_yaml
@@ -447,6 +448,54 @@ def test_cached_manifest_validation_says_what_kubernetes_validate_says(tmp_path:
     assert seen == {"ok", "ValidationError", "SchemaNotFoundError", "VersionNotSupportedError"}
 
 
+@pytest.mark.skipif(not hasattr(yaml, "CSafeLoader"), reason="PyYAML built without libyaml")
+def test_the_checks_read_yaml_with_libyaml_and_decide_as_the_pure_loader_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-process checks parse with libyaml's safe loader; on YAML 1.1's corners (yes/off booleans,
+    anchors and aliases, duplicate keys, a hex int) and on a file that is not YAML at all, every check
+    finds exactly what it finds through PyYAML's pure-Python safe loader."""
+    assert checks_module.SAFE_LOADER is yaml.CSafeLoader
+    rendered = render(tmp_path)
+    deployment = rendered.root / K8S / "deployment.yaml"
+    text = deployment.read_text(encoding="utf-8")
+    assert "readOnlyRootFilesystem: true" in text and "allowPrivilegeEscalation: false" in text
+    edit(
+        rendered,
+        f"{K8S}/deployment.yaml",
+        lambda s: s.replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: yes"),
+    )
+    edit(
+        rendered,
+        f"{K8S}/deployment.yaml",
+        lambda s: s.replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: on"),
+    )
+    edit(rendered, f"{K8S}/service.yaml", lambda s: s + "\nextra: &anchor {port: 0x50}\nagain: *anchor\nextra: 1\n")
+    edit(rendered, f"{K8S}/networkpolicy.yaml", lambda s: s + "\n  - [unclosed\n")
+    edit(
+        rendered,
+        f"{TEAM}/team.yaml",
+        lambda s: s.replace("name: data_quality", "name: data_quality\nname: data_quality"),
+    )
+    names = ("registry", "config", "kubernetes_policy", "kustomization")
+
+    def verdicts() -> list[list[str]]:
+        found = [checks_module.IN_PROCESS_CHECKS[name](rendered.root, sample_spec()) for name in names]
+        found.append(checks_module.check_kubernetes_schema(rendered.root, sample_spec()))
+        # A parse error names the check, the file and the line in both loaders' words: compare up to the
+        # loader's own explanation.
+        return [[e.split(": cannot be read as YAML:")[0] for e in errors] for errors in found]
+
+    fast = verdicts()
+    monkeypatch.setattr(checks_module, "SAFE_LOADER", yaml.SafeLoader)
+    assert verdicts() == fast
+    flat = [error for errors in fast for error in errors]
+    assert f"kubernetes_schema: {K8S}/networkpolicy.yaml" in flat  # the file that is not YAML
+    assert any("allowPrivilegeEscalation is not false" in e for e in flat)  # "on" is true in YAML 1.1
+    assert not any("readOnlyRootFilesystem" in e for e in flat)  # "yes" is true in YAML 1.1
+    assert any(e.startswith(f"kubernetes_schema: {K8S}/service.yaml") for e in flat)  # the unknown fields
+
+
 def test_unsupported_kubernetes_version_fails(tmp_path: Path) -> None:
     rendered = render(tmp_path)
     assert validate_render(rendered, sample_spec(), kubernetes_version="1.25").ok
@@ -766,12 +815,19 @@ if __name__ == "__main__":
 def test_children_see_no_credentials_and_leave_no_temporary_folders(tmp_path: Path) -> None:
     """A fresh process with a token in its environment: neither a cold child nor the warm spare can see it,
     in its own environment or in its parent's (the forkserver's) ``/proc/<pid>/environ``; and once the
-    process has exited, no child's temporary folder is left behind (the spare waiting at exit included)."""
-    temp = tmp_path / "tmp"
+    process has exited, no child's temporary folder is left behind (the spare waiting at exit included), and
+    nothing of the team's kickoffs lands in the parent's CrewAI storage (a child keeps it in its own folder)."""
+    temp, storage = tmp_path / "tmp", tmp_path / "parent-crewai-storage"
     temp.mkdir()
-    extra = {"TMPDIR": str(temp), "TEAM_SERVICE_TOKEN": "sekrit-7f3c", "OPENAI_API_KEY": "sekrit-7f3c"}
+    extra = {
+        "TMPDIR": str(temp),
+        "TEAM_SERVICE_TOKEN": "sekrit-7f3c",
+        "OPENAI_API_KEY": "sekrit-7f3c",
+        "CREWAI_STORAGE_DIR": str(storage),
+    }
     assert _fresh_python(tmp_path, CHILD_ISOLATION_SCRIPT, env=extra) == ["cold False [] True", "spare True [] True"]
     assert sorted(p.name for p in temp.iterdir() if p.name.startswith("team-tests-")) == []
+    assert sorted(str(p.relative_to(storage)) for p in storage.rglob("*") if p.is_file()) == []
 
 
 RELAUNCH_SCRIPT = r"""

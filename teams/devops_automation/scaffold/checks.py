@@ -21,6 +21,9 @@ from devops_automation.scaffold.render import expected_files
 Check = Callable[[Path, TeamSpec], list[str]]
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 KUSTOMIZE_KEYS = {"apiVersion", "kind", "resources", "images", "labels", "namespace", "commonAnnotations"}
+#: libyaml's safe loader when PyYAML was built with it: the same resolver and constructor as ``yaml.safe_load``
+#: over a C parser, several times faster (the manifests are read by two checks, on the publish's critical path).
+SAFE_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def files_on_disk(root: Path) -> list[str]:
@@ -56,7 +59,7 @@ def check_python(root: Path, spec: TeamSpec) -> list[str]:
 
 def _load_yaml(root: Path, path: str, check: str, errors: list[str]) -> Any:
     try:
-        return yaml.safe_load((root / path).read_text(encoding="utf-8"))
+        return yaml.load((root / path).read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         errors.append(f"{check}: {path}: cannot be read as YAML: {_one_line(exc)}")
         return None
@@ -101,7 +104,7 @@ def _manifest_documents(root: Path, spec: TeamSpec, errors: list[str]) -> Iterat
         if not path.startswith(k8s_dir + "/") or path.endswith("/kustomization.yaml"):
             continue
         try:
-            documents = list(yaml.safe_load_all((root / path).read_text(encoding="utf-8")))
+            documents = list(yaml.load_all((root / path).read_text(encoding="utf-8"), Loader=SAFE_LOADER))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             errors.append(f"kubernetes_schema: {path}: cannot be read as YAML: {_one_line(exc)}")
             continue
