@@ -23,6 +23,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -159,6 +160,20 @@ class AuditRow:
     detail: str
     prev_hash: str
     hash: str
+
+
+#: The audit chain's statements (:meth:`Store.append_audit`), built once: each row binds its values.
+_CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(7302)")
+_READ_HEAD = select(tables.audit_head.c.seq, tables.audit_head.c.hash).where(tables.audit_head.c.id == 1)
+_APPEND = insert(tables.audit_log)
+_MOVE_HEAD = (
+    update(tables.audit_head)
+    .where(tables.audit_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+_APPEND_AND_MOVE_HEAD = _MOVE_HEAD.add_cte(
+    insert(tables.audit_log).values({c.name: bindparam(f"row_{c.name}") for c in tables.audit_log.c}).cte("appended")
+)
 
 
 class Store:
@@ -500,8 +515,8 @@ class Store:
         head = tables.audit_head
         postgres = self.dialect == "postgresql"
         if postgres:
-            conn.execute(text("SELECT pg_advisory_xact_lock(7302)"))
-        last = conn.execute(select(head.c.seq, head.c.hash).where(head.c.id == 1)).first()
+            conn.execute(_CHAIN_LOCK)
+        last = conn.execute(_READ_HEAD).first()
         headless = last is None
         if headless:
             log = tables.audit_log
@@ -510,18 +525,19 @@ class Store:
         ts = datetime.now(UTC)
         row = AuditRow(seq, ts, request_id, action, phase, target, detail, prev_hash, "")
         row = AuditRow(**{**row.__dict__, "hash": hasher(row)})
-        appended = insert(tables.audit_log).values(**row.__dict__)
         if headless:
-            conn.execute(appended)
+            conn.execute(insert(tables.audit_log), row.__dict__)
             if last is None:  # the first row of an empty log
                 conn.execute(insert(head).values(id=1, seq=row.seq, hash=row.hash))
             return row
-        moved = update(head).where(head.c.id == 1).values(seq=row.seq, hash=row.hash)
+        # Statements built once, values bound: building them per row (values() of nine columns, its cache
+        # key) cost more than the transaction's commit, and every audit row of the process goes through here.
+        moved = {"new_seq": row.seq, "new_hash": row.hash}
         if postgres:  # one statement: a data-modifying WITH runs whether or not the UPDATE reads it
-            conn.execute(moved.add_cte(appended.cte("appended")))
+            conn.execute(_APPEND_AND_MOVE_HEAD, {**{f"row_{k}": v for k, v in row.__dict__.items()}, **moved})
         else:
-            conn.execute(appended)
-            conn.execute(moved)
+            conn.execute(_APPEND, row.__dict__)
+            conn.execute(_MOVE_HEAD, moved)
         return row
 
     def record_audit_checkpoint(
