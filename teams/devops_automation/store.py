@@ -162,6 +162,19 @@ class AuditRow:
     hash: str
 
 
+#: :meth:`Store.save_request`'s statements, built once (as the audit chain's below).
+_READ_STATE = select(tables.requests.c.state).where(tables.requests.c.id == bindparam("request_id"))
+_SAVE_REQUEST = (
+    update(tables.requests)
+    .where(tables.requests.c.id == bindparam("request_id"))
+    .values(
+        state=bindparam("new_state"),
+        payload=bindparam("new_payload"),
+        updated_at=bindparam("new_updated_at"),
+        team=bindparam("new_team"),
+        skills_key=bindparam("new_skills_key"),
+    )
+)
 #: The audit chain's statements (:meth:`Store.append_audit`), built once: each row binds its values.
 _CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(7302)")
 _READ_HEAD = select(tables.audit_head.c.seq, tables.audit_head.c.hash).where(tables.audit_head.c.id == 1)
@@ -360,7 +373,7 @@ class Store:
         transition that is a notification event (:func:`~.notify.events.kind_for`), or an explicit
         ``event``, is written to the outbox in the same transaction: saved once, told once."""
         with self._write() as conn:
-            stored = conn.execute(select(tables.requests.c.state).where(tables.requests.c.id == request.id)).scalar()
+            stored = conn.execute(_READ_STATE, {"request_id": request.id}).scalar()
             if stored is None:
                 raise StoreError(f"request {request.id} does not exist")
             before = RequestState(stored)
@@ -369,15 +382,15 @@ class Store:
                 request.state = new_state
             request.updated_at = datetime.now(UTC)
             conn.execute(
-                update(tables.requests)
-                .where(tables.requests.c.id == request.id)
-                .values(
-                    state=request.state.value,
-                    payload=request.model_dump(mode="json"),
-                    updated_at=request.updated_at,
-                    team=request.spec.name if request.spec else None,
-                    skills_key=skills_key(request.gap.required_skills),
-                )
+                _SAVE_REQUEST,
+                {
+                    "request_id": request.id,
+                    "new_state": request.state.value,
+                    "new_payload": request.model_dump(mode="json"),
+                    "new_updated_at": request.updated_at,
+                    "new_team": request.spec.name if request.spec else None,
+                    "new_skills_key": skills_key(request.gap.required_skills),
+                },
             )
             kind = event or kind_for(before, request.state, request)
             if kind is not None:
