@@ -277,6 +277,14 @@ def test_codeowners_reviewers_are_read_beside_the_tests_once_per_base_commit(
         assert second.state is RequestState.published, second.error
         assert sum(1 for _, path, _ in github.request_log if "/contents/" in path) == contents_before
         assert [r.login for r in gh_pull(app, second.pr_number).get_review_requests()[0]] == ["alice"]
+        # The audit says which read asked the forge and which was answered from the cache.
+        cached = [
+            json.loads(r.detail)["cached"]
+            for request in (first, second)
+            for r in app.store.iter_audit(request.id)
+            if (r.action, r.phase) == ("forge.read_codeowners", "succeeded")
+        ]
+        assert cached == [False, True]
     finally:
         app.close()
 

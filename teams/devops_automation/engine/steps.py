@@ -324,7 +324,7 @@ def _stage_beside(deps: Deps, ctx: RunContext, request: TeamCreationRequest, fil
     try:
         with deps.auditor.action("forge.read_codeowners", staged.base, request_id=request.id) as call:
             ctx.reviewers = deps.forge.reviewers(files, staged.base)
-            call.result.update(users=ctx.reviewers.users, teams=ctx.reviewers.teams)
+            call.result.update(users=ctx.reviewers.users, teams=ctx.reviewers.teams, cached=ctx.reviewers.cached)
     except ForgeError:  # audited as failed; the pull request reads them again
         ctx.reviewers = None
 

@@ -12,6 +12,9 @@ CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
 class Reviewers(BaseModel):
     users: list[str] = []
     teams: list[str] = []  # team slugs within the repository's organisation
+    #: Whether the CODEOWNERS file came from the forge client's per-commit cache (no request was made): the
+    #: audit row of the read says so.
+    cached: bool = False
 
 
 def _matches(pattern: str, path: str) -> bool:

@@ -216,14 +216,16 @@ class GitHubForge:
         """CODEOWNERS reviewers of ``paths`` at ``base`` (see the Forge protocol): up to three reads of
         "get repository content", none for a commit sha whose CODEOWNERS was found before (the last
         CODEOWNERS_CACHED_COMMITS)."""
-        text = self._codeowners_at(base)
-        return reviewers_for(text, paths, self.owner) if text is not None else Reviewers()
+        text, cached = self._codeowners_at(base)
+        found = reviewers_for(text, paths, self.owner) if text is not None else Reviewers()
+        return found.model_copy(update={"cached": cached})
 
-    def _codeowners_at(self, ref: str) -> str | None:
+    def _codeowners_at(self, ref: str) -> tuple[str | None, bool]:
+        """``(CODEOWNERS text or None, whether it came from the cache)`` at ``ref``."""
         commit = _COMMIT_SHA.fullmatch(ref) is not None
         with self._codeowners_lock:
             if commit and ref in self._codeowners:
-                return self._codeowners[ref]
+                return self._codeowners[ref], True
         text = None
         for path in CODEOWNERS_PATHS:
             text = self.read_file(path, ref)
@@ -236,7 +238,7 @@ class GitHubForge:
                 self._codeowners[ref] = text
                 while len(self._codeowners) > CODEOWNERS_CACHED_COMMITS:
                     del self._codeowners[next(iter(self._codeowners))]
-        return text
+        return text, False
 
     # -- pull requests ------------------------------------------------------------------------
     @staticmethod
