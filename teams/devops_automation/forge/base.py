@@ -86,7 +86,8 @@ class Forge(Protocol):
     def reviewers(self, paths: list[str], base: str) -> Reviewers:
         """The CODEOWNERS reviewers of ``paths`` (``.github/CODEOWNERS``, ``CODEOWNERS`` or ``docs/CODEOWNERS``
         at ``base``: a branch, or a commit sha, whose file a forge may keep once found, since a commit never
-        changes); no reviewers when there is no CODEOWNERS file. Raises ForgeError."""
+        changes; ``Reviewers.cached`` says a kept file answered); no reviewers when there is no CODEOWNERS
+        file. Raises ForgeError."""
         ...
 
     def ensure_pull_request(
