@@ -29,7 +29,14 @@ from devops_automation.scaffold.render import (
     RenderError,
     render_team,
 )
-from devops_automation.scaffold.team_tests import TeamTestRun, scrub_environment, spare_ready, warm_spare, warm_up
+from devops_automation.scaffold.team_tests import (
+    TeamTestRun,
+    scratch_root,
+    scrub_environment,
+    spare_ready,
+    warm_spare,
+    warm_up,
+)
 from devops_automation.scaffold.validate import ValidationReport, validate_render
 
 from .scaffold_fixtures import HOSTILE, hostile_gap, hostile_spec, sample_gap, sample_spec
@@ -795,6 +802,10 @@ def main():
         "    assert 'sekrit-7f3c' not in repr(dict(os.environ))\n"
         "    parent = open(f'/proc/{os.getppid()}/environ', 'rb').read()\n"
         "    assert b'sekrit-7f3c' not in parent\n"
+        "    from devops_automation.scaffold.team_tests import scratch_root\n"
+        "    import tempfile\n"
+        "    root = scratch_root() or tempfile.gettempdir()\n"
+        "    assert os.environ['CREWAI_STORAGE_DIR'].startswith(root + '/team-tests-')\n"
     )
     for name in ("cold", "spare"):
         if name == "spare":
@@ -825,7 +836,15 @@ def test_children_see_no_credentials_and_leave_no_temporary_folders(tmp_path: Pa
         "OPENAI_API_KEY": "sekrit-7f3c",
         "CREWAI_STORAGE_DIR": str(storage),
     }
+    # The children's folders are made in the memory file system when there is one, else in TMPDIR.
+    scratch = Path(scratch_root() or temp)
+
+    def folders() -> set[str]:
+        return {p.name for p in scratch.iterdir() if p.name.startswith("team-tests-")}
+
+    before = folders()
     assert _fresh_python(tmp_path, CHILD_ISOLATION_SCRIPT, env=extra) == ["cold False [] True", "spare True [] True"]
+    assert folders() - before == set()
     assert sorted(p.name for p in temp.iterdir() if p.name.startswith("team-tests-")) == []
     assert sorted(str(p.relative_to(storage)) for p in storage.rglob("*") if p.is_file()) == []
 
