@@ -8,6 +8,7 @@ import random
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -609,10 +610,14 @@ def test_generated_tests_time_out(tmp_path: Path) -> None:
         f"{TEAM}/tests/test_team.py",
         lambda s: s + "\n\ndef test_slow() -> None:\n    import time\n    time.sleep(60)\n",
     )
+    scratch = Path(scratch_root() or tempfile.gettempdir())
+    before = {p.name for p in scratch.iterdir() if p.name.startswith("team-tests-")}
     started = time.perf_counter()
     report = validate_render(rendered, sample_spec(), test_timeout=2)
     assert time.perf_counter() - started < 15
     assert report.errors == [f"team_tests: {TEAM}/tests: timed out after 2s"]
+    # The child was killed, and could not remove its temporary folder: the parent did.
+    assert {p.name for p in scratch.iterdir() if p.name.startswith("team-tests-")} - before == set()
 
 
 def test_generated_python_is_ruff_clean(tmp_path: Path) -> None:

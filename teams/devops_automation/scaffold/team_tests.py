@@ -314,23 +314,36 @@ def _send_result(conn: Connection, result: tuple[int, str]) -> None:
     conn.close()
 
 
-def _child(tests_dir: str, conn: Connection) -> None:
+def _new_folder() -> str:
+    """A child's temporary folder (``team-tests-*`` under :func:`scratch_root`), made by the parent: the
+    parent removes it when the child is done with (:func:`_remove_folder`), a child it had to kill (a
+    timeout) included, which could not remove its own."""
+    return tempfile.mkdtemp(prefix="team-tests-", dir=scratch_root())
+
+
+def _remove_folder(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _child(tests_dir: str, data_dir: str, conn: Connection) -> None:
     """Forkserver child, started for one run: run the tests, send ``(exit code, output)`` once its
-    temporary folder is removed (the parent may kill it as soon as the result is in)."""
-    with tempfile.TemporaryDirectory(prefix="team-tests-", dir=scratch_root()) as data:
-        _start_child(data)
+    temporary folder ``data_dir`` is removed (the parent may kill it as soon as the result is in)."""
+    try:
+        _start_child(data_dir)
         result = _run_pytest(tests_dir)
+    finally:
+        _remove_folder(data_dir)
     _send_result(conn, result)
 
 
 READY = b"ready"
 
 
-def _spare(conn: Connection) -> None:
+def _spare(conn: Connection, data_dir: str) -> None:
     """Forkserver child kept spare: warm up, send ``READY``, wait for one tests folder, run it, send
     ``(exit code, output)``; exits when the parent closes the pipe instead."""
-    with tempfile.TemporaryDirectory(prefix="team-tests-", dir=scratch_root()) as data:
-        _start_child(data)
+    try:
+        _start_child(data_dir)
         _quietly(warm_up_crewai)
         gc.freeze()  # what the warm-up built is as long-lived as the server's heap
         try:
@@ -339,6 +352,8 @@ def _spare(conn: Connection) -> None:
         except (EOFError, OSError):  # the parent is gone or closed the pool
             return
         result = _run_pytest(tests_dir)
+    finally:
+        _remove_folder(data_dir)
     _send_result(conn, result)
 
 
@@ -383,20 +398,36 @@ class _Spares:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._spare: tuple[BaseProcess, Connection] | None = None
+        self._spare: tuple[BaseProcess, Connection, str] | None = None
+        atexit.register(self._forget)  # runs before multiprocessing ends the spare (atexit is last in, first out)
 
     def replenish(self, context: BaseContext) -> None:
         """Fork a spare if there is none."""
         with self._lock:
             if self._spare is not None and not self._spare[0].is_alive():
                 self._spare[1].close()  # it died waiting
+                _remove_folder(self._spare[2])
                 self._spare = None
             if self._spare is None:
                 ours, theirs = context.Pipe(duplex=True)
-                process = context.Process(target=_spare, args=(theirs,), name="scaffold-team-tests-spare", daemon=True)
-                process.start()
-                theirs.close()
-                self._spare = (process, ours)
+                data = _new_folder()
+                process = context.Process(
+                    target=_spare, args=(theirs, data), name="scaffold-team-tests-spare", daemon=True
+                )
+                try:
+                    process.start()
+                except BaseException:
+                    _remove_folder(data)
+                    raise
+                finally:
+                    theirs.close()
+                self._spare = (process, ours, data)
+
+    def _forget(self) -> None:
+        """At exit: the waiting spare's folder (multiprocessing then ends the spare itself)."""
+        with self._lock:
+            if self._spare is not None:
+                _remove_folder(self._spare[2])
 
     def ready(self, timeout: float) -> bool:
         """Whether a spare is warm (waits up to ``timeout`` seconds for it)."""
@@ -407,13 +438,13 @@ class _Spares:
         except (OSError, ValueError):  # taken (and closed) meanwhile
             return False
 
-    def take(self, tests_dir: str) -> tuple[BaseProcess, Connection] | None:
-        """The spare, given ``tests_dir``, if it is warm; None when there is none or it is still warming
-        up (it stays for the next run)."""
+    def take(self, tests_dir: str) -> tuple[BaseProcess, Connection, str] | None:
+        """The spare (process, pipe, its folder), given ``tests_dir``, if it is warm; None when there is
+        none or it is still warming up (it stays for the next run)."""
         with self._lock:
             if self._spare is None:
                 return None
-            process, conn = self._spare
+            process, conn, data = self._spare
             try:
                 if not conn.poll(0):
                     return None
@@ -423,10 +454,12 @@ class _Spares:
             except (EOFError, OSError):  # it died: fork another one later
                 conn.close()
                 process.kill()
+                process.join(5)
+                _remove_folder(data)
                 self._spare = None
                 return None
             self._spare = None
-            return process, conn
+            return process, conn, data
 
 
 _spares = _Spares()
@@ -457,18 +490,25 @@ class TeamTestRun:
         self._context = forkserver_context()
         taken = _spares.take(self._tests_dir)
         if taken is not None:
-            self._process, self._recv = taken
+            self._process, self._recv, self._data = taken
             self.spare = True
         else:
             self._start_cold()
 
     def _start_cold(self) -> None:
         self._recv, send = self._context.Pipe(duplex=False)
+        self._data = _new_folder()
         self._process = self._context.Process(
-            target=_child, args=(self._tests_dir, send), name="scaffold-team-tests", daemon=True
+            target=_child, args=(self._tests_dir, self._data, send), name="scaffold-team-tests", daemon=True
         )
-        self._process.start()
-        send.close()
+        try:
+            self._process.start()
+        except BaseException:
+            self._recv.close()
+            _remove_folder(self._data)
+            raise
+        finally:
+            send.close()
 
     def wait(self, timeout: float = 120.0) -> list[str]:
         """Errors (empty when every test passed); kills the child after ``timeout`` seconds."""
@@ -479,13 +519,15 @@ class TeamTestRun:
             self.elapsed = time.perf_counter() - self.started
 
     def _finish(self) -> None:
-        """The child is done with: killed if it still runs (its temporary folder is gone once it has sent a
+        """The child is done with: killed if it still runs (it removed its temporary folder before it sent a
         result, so nothing is lost); not waited for after a result (its exit is the forkserver's to reap:
-        about 10 ms this run need not wait for), reaped here otherwise."""
+        about 10 ms this run need not wait for), reaped here otherwise, and then its folder removed here
+        (a killed child leaves it behind)."""
         if self._process.is_alive():
             self._process.kill()
         if not self._received:
             self._process.join(5)
+            _remove_folder(self._data)
         self._recv.close()
 
     def _collect(self, timeout: float) -> list[str]:
