@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -572,6 +573,59 @@ def test_a_spare_that_cannot_be_forked_is_a_warning_never_an_error(
     with caplog.at_level("WARNING", logger="devops_crew.scaffold"):
         team_tests.warm_spare()
     assert "no spare team-test child" in caplog.text and "Resource temporarily unavailable" in caplog.text
+
+
+def test_a_full_memory_file_system_puts_the_childs_folder_in_the_temporary_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/dev/shm that cannot take another folder (ENOSPC): the child's folder is made in the temporary
+    directory instead, the tests run and pass there, and the folder is gone afterwards."""
+    from devops_automation.scaffold import team_tests
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    made: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(*args: Any, **kwargs: Any) -> str:
+        if kwargs.get("prefix") != "team-tests-":  # not a child's folder
+            return real_mkdtemp(*args, **kwargs)
+        if kwargs.get("dir") == str(shm):
+            raise OSError(28, "No space left on device")
+        made.append(real_mkdtemp(prefix="team-tests-", dir=str(temp)))  # where TMPDIR would put it
+        return made[-1]
+
+    monkeypatch.setattr(team_tests, "SHM_DIR", str(shm))
+    monkeypatch.setattr(team_tests.tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(team_tests._spares, "take", lambda _tests: None)  # a cold child: the folder is new
+    rendered = render(tmp_path)
+    run = TeamTestRun(rendered.root / TEAM / "tests", f"{TEAM}/tests")
+    assert run.wait() == []
+    assert "8 passed" in run.output
+    assert len(made) == 1 and Path(made[0]).parent == temp
+    assert not Path(made[0]).exists()
+
+
+def test_a_child_that_cannot_be_started_is_a_validation_error_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No folder to be had anywhere (or no process): validation reports one error for the team's tests,
+    with the reason, and every other check still runs; nothing raises out of validate_render."""
+    from devops_automation.scaffold import team_tests
+
+    def no_folder() -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(team_tests, "_new_folder", no_folder)
+    monkeypatch.setattr(team_tests._spares, "take", lambda _tests: None)
+    rendered = render(tmp_path)
+    report = validate_render(rendered, sample_spec())
+    assert report.errors == [
+        f"team_tests: {TEAM}/tests: the test process could not be started: OSError: [Errno 28] No space left on device"
+    ]
+    assert set(report.timings) == ALL_CHECKS
 
 
 def test_a_failing_assert_fails_in_a_spare(tmp_path: Path) -> None:

@@ -315,10 +315,17 @@ def _send_result(conn: Connection, result: tuple[int, str]) -> None:
 
 
 def _new_folder() -> str:
-    """A child's temporary folder (``team-tests-*`` under :func:`scratch_root`), made by the parent: the
-    parent removes it when the child is done with (:func:`_remove_folder`), a child it had to kill (a
-    timeout) included, which could not remove its own."""
-    return tempfile.mkdtemp(prefix="team-tests-", dir=scratch_root())
+    """A child's temporary folder (``team-tests-*`` under :func:`scratch_root`, or in the temporary
+    directory when that one is full), made by the parent: the parent removes it when the child is done
+    with (:func:`_remove_folder`), a child it had to kill (a timeout) included, which could not remove its
+    own. Raises OSError when neither place can hold it."""
+    root = scratch_root()
+    try:
+        return tempfile.mkdtemp(prefix="team-tests-", dir=root)
+    except OSError:
+        if root is None:
+            raise
+        return tempfile.mkdtemp(prefix="team-tests-")
 
 
 def _remove_folder(path: str) -> None:
@@ -409,14 +416,19 @@ class _Spares:
                 _remove_folder(self._spare[2])
                 self._spare = None
             if self._spare is None:
-                ours, theirs = context.Pipe(duplex=True)
                 data = _new_folder()
+                try:
+                    ours, theirs = context.Pipe(duplex=True)
+                except BaseException:
+                    _remove_folder(data)
+                    raise
                 process = context.Process(
                     target=_spare, args=(theirs, data), name="scaffold-team-tests-spare", daemon=True
                 )
                 try:
                     process.start()
                 except BaseException:
+                    ours.close()
                     _remove_folder(data)
                     raise
                 finally:
@@ -487,31 +499,48 @@ class TeamTestRun:
         self.spare = False
         self._received = False
         self._tests_dir = str(tests_dir.resolve())
-        self._context = forkserver_context()
-        taken = _spares.take(self._tests_dir)
-        if taken is not None:
-            self._process, self._recv, self._data = taken
-            self.spare = True
-        else:
-            self._start_cold()
+        self._process: BaseProcess | None = None
+        self._start_error: str | None = None
+        try:
+            self._context = forkserver_context()
+            taken = _spares.take(self._tests_dir)
+            if taken is not None:
+                self._process, self._recv, self._data = taken
+                self.spare = True
+            else:
+                self._start_cold()
+        except (OSError, EOFError, ValueError) as exc:  # no forkserver, no folder or no process to be had
+            self._process = None
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            self._start_error = f"team_tests: {label}: the test process could not be started: {reason}"
 
     def _start_cold(self) -> None:
-        self._recv, send = self._context.Pipe(duplex=False)
+        """Fork a child that starts on the tests at once; leaves nothing open or on disk if it cannot."""
         self._data = _new_folder()
-        self._process = self._context.Process(
+        try:
+            self._recv, send = self._context.Pipe(duplex=False)
+        except BaseException:
+            _remove_folder(self._data)
+            raise
+        process = self._context.Process(
             target=_child, args=(self._tests_dir, self._data, send), name="scaffold-team-tests", daemon=True
         )
         try:
-            self._process.start()
+            process.start()
         except BaseException:
             self._recv.close()
             _remove_folder(self._data)
             raise
         finally:
             send.close()
+        self._process = process
 
     def wait(self, timeout: float = 120.0) -> list[str]:
-        """Errors (empty when every test passed); kills the child after ``timeout`` seconds."""
+        """Errors (empty when every test passed); kills the child after ``timeout`` seconds. A child that
+        could not be started is one error, as a failed run is (the step then ends failed, resumable)."""
+        if self._start_error is not None:
+            self.elapsed = time.perf_counter() - self.started
+            return [self._start_error]
         try:
             return self._collect(timeout)
         finally:
@@ -523,6 +552,7 @@ class TeamTestRun:
         result, so nothing is lost); not waited for after a result (its exit is the forkserver's to reap:
         about 10 ms this run need not wait for), reaped here otherwise, and then its folder removed here
         (a killed child leaves it behind)."""
+        assert self._process is not None
         if self._process.is_alive():
             self._process.kill()
         if not self._received:
@@ -531,6 +561,7 @@ class TeamTestRun:
         self._recv.close()
 
     def _collect(self, timeout: float) -> list[str]:
+        assert self._process is not None
         if not self._recv.poll(timeout):
             return [f"team_tests: {self.label}: timed out after {timeout:.0f}s"]
         try:
