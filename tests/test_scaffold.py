@@ -861,10 +861,8 @@ def main():
         "    assert 'sekrit-7f3c' not in repr(dict(os.environ))\n"
         "    parent = open(f'/proc/{os.getppid()}/environ', 'rb').read()\n"
         "    assert b'sekrit-7f3c' not in parent\n"
-        "    from devops_automation.scaffold.team_tests import scratch_root\n"
-        "    import tempfile\n"
-        "    root = scratch_root() or tempfile.gettempdir()\n"
-        "    assert os.environ['CREWAI_STORAGE_DIR'].startswith(root + '/team-tests-')\n"
+        "    assert os.environ['CREWAI_STORAGE_DIR'].startswith(os.environ['EXPECT_SCRATCH'] + '/team-tests-')\n"
+        "    assert os.environ['TMPDIR'] == os.environ['CREWAI_STORAGE_DIR']\n"
     )
     for name in ("cold", "spare"):
         if name == "spare":
@@ -897,6 +895,7 @@ def test_children_see_no_credentials_and_leave_no_temporary_folders(tmp_path: Pa
     }
     # The children's folders are made in the memory file system when there is one, else in TMPDIR.
     scratch = Path(scratch_root() or temp)
+    extra["EXPECT_SCRATCH"] = str(scratch)
 
     def folders() -> set[str]:
         return {p.name for p in scratch.iterdir() if p.name.startswith("team-tests-")}
@@ -906,6 +905,8 @@ def test_children_see_no_credentials_and_leave_no_temporary_folders(tmp_path: Pa
     assert folders() - before == set()
     assert sorted(p.name for p in temp.iterdir() if p.name.startswith("team-tests-")) == []
     assert sorted(str(p.relative_to(storage)) for p in storage.rglob("*") if p.is_file()) == []
+    # CrewAI's lock files (crewai:<md5>.lock, one per database path) are made in the child's own folder.
+    assert sorted(p.name for p in temp.iterdir() if p.name.startswith("crewai:")) == []
 
 
 RELAUNCH_SCRIPT = r"""

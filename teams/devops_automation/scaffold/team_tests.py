@@ -243,7 +243,8 @@ def scrub_environment(environ: MutableMapping[str, str]) -> None:
 
 def _start_child(data_dir: str) -> None:
     """What every child does first: no bytecode into the render, the server's heap out of the garbage
-    collector's way, no credentials, crewai's storage (its task-output database) in ``data_dir``."""
+    collector's way, no credentials, crewai's storage (its task-output database) and the temporary
+    directory in ``data_dir``."""
     sys.dont_write_bytecode = True  # nothing may be written into the rendered tree
     # multiprocessing ends a spare with SIGTERM when this process exits: remove the temporary folder and
     # leave at once. Not through SystemExit: caught inside a warm-up, it left the child waiting for
@@ -259,6 +260,9 @@ def _start_child(data_dir: str) -> None:
     # replaces the XDG data dir: the parent's (the product's state directory) would collect every team's
     # kickoffs, shared by all children at once. Each child keeps its own, removed with its folder.
     os.environ["XDG_DATA_HOME"] = os.environ["CREWAI_STORAGE_DIR"] = data_dir
+    # And the temporary directory: CrewAI leaves a lock file there for each database it opens (named after
+    # the database's path, so a new one for every child), and pytest its tmp_path folders.
+    os.environ["TMPDIR"] = tempfile.tempdir = data_dir
 
 
 _child_data: str | None = None  # in a child: its temporary folder
