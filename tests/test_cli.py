@@ -107,6 +107,19 @@ def test_bad_settings_get_one_line_exit_2(tmp_path: Path, env: dict[str, str], m
         ({"DEVOPS_CREW_WEB_USERS": '{"a": {"roles": ["boss"]}}'}, "DEVOPS_CREW_WEB_USERS: a: unknown role"),
         ({"DEVOPS_CREW_A2A_TOKENS": "billing_ops"}, "DEVOPS_CREW_A2A_TOKENS: entry 1 is not team:token"),
         ({"DEVOPS_CREW_A2A_TOKENS": "billing_ops:short"}, "shorter than 16 characters"),
+        (
+            {"DEVOPS_CREW_WEB_USERS": '{"alice": {"password_hash": "nothash"}}'},
+            "DEVOPS_CREW_WEB_USERS: alice: password_hash is not an argon2 hash",
+        ),
+        # One token for a web admin and an A2A caller: the caller would act as the admin on the JSON API.
+        (
+            {
+                "DEVOPS_CREW_WEB_USERS": '{"admin": {"roles": ["admin"], "token": "shared-token-0123456789"}}',
+                "DEVOPS_CREW_A2A_TOKENS": "billing_ops:shared-token-0123456789",
+            },
+            "one token is given to two callers (web admin and a2a billing_ops)",
+        ),
+        ({"DEVOPS_CREW_A2A_TOKENS": "a:same-token-0123456789,b:same-token-0123456789"}, "(a2a a and a2a b)"),
     ],
 )
 def test_serve_refuses_unusable_credentials_in_one_line(tmp_path: Path, env: dict[str, str], message: str) -> None:
@@ -114,6 +127,7 @@ def test_serve_refuses_unusable_credentials_in_one_line(tmp_path: Path, env: dic
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert message in lines[0]
+    assert "0123456789" not in result.stderr  # the tokens themselves are never printed
 
 
 def test_an_empty_variable_counts_as_unset(tmp_path: Path) -> None:

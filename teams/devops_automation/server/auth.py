@@ -45,7 +45,10 @@ class _Credential:
 
 class Authenticator:
     """The credentials of one settings object. Raises ConfigurationError at construction for tables that
-    cannot be read (a bad entry, an unknown role, a token shorter than 16 characters)."""
+    cannot be read (a bad entry, an unknown role, a token shorter than 16 characters, a password hash that
+    is not an argon2 hash) and for one token given to two callers: a bearer token names exactly one actor
+    (the first entry would win, so a web user's token shared with an A2A caller gave that caller the web
+    user's roles on the JSON API and locked it out of A2A)."""
 
     def __init__(self, settings: Settings) -> None:
         try:
@@ -61,6 +64,11 @@ class Authenticator:
             except ValueError as exc:
                 raise ConfigurationError(f"DEVOPS_CREW_WEB_USERS: {name}: {exc}") from None
             actor = Actor(id=name, channel=Channel.web, display_name=user.display_name or name, roles=roles)
+            if user.password_hash is not None and not any(h.identify(user.password_hash) for h in _hasher.hashers):
+                raise ConfigurationError(
+                    f"DEVOPS_CREW_WEB_USERS: {name}: password_hash is not an argon2 hash "
+                    "(make one with `devops-crew hash-password`)"
+                )
             self._users[name] = (user.password_hash, actor)
             if user.token is not None:
                 self._tokens.append(_Credential(user.token.get_secret_value().encode(), actor))
@@ -69,6 +77,15 @@ class Authenticator:
                 raise ConfigurationError(f"DEVOPS_CREW_A2A_TOKENS: the token of {team} is shorter than 16 characters")
             actor = Actor(id=team, channel=Channel.a2a, display_name=team, roles=A2A_ROLES)
             self._tokens.append(_Credential(token.encode(), actor))
+        holders: dict[bytes, str] = {}
+        for credential in self._tokens:
+            who = f"{credential.actor.channel.value} {credential.actor.id}"
+            if credential.token in holders:
+                raise ConfigurationError(
+                    f"one token is given to two callers ({holders[credential.token]} and {who}): "
+                    "DEVOPS_CREW_WEB_USERS and DEVOPS_CREW_A2A_TOKENS need a token of their own for each"
+                )
+            holders[credential.token] = who
 
     @property
     def has_a2a_callers(self) -> bool:
