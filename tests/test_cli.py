@@ -130,6 +130,29 @@ def test_serve_refuses_unusable_credentials_in_one_line(tmp_path: Path, env: dic
     assert "0123456789" not in result.stderr  # the tokens themselves are never printed
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    """``devops-crew status --json | head -c0``: stdout's reader is gone before anything is written. The
+    command exits with the shell's 141 (128 + SIGPIPE) and prints no traceback."""
+    home = tmp_path / "home"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DEVOPS_CREW_", "DATABASE_URL"))}
+    environment["DEVOPS_CREW_HOME"] = str(home)
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command starts
+    try:
+        done = subprocess.run(
+            [str(EXE), "status", "--json"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == ""
+
+
 def test_an_empty_variable_counts_as_unset(tmp_path: Path) -> None:
     result = run(tmp_path / "home", "status", DEVOPS_CREW_RATE_LIMIT="", DATABASE_URL="", DEVOPS_CREW_FORGE="")
     assert result.returncode == 0 and "no requests yet" in result.stdout, result.stderr

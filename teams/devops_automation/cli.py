@@ -585,6 +585,10 @@ def _settings_message(exc: Exception) -> str:
     return f"{name}: not a valid value ({'expected JSON' if 'dict' in str(field and field.annotation) else exc})"
 
 
+#: The exit status when the reader of stdout went away (a shell's 128 + SIGPIPE).
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .quiet import silence_crewai
 
@@ -595,7 +599,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         quiet_library_logs()
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that went away (`| head`) is found here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # The reader closed the pipe: the output is not wanted, the work is done. The shell's convention
+        # (128 + SIGPIPE) instead of a traceback; stdout goes to /dev/null so the exit's flush stays quiet.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except CliError as exc:
         print(f"devops-crew: error: {exc}", file=sys.stderr)
         return exc.code
