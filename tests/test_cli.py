@@ -249,6 +249,45 @@ def test_bad_arguments_are_one_line(tmp_path: Path, args: list[str], message: st
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_forge_serve_on_another_port_links_to_that_port_and_says_how_to_keep_other_links_there(
+    tmp_path: Path,
+) -> None:
+    """``forge serve --port P``: the forge's links (a repository's ``html_url``) are on P, not on the default
+    3131; and it says that other commands build their links from DEVOPS_CREW_FORGE_PORT."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    home = tmp_path / "home"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DEVOPS_CREW_", "DATABASE_URL", "GITHUB_"))}
+    environment["DEVOPS_CREW_HOME"] = str(home)
+    with subprocess.Popen(
+        [str(EXE), "forge", "serve", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    ) as server:
+        try:
+            assert server.stdout is not None
+            assert f"127.0.0.1:{port}" in server.stdout.readline()
+            token = (home / "forge" / "token").read_text().strip()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v3/repos/local/teams", headers={"Authorization": f"token {token}"}
+            )
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(request, timeout=30) as response:
+                html_url = json.loads(response.read())["html_url"]
+        finally:
+            server.terminate()
+            _, stderr = server.communicate(timeout=30)
+    assert html_url == f"http://127.0.0.1:{port}/local/teams"
+    assert f"export DEVOPS_CREW_FORGE_PORT={port}" in stderr
+
+
 def test_forge_serve_on_a_busy_port_is_one_line_and_leaves_the_other_server_alone(tmp_path: Path) -> None:
     import socket
 

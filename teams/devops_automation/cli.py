@@ -355,10 +355,22 @@ def cmd_forge_serve(args: argparse.Namespace) -> int:
     from .settings import Settings
 
     settings = Settings()
+    port = settings.forge_port if args.port is None else args.port
+    moved = port != settings.forge_port
+    # The forge's own pages link to its public URL: on the port it serves on, unless one is configured.
+    settings = settings.model_copy(update={"forge_port": port})
 
     def ready(api_url: str) -> None:
         print(f"local forge serving {settings.target_repo} at {api_url.removesuffix('/api/v3')}", flush=True)
         print(f"  API base URL: {api_url}  (token in {settings.home / 'forge' / 'token'})", flush=True)
+        if moved and port and not settings.forge_public_url:
+            # Other commands find this forge (it advertises itself) but build their links from the variable.
+            print(
+                f"  note: other devops-crew commands link pull requests to port DEVOPS_CREW_FORGE_PORT; "
+                f"export DEVOPS_CREW_FORGE_PORT={port} for them (instead of --port) to keep their links on this one",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -366,9 +378,9 @@ def cmd_forge_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)  # a service manager's stop cleans up like Ctrl-C
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            serve_embedded_forge(settings, args.port, ready)
+            serve_embedded_forge(settings, port, ready)
     except OSError as exc:
-        raise CliError(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}", EXIT_FAILED) from exc
+        raise CliError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc}", EXIT_FAILED) from exc
     return EXIT_OK
 
 
@@ -567,7 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
     forge = sub.add_parser("forge", help="the embedded local forge")
     forge_sub = forge.add_subparsers(dest="forge_command", required=True, metavar="COMMAND")
     forge_serve = forge_sub.add_parser("serve", help="serve the embedded forge until interrupted")
-    forge_serve.add_argument("--port", type=_port, default=3131, help="port on 127.0.0.1 (default 3131; 0 picks one)")
+    forge_serve.add_argument(
+        "--port", type=_port, default=None, help="port on 127.0.0.1 (default DEVOPS_CREW_FORGE_PORT, 3131; 0 picks one)"
+    )
     forge_serve.set_defaults(func=cmd_forge_serve)
     return parser
 

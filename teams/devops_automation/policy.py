@@ -148,7 +148,10 @@ def check_rate(
     """``ledger`` holds when each slot was used (overridden ones included). Raise when none is free now. A limit of 0
     means no new teams at all (each still may be overridden by a human). Remedies name ``request_id``."""
     now = now or datetime.now(UTC)
-    override = f"or have a human run `devops-crew approve {request_id} --override --reason TEXT`"
+    override = (
+        f"then `devops-crew resume {request_id}`; or have another human than the requester (four eyes) run "
+        f"`devops-crew approve {request_id} --override --reason TEXT`"
+    )
     if limit <= 0:
         raise PolicyViolation(
             "rate-limit", "no new teams may be proposed (DEVOPS_CREW_RATE_LIMIT=0)", f"Raise the limit, {override}."
