@@ -521,6 +521,22 @@ def test_the_requester_sees_why_she_may_not_approve_and_another_approver_can(ser
         assert "bob (web)" in audit
 
 
+def test_a_triage_request_asks_to_confirm_a_new_team_not_to_approve_a_cost(server: RunningServer) -> None:
+    """A gap the matcher could not decide (rule possible-reuse) waits for a human's triage: its form says
+    what approving means (a new team; no existing team covers it) and how to reuse one instead, and
+    says nothing of a cost ceiling it is not waiting on."""
+    gap = {"description": "SQL injection pentesting of the customer portal", "required_skills": ["sql"]}
+    waiting = submit(server, "alice", gap, {"awaiting_approval"})
+    assert waiting["decision"]["rule"] == "possible-reuse"
+    with signed_in(server, "bob") as bob:
+        page = bob.get(f"/requests/{waiting['id']}").text
+        form = page[page.index('id="approve"') : page.index("</form>", page.index('id="approve"'))]
+        assert "<legend>Confirm a new team</legend>" in form and "data_engineering" in form
+        assert f"devops-crew reject {waiting['id']} --use-team TEAM" in form
+        assert "Approve the cost" not in form and "the ceiling is" not in form
+        assert ">Confirm a new team</button>" in form
+
+
 def test_viewers_see_but_cannot_decide_and_reasons_are_required(server: RunningServer) -> None:
     rid = submit(server, "alice", new_gap(1).model_dump(mode="json"), {"awaiting_approval"})["id"]
     with signed_in(server, "vic") as vic:
