@@ -153,6 +153,16 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> Non
     assert done.stderr == ""
 
 
+def test_a_new_state_directory_is_private_to_its_user(tmp_path: Path) -> None:
+    """The state directory holds the store (gap text, the audit log, sessions) and the forge's tokens: the
+    first command makes it 0700, whatever the umask lets files inside be."""
+    home = tmp_path / "home"
+    result = run(home, "status")
+    assert result.returncode == 0, result.stderr
+    assert (home.stat().st_mode & 0o777) == 0o700
+    assert (home / "state.db").exists()
+
+
 def test_an_empty_variable_counts_as_unset(tmp_path: Path) -> None:
     result = run(tmp_path / "home", "status", DEVOPS_CREW_RATE_LIMIT="", DATABASE_URL="", DEVOPS_CREW_FORGE="")
     assert result.returncode == 0 and "no requests yet" in result.stdout, result.stderr

@@ -63,7 +63,7 @@ def build_app(
     Raises ConfigurationError (and BroadTokenError) for settings that
     cannot work, ForgeError when the forge does not answer."""
     silence_crewai(settings.home)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.ensure_home()
     owned = store is None
     store = store or open_store(settings.effective_database_url)
     auditor = Auditor(store, settings.secret_values())

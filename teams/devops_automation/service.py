@@ -124,7 +124,7 @@ class CrewService:
     def store(self) -> Store:
         with self._lock:
             if self._store is None:
-                self.settings.home.mkdir(parents=True, exist_ok=True)
+                self.settings.ensure_home()
                 self._store = open_store(self.settings.effective_database_url)
             return self._store
 
@@ -663,5 +663,5 @@ def serve_embedded_forge(settings: Settings, port: int, ready: Callable[[str], N
         raise ConfigurationError(
             f"DEVOPS_CREW_FORGE is {kind} (GITHUB_TOKEN set?); the local forge is for the embedded mode"
         )
-    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.ensure_home()
     serve_local_forge(settings, port, ready)

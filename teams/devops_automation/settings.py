@@ -320,6 +320,13 @@ class Settings(BaseSettings):
     def checkout_dir(self) -> Path:
         return self.home / "checkout"
 
+    def ensure_home(self) -> Path:
+        """The state directory, made if missing, then private to this user (mode 0700): it holds the store
+        (requests, gap text, the audit log, sessions), the embedded forge's data and its tokens. A folder that
+        exists already keeps the mode its operator gave it."""
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.home
+
     def secret_values(self) -> list[str]:
         """Every configured secret, so the audit log can redact them wherever they appear."""
         configured = (

@@ -334,7 +334,7 @@ class TargetRepo:
         repository around the process lends it its configuration. Raises GitError."""
         command = ["git", "ls-remote", "--", self.url, *patterns]
         with self._git_errors(), self.auditor.action("git.ls_remote", f"{self.url} {' '.join(patterns)}") as call:
-            self.settings.home.mkdir(parents=True, exist_ok=True)
+            self.settings.ensure_home()
             done = subprocess.run(
                 command, capture_output=True, env={**os.environ, **self.git_env}, cwd=self.settings.home, check=False
             )
