@@ -264,11 +264,18 @@ def test_bodies_the_forms_never_send_are_refused_not_a_500(tmp_path: Path) -> No
 
 
 def test_failed_sign_ins_are_throttled(tmp_path: Path) -> None:
+    """Five failures hold a name back for the window; the other users at the same address still sign in
+    (an office or a proxy is one address); twenty failures from one address, across names, hold it back."""
     with running_server(server_settings(tmp_path / "home")) as server, server.client() as client:
         answers = [login(client, "bob", "not the password").status_code for _ in range(6)]
         assert answers == [401] * 5 + [429]
         blocked = login(client, "bob")  # even the right password waits out the window
         assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.text
+        assert login(client, "alice").status_code in (302, 303)  # same address, another user
+        client.cookies.clear()
+        guesses = [login(client, f"nobody{n}", "guess").status_code for n in range(15)]
+        assert guesses == [401] * 15  # bob's 5 (held-back tries do not count) and 15 here: 20 from this address
+        assert login(client, "carol").status_code == 429
 
 
 def test_forms_without_a_valid_csrf_token_are_refused(server: RunningServer, tmp_path: Path) -> None:

@@ -131,12 +131,15 @@ class Authenticator:
 
 
 class LoginThrottle:
-    """Failed sign-ins per user name and per client address: after ``limit`` failures within ``window``
-    seconds, that name (or address) may not try again until the window has passed. Per process (each
-    replica counts its own); argon2's cost is the other half of the defence."""
+    """Failed sign-ins per user name and per client address: after ``limit`` failures of a name within
+    ``window`` seconds, that name may not try again until the window has passed; an address (keys starting
+    ``addr:``) is held back only after ``address_limit`` failures, so one user's mistyped passwords do not
+    lock out everyone behind the same address (a proxy, an office), while one client guessing across many
+    names still is. Per process (each replica counts its own); argon2's cost is the other half of the
+    defence."""
 
-    def __init__(self, *, limit: int = 5, window: float = 60.0) -> None:
-        self.limit, self.window = limit, window
+    def __init__(self, *, limit: int = 5, window: float = 60.0, address_limit: int = 20) -> None:
+        self.limit, self.window, self.address_limit = limit, window, address_limit
         self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
@@ -152,8 +155,11 @@ class LoginThrottle:
         """Seconds until any of ``keys`` may try again (0: now)."""
         now = time.monotonic()
         with self._lock:
-            waits = [self.window - (now - r[0]) for k in keys if len(r := self._recent(k, now)) >= self.limit]
+            waits = [self.window - (now - r[0]) for k in keys if len(r := self._recent(k, now)) >= self._limit(k)]
         return max(waits, default=0.0)
+
+    def _limit(self, key: str) -> int:
+        return self.address_limit if key.startswith("addr:") else self.limit
 
     def failed(self, *keys: str) -> None:
         now = time.monotonic()

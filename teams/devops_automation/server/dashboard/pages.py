@@ -188,6 +188,7 @@ async def login(request: Request) -> Response:
     keys = (f"user:{name.lower()}", f"addr:{request.client.host if request.client else '?'}")
     wait = rt.throttle.blocked(*keys)
     if wait > 0:
+        log.info("dashboard: sign-in for %r held back %d s (too many failures)", one_line(name, 64), int(wait) + 1)
         error = f"Too many failed sign-ins; try again in {int(wait) + 1} s."
         return page(request, "login.html", 429, next=target, username=name, error=error)
     actor = await rt.quick(rt.auth.login, name, password) if name and password else None
