@@ -62,6 +62,19 @@ def test_what_the_registry_covers_is_placed_on_the_team_not_submitted(tmp_path: 
     assert view["submitted"] == [] and service.list_tasks(OPS) == []
 
 
+def test_a_review_in_the_cooldown_says_the_cooldown_defers_it(tmp_path: Path) -> None:
+    """One new team of five used today, the cooldown running: the candidate is deferred by the cooldown,
+    and the review says so (not "rate limit")."""
+    service = service_for(tmp_path, rate_limit_per_day=5, cooldown_seconds=300)
+    _tasks(service, "rust", 3, urgency="critical")
+    assert service.review_gaps(CRON, drive=True)["submitted"]
+    _tasks(service, "kotlin", 3, urgency="high")
+    view = service.review_gaps(CRON)
+    [kotlin] = [c for c in view["candidates"] if c["skills"][0] == "kotlin"]
+    assert kotlin["outcome"] == "deferred" and kotlin["detail"].startswith("cooldown: the next new team in ")
+    assert view["free_slots"] == 0
+
+
 def test_priority_order_through_the_rate_limit_and_no_duplicates(tmp_path: Path) -> None:
     service = service_for(tmp_path, rate_limit_per_day=2, cooldown_seconds=0)
     _tasks(service, "cobol", 3, urgency="low")
@@ -74,6 +87,8 @@ def test_priority_order_through_the_rate_limit_and_no_duplicates(tmp_path: Path)
     outcomes = {c["skills"][0]: c["outcome"] for c in view["candidates"]}
     assert outcomes == {"rust": "submitted", "fortran": "submitted", "kotlin": "deferred", "cobol": "deferred"}
     assert view["free_slots"] == 2
+    why = {c["skills"][0]: c["detail"] for c in view["candidates"] if c["outcome"] == "deferred"}
+    assert why["kotlin"] == "rate limit: 0 new team(s) in the last 24 h and 2 on the way, of 2"
     second = service.review_gaps(CRON, drive=True)
     assert second["submitted"] == [] and {c["outcome"] for c in second["candidates"]} == {"deferred"}
     requests = service.list(OPS, limit=50)

@@ -285,7 +285,7 @@ def cmd_review_gaps(args: argparse.Namespace) -> int:
     for c in view["candidates"]:
         lines.append(f"  [{c['outcome']}] {c['label']} ({c['urgency']}, {c['tasks_waiting']} waiting) {c['detail']}")
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(view["outcomes"].items())) or "nothing to review"
-    lines.append(f"{len(view['candidates'])} candidates: {outcomes}; {view['free_slots']} rate-limit slot(s) were free")
+    lines.append(f"{len(view['candidates'])} candidates: {outcomes}; {view['free_slots']} new-team slot(s) were free")
     for run in view.get("runs", []):
         from .report import describe
 

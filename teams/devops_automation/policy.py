@@ -191,6 +191,25 @@ def free_slots(
     return free
 
 
+def no_slot_reason(
+    ledger: list[datetime], *, limit: int, cooldown_seconds: int, pending: int = 0, now: datetime | None = None
+) -> str:
+    """Why :func:`free_slots` has no slot (or no more) now, in a few words naming the rule: the rate limit
+    (slots used in the last 24 h plus ``pending`` requests on their way to the gate) or the cooldown."""
+    now = now or datetime.now(UTC)
+    if limit <= 0:
+        return "rate limit: no new teams may be proposed (DEVOPS_CREW_RATE_LIMIT=0)"
+    recent = [t for t in ledger if t > now - timedelta(hours=24)]
+    if len(recent) + pending >= limit:
+        return f"rate limit: {len(recent)} new team(s) in the last 24 h and {pending} on the way, of {limit}"
+    if cooldown_seconds and ledger and max(ledger) + timedelta(seconds=cooldown_seconds) > now:
+        left = max(ledger) + timedelta(seconds=cooldown_seconds) - now
+        return f"cooldown: the next new team in {int(left.total_seconds()) + 1} s"
+    if cooldown_seconds:
+        return f"cooldown: one new team at a time, {cooldown_seconds} s apart ({pending} on the way)"
+    return "rate limit: no slot free now"
+
+
 def risk_level(spec: TeamSpec, ceiling: float) -> RiskLevel:
     if spec.monthly_cost_usd > ceiling:
         return RiskLevel.high

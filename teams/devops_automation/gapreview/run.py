@@ -87,7 +87,13 @@ def review(
         if candidate.outcome != "pending":
             continue
         if left <= 0:
-            candidate.outcome, candidate.detail = "deferred", "rate limit: no slot free now"
+            why = policy.no_slot_reason(
+                store.ledger(),
+                limit=settings.rate_limit_per_day,
+                cooldown_seconds=settings.cooldown_seconds,
+                pending=pending + free,  # the slots this review used count as on their way too
+            )
+            candidate.outcome, candidate.detail = "deferred", why
             continue
         request, created = store.create_request(
             candidate.gap, requester=requester, received=deps.auditor.request_received(candidate.gap)
