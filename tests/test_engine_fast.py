@@ -285,3 +285,23 @@ def test_relative_times_are_computed_when_shown() -> None:
     assert with_relative_times("Retry after 2026-12-01 12:00:45 UTC, or", now).endswith("UTC (in 45 s), or")
     assert "(in 30 min)" in with_relative_times("Retry after 2026-12-01 12:30 UTC", now)
     assert "(now)" in with_relative_times("Retry after 2026-12-01 11:00 UTC", now)
+
+
+def test_a_request_between_steps_is_shown_with_how_to_continue_it(tmp_path: Path) -> None:
+    """A request left between steps (accepted and never driven here; or its run killed) says how to go on,
+    in the CLI's words; resuming it then publishes it."""
+    from devops_automation import report
+
+    app = fast_app(tmp_path)
+    try:
+        accepted = app.engine.accept(new_gap(1)).request
+        shown = report.describe(report.request_summary(accepted))
+        assert shown == (
+            f"{accepted.id}: received\n"
+            f"    if no run is at it any more: `devops-crew resume {accepted.id}` continues from this step"
+        )
+        resumed = app.engine.run(accepted.id)
+        assert resumed.state is RequestState.published
+        assert "devops-crew resume" not in report.describe(report.request_summary(resumed))
+    finally:
+        app.close()

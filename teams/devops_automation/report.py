@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .forge.links import PullLinks
-from .models import RequestState, TeamCreationRequest
+from .models import IN_PROGRESS, RequestState, TeamCreationRequest
 from .team_cards import card_url
 
 SCHEMA_VERSION = 1
@@ -143,4 +143,6 @@ def describe(summary: dict[str, Any]) -> str:
     if state == "merged" and revert:
         number, url = revert.get("number"), revert.get("url")
         return f"{rid}: team {summary['team']} merged; revert pull request #{number} open\n    {url}"
+    if state in {s.value for s in IN_PROGRESS}:  # a run is at this step, or stopped here (killed, a crash)
+        return f"{rid}: {state}\n    if no run is at it any more: `devops-crew resume {rid}` continues from this step"
     return f"{rid}: {state}"
