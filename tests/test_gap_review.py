@@ -199,6 +199,10 @@ def test_tasks_and_review_over_the_json_api(tmp_path: Path) -> None:
             assert made.json()["task"]["source"] == "billing_ops"  # an A2A caller files for itself only
         bad = c.post("/api/v1/tasks", json={"summary": "x", "skills": []}, headers=bearer("alice"))
         assert bad.status_code == 422
+        misspelt = c.post(
+            "/api/v1/tasks", json={"summary": "x", "skills": ["go"], "team": "a"}, headers=bearer("alice")
+        )
+        assert misspelt.status_code == 422 and "team" in misspelt.json()["error"]["message"]
         denied = c.post("/api/v1/review-gaps", headers=bearer("alice"))
         assert denied.status_code == 403
         review = c.post("/api/v1/review-gaps", headers=bearer("oscar"))

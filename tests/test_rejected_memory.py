@@ -38,7 +38,7 @@ def test_a_closed_pull_request_is_not_reopened_by_a_reworded_gap(tmp_path: Path)
     decision = again["decision"]
     assert decision["rule"] == "previously-rejected"
     assert first["id"] in decision["message"] and "closed without merging" in decision["message"]
-    assert "--reconsider" in decision["remedy"]
+    assert f"devops-crew approve {again['id']} --reconsider" in decision["remedy"]  # this request, not "ID"
     assert again["pull_request"] is None and again["branch"] is None
     forge = service.app.forge
     assert forge.find_pull_request(first["branch"]).number == first["pull_request"]["number"]  # one PR in all

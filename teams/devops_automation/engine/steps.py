@@ -182,17 +182,18 @@ def _check_not_rejected_before(deps: Deps, request: TeamCreationRequest) -> None
     earlier = deps.store.rejected_like(request.spec.name, request.gap.required_skills)
     if earlier is None or earlier.id == request.id:
         return
-    raise previously_rejected(earlier)
+    raise previously_rejected(earlier, request.id)
 
 
-def previously_rejected(earlier: TeamCreationRequest) -> PolicyViolation:
+def previously_rejected(earlier: TeamCreationRequest, request_id: str = "ID") -> PolicyViolation:
     who = f"{earlier.rejected_by.key}" if earlier.rejected_by else "a reviewer on the forge"
     why = earlier.rejection_reason or earlier.error or "no reason given"
     team = f"teams/{earlier.spec.name}/" if earlier.spec else "the same skills"
     return PolicyViolation(
         "previously-rejected",
         f"{team} was rejected before: request {earlier.id}, by {who}: {why}"[:1000],
-        "A human who disagrees reopens it with `devops-crew approve ID --reconsider`; otherwise reject this one.",
+        f"A human who disagrees reopens it with `devops-crew approve {request_id} --reconsider`; otherwise reject"
+        " this one.",
     )
 
 

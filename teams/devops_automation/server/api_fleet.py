@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..models import Urgency
 from ..report import SCHEMA_VERSION
@@ -18,7 +18,10 @@ router = APIRouter(prefix="/api/v1", tags=["fleet"])
 
 
 class NewTask(BaseModel):
-    """A task no team could take (``source`` is ignored for an A2A caller: it is always its own team)."""
+    """A task no team could take (``source`` is ignored for an A2A caller: it is always its own team). Unknown
+    fields are refused (422), as the requests API refuses them: a misspelt field is never silently lost."""
+
+    model_config = ConfigDict(extra="forbid")
 
     summary: str = Field(min_length=1, max_length=500)
     skills: list[str] = Field(min_length=1, max_length=20)
