@@ -283,6 +283,9 @@ def test_forge_serve_on_another_port_links_to_that_port_and_says_how_to_keep_oth
     ) as server:
         try:
             assert server.stdout is not None
+            import select
+
+            assert select.select([server.stdout], [], [], 60)[0], "forge serve printed nothing in 60 s"
             assert f"127.0.0.1:{port}" in server.stdout.readline()
             token = (home / "forge" / "token").read_text().strip()
             request = urllib.request.Request(

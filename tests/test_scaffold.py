@@ -7,12 +7,12 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -33,7 +33,6 @@ from devops_automation.scaffold.render import (
 )
 from devops_automation.scaffold.team_tests import (
     TeamTestRun,
-    scratch_root,
     scrub_environment,
     spare_ready,
     warm_spare,
@@ -575,37 +574,65 @@ def test_a_spare_that_cannot_be_forked_is_a_warning_never_an_error(
     assert "no spare team-test child" in caplog.text and "Resource temporarily unavailable" in caplog.text
 
 
-def test_a_full_memory_file_system_puts_the_childs_folder_in_the_temporary_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """/dev/shm that cannot take another folder (ENOSPC): the child's folder is made in the temporary
-    directory instead, the tests run and pass there, and the folder is gone afterwards."""
+READ_ONLY_FOLDERS_SCRIPT = r"""
+import os, sys
+from devops_automation.scaffold.team_tests import _remove_folder
+
+root = sys.argv[1]
+os.makedirs(root + "/tmp_path/locked/inner")
+open(root + "/tmp_path/locked/inner/file", "w").close()
+os.chmod(root + "/tmp_path/locked/inner", 0o500)
+os.chmod(root + "/tmp_path/locked", 0o000)
+_remove_folder(root)
+print(os.path.exists(root))
+"""
+
+
+def test_a_childs_folder_goes_even_with_read_only_folders_the_tests_left_in_it() -> None:
+    """Generated tests may leave folders they made read-only or unreadable under their tmp_path: the
+    child's folder is still removed. Run as an unprivileged user (root's removal ignores the modes): as
+    root, the system's python3 as ``nobody``, on a copy of the module (it imports the standard library
+    only) in /var/tmp, which that user can reach."""
     from devops_automation.scaffold import team_tests
 
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    shm = tmp_path / "shm"
-    shm.mkdir()
-    made: list[str] = []
-    real_mkdtemp = tempfile.mkdtemp
+    python, drop = sys.executable, None
+    if os.getuid() == 0:
+        python = shutil.which("python3", path="/usr/bin:/bin") or ""
+        if not python:
+            pytest.skip("no system python3 to run as nobody")
 
-    def mkdtemp(*args: Any, **kwargs: Any) -> str:
-        if kwargs.get("prefix") != "team-tests-":  # not a child's folder
-            return real_mkdtemp(*args, **kwargs)
-        if kwargs.get("dir") == str(shm):
-            raise OSError(28, "No space left on device")
-        made.append(real_mkdtemp(prefix="team-tests-", dir=str(temp)))  # where TMPDIR would put it
-        return made[-1]
+        def drop() -> None:  # pragma: no cover - runs in the child, before exec
+            os.setgid(65534)
+            os.setuid(65534)
 
-    monkeypatch.setattr(team_tests, "SHM_DIR", str(shm))
-    monkeypatch.setattr(team_tests.tempfile, "mkdtemp", mkdtemp)
-    monkeypatch.setattr(team_tests._spares, "take", lambda _tests: None)  # a cold child: the folder is new
-    rendered = render(tmp_path)
-    run = TeamTestRun(rendered.root / TEAM / "tests", f"{TEAM}/tests")
-    assert run.wait() == []
-    assert "8 passed" in run.output
-    assert len(made) == 1 and Path(made[0]).parent == temp
-    assert not Path(made[0]).exists()
+    scratch = Path(tempfile.mkdtemp(prefix="devops-crew-test-", dir="/var/tmp" if Path("/var/tmp").is_dir() else None))
+    try:
+        scratch.chmod(0o777)
+        shutil.copy(team_tests.__file__, scratch / "team_tests_copy.py")
+        (scratch / "team_tests_copy.py").chmod(0o644)
+        script = READ_ONLY_FOLDERS_SCRIPT.replace("devops_automation.scaffold.team_tests", "team_tests_copy")
+        done = subprocess.run(
+            [python, "-c", script, str(scratch / "team-tests-x")],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(scratch)},
+            cwd=scratch,
+            preexec_fn=drop,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "False"
+        # A folder that is gone already (the child removed it first) is no error, and the folder around it
+        # keeps its mode (the parent's removal once made /tmp 0700 that way).
+        scratch.chmod(0o1777)
+        team_tests._remove_folder(str(scratch / "team-tests-x"))
+        assert scratch.stat().st_mode & 0o7777 == 0o1777
+    finally:
+        for path in sorted(scratch.rglob("*"), reverse=True):  # whatever a failed run left, as root
+            if path.is_dir():
+                path.chmod(0o700)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def test_a_child_that_cannot_be_started_is_a_validation_error_not_a_crash(
@@ -657,21 +684,30 @@ def test_a_child_that_runs_generated_tests_gets_no_credentials() -> None:
     assert environ == {"PATH": "/usr/bin", "HOME": "/home/x", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
-def test_generated_tests_time_out(tmp_path: Path) -> None:
+def test_generated_tests_time_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rendered = render(tmp_path)
     edit(
         rendered,
         f"{TEAM}/tests/test_team.py",
         lambda s: s + "\n\ndef test_slow() -> None:\n    import time\n    time.sleep(60)\n",
     )
-    scratch = Path(scratch_root() or tempfile.gettempdir())
-    before = {p.name for p in scratch.iterdir() if p.name.startswith("team-tests-")}
+    from devops_automation.scaffold import team_tests
+
+    made: list[str] = []
+    real_new_folder = team_tests._new_folder
+
+    def new_folder() -> str:
+        made.append(real_new_folder())
+        return made[-1]
+
+    monkeypatch.setattr(team_tests._spares, "take", lambda _tests: None)  # a child made for this run
+    monkeypatch.setattr(team_tests, "_new_folder", new_folder)
     started = time.perf_counter()
     report = validate_render(rendered, sample_spec(), test_timeout=2)
     assert time.perf_counter() - started < 15
     assert report.errors == [f"team_tests: {TEAM}/tests: timed out after 2s"]
     # The child was killed, and could not remove its temporary folder: the parent did.
-    assert {p.name for p in scratch.iterdir() if p.name.startswith("team-tests-")} - before == set()
+    assert len(made) == 1 and not Path(made[0]).exists()
 
 
 def test_generated_python_is_ruff_clean(tmp_path: Path) -> None:
@@ -874,6 +910,8 @@ def main():
         run = TeamTestRun(tests, name)
         errors = run.wait()
         print(name, run.spare, errors, "9 passed" in run.output, flush=True)
+    warm_spare()  # a spare, warm and waiting, when this process exits: its folder goes too
+    assert spare_ready(60), "no spare at exit"
 
 if __name__ == "__main__":
     main()
@@ -893,16 +931,8 @@ def test_children_see_no_credentials_and_leave_no_temporary_folders(tmp_path: Pa
         "OPENAI_API_KEY": "sekrit-7f3c",
         "CREWAI_STORAGE_DIR": str(storage),
     }
-    # The children's folders are made in the memory file system when there is one, else in TMPDIR.
-    scratch = Path(scratch_root() or temp)
-    extra["EXPECT_SCRATCH"] = str(scratch)
-
-    def folders() -> set[str]:
-        return {p.name for p in scratch.iterdir() if p.name.startswith("team-tests-")}
-
-    before = folders()
+    extra["EXPECT_SCRATCH"] = str(temp)  # the children's folders are made in TMPDIR (the probe checks)
     assert _fresh_python(tmp_path, CHILD_ISOLATION_SCRIPT, env=extra) == ["cold False [] True", "spare True [] True"]
-    assert folders() - before == set()
     assert sorted(p.name for p in temp.iterdir() if p.name.startswith("team-tests-")) == []
     assert sorted(str(p.relative_to(storage)) for p in storage.rglob("*") if p.is_file()) == []
     # CrewAI's lock files (crewai:<md5>.lock, one per database path) are made in the child's own folder.

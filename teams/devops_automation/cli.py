@@ -379,6 +379,8 @@ def cmd_forge_serve(args: argparse.Namespace) -> int:
     try:
         with contextlib.suppress(KeyboardInterrupt):
             serve_embedded_forge(settings, port, ready)
+    except BrokenPipeError:
+        raise  # stdout's reader went away: main() ends it quietly; not a port that cannot be served
     except OSError as exc:
         raise CliError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc}", EXIT_FAILED) from exc
     return EXIT_OK
@@ -603,6 +605,18 @@ def _settings_message(exc: Exception) -> str:
 EXIT_BROKEN_PIPE = 141
 
 
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end is closed (``poll`` reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no fd (a test's StringIO), or no poll here
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .quiet import silence_crewai
 
@@ -617,11 +631,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a reader that went away (`| head`) is found here, not at interpreter exit
         return code
     except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # another pipe (a git process's stdin, a socket): a failure of its own, shown as one
         # The reader closed the pipe: the output is not wanted, the work is done. The shell's convention
         # (128 + SIGPIPE) instead of a traceback; stdout goes to /dev/null so the exit's flush stays quiet.
         import os
 
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
         return EXIT_BROKEN_PIPE
     except CliError as exc:
         print(f"devops-crew: error: {exc}", file=sys.stderr)

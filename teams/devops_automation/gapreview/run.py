@@ -82,12 +82,12 @@ def review(
         pending=pending,
     )
     result = ReviewResult(reads, candidates, free)
-    left = free
+    left, why = free, ""
     for candidate in candidates:
         if candidate.outcome != "pending":
             continue
         if left <= 0:
-            why = policy.no_slot_reason(
+            why = why or policy.no_slot_reason(
                 store.ledger(),
                 limit=settings.rate_limit_per_day,
                 cooldown_seconds=settings.cooldown_seconds,

@@ -267,21 +267,10 @@ def _start_child(data_dir: str) -> None:
 
 _child_data: str | None = None  # in a child: its temporary folder
 
-#: A memory file system that exists on Linux (and in a pod: the container runtime mounts a tmpfs there).
-SHM_DIR = "/dev/shm"  # noqa: S108 - only a parent: each child gets its own mkdtemp folder (0700)
-
-
-def scratch_root() -> str | None:
-    """Where a child's temporary folder is made: :data:`SHM_DIR` when it is a writable folder, else the
-    temporary directory (None: ``tempfile``'s choice). The folder holds only CrewAI's storage of the
-    child's kickoffs (its task-output database), thrown away with the child: on disk, that database's
-    commits wait for fsync (about 10 ms a run on this machine, more on a busy node) to keep nothing."""
-    return SHM_DIR if os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK | os.X_OK) else None
-
 
 def _leave(_signum: int, _frame: object) -> None:
     if _child_data is not None:
-        shutil.rmtree(_child_data, ignore_errors=True)
+        _remove_folder(_child_data)
     os._exit(0)
 
 
@@ -319,21 +308,42 @@ def _send_result(conn: Connection, result: tuple[int, str]) -> None:
 
 
 def _new_folder() -> str:
-    """A child's temporary folder (``team-tests-*`` under :func:`scratch_root`, or in the temporary
-    directory when that one is full), made by the parent: the parent removes it when the child is done
-    with (:func:`_remove_folder`), a child it had to kill (a timeout) included, which could not remove its
-    own. Raises OSError when neither place can hold it."""
-    root = scratch_root()
-    try:
-        return tempfile.mkdtemp(prefix="team-tests-", dir=root)
-    except OSError:
-        if root is None:
-            raise
-        return tempfile.mkdtemp(prefix="team-tests-")
+    """A child's temporary folder (``team-tests-*`` in the temporary directory, mode 0700), made by the
+    parent: the parent removes it when the child is done with (:func:`_remove_folder`), a child it had to
+    kill (a timeout) included, which could not remove its own. Raises OSError."""
+    return tempfile.mkdtemp(prefix="team-tests-")
 
 
 def _remove_folder(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    """Remove a child's folder whatever the generated tests left in it: folders they made read-only (or
+    unreadable) are opened up to their owner and removed again, as ``TemporaryDirectory`` does (each
+    folder once, and only folders inside ``path``). A folder that is gone already is no error. Never
+    raises; follows no symbolic link."""
+    root = os.path.abspath(path)
+    opened: set[str] = set()
+
+    def inside(target: str) -> bool:
+        return target == root or target.startswith(root + os.sep)
+
+    def open_up(_func: object, target: str, exc_info: Any) -> None:
+        target = os.path.abspath(target)
+        if isinstance(exc_info[1], FileNotFoundError) or not inside(target):
+            return
+        try:
+            if target != root:
+                os.chmod(os.path.dirname(target), 0o700)
+            if os.path.isdir(target) and not os.path.islink(target):
+                if target in opened:
+                    return
+                opened.add(target)
+                os.chmod(target, 0o700)
+                shutil.rmtree(target, onerror=open_up)
+            else:
+                os.unlink(target)
+        except OSError:
+            pass
+
+    shutil.rmtree(root, onerror=open_up)
 
 
 def _child(tests_dir: str, data_dir: str, conn: Connection) -> None:
