@@ -12,6 +12,7 @@ kept so a test can compare what the product counted with what the server says it
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -40,7 +41,13 @@ def python() -> Path:
 def ensure_environment(log: Path | None = None) -> Path:
     """The virtual environment with both packages, made (or remade) when missing; returns its python.
 
-    Raises ``subprocess.CalledProcessError`` when pip fails (no network to the package index, no compiler)."""
+    A new environment must answer one tiny completion before it is stamped: a llama-cpp-python wheel from pip's
+    cache may have been compiled for another machine's CPU (llama.cpp builds for the CPU it is built on), and
+    such a server died (SIGSEGV) on its first request, so the real-model suite ran no model at all. Then
+    llama-cpp-python is compiled again without pip's cache, once.
+
+    Raises ``subprocess.CalledProcessError`` when pip fails (no network to the package index, no compiler) and
+    ``RuntimeError`` when even a fresh build cannot answer."""
     want = " ".join(PACKAGES)
     if python().exists() and STAMP.exists() and STAMP.read_text() == want:
         return python()
@@ -49,12 +56,37 @@ def ensure_environment(log: Path | None = None) -> Path:
     try:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True, stdout=out, stderr=out)
         env = {**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2)}
-        pip = [str(python()), "-m", "pip", "install", "--disable-pip-version-check", "--quiet", *PACKAGES]
-        subprocess.run(pip, check=True, stdout=out, stderr=out, env=env)
+        pip = [str(python()), "-m", "pip", "install", "--disable-pip-version-check", "--quiet"]
+        subprocess.run([*pip, *PACKAGES], check=True, stdout=out, stderr=out, env=env)
+        failure = smoke_test(python(), CACHE / "smoke")
+        if failure:
+            print(f"llama-cpp-python as installed cannot answer ({failure}); compiling it again", file=out, flush=True)
+            rebuild = [*pip, "--no-cache-dir", "--force-reinstall", "--no-deps", PACKAGES[1].replace("[server]", "")]
+            subprocess.run(rebuild, check=True, stdout=out, stderr=out, env=env)
+            failure = smoke_test(python(), CACHE / "smoke")
+            if failure:
+                raise RuntimeError(f"llama_cpp.server cannot answer one completion, even compiled here: {failure}")
     finally:
         out.close()
     STAMP.write_text(want)
     return python()
+
+
+def smoke_test(interpreter: Path, work: Path) -> str | None:
+    """None when a server on ``interpreter`` answers one four-token completion; else what went wrong."""
+    server = LlamaServer(interpreter, model_path(interpreter), work / "llama-server.log", threads=1)
+    try:
+        server.start()
+        body = json.dumps({"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 4}).encode()
+        url, headers = f"{server.base_url}/chat/completions", {"Content-Type": "application/json"}
+        request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 - http, loopback
+        with urllib.request.urlopen(request, timeout=120) as reply:  # noqa: S310 - http, loopback
+            choices = json.loads(reply.read()).get("choices")
+        return None if choices else "a reply without choices"
+    except (OSError, RuntimeError, TimeoutError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}; {server.crash_report()}"[:2000]
+    finally:
+        server.stop()
 
 
 def model_path(interpreter: Path) -> Path:
