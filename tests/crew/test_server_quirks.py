@@ -93,11 +93,24 @@ def test_a_dropped_connection_on_json_object_falls_back_to_the_next_way(crew: An
         stub.refused_formats, stub.dropped_formats = {"json_schema"}, {"json_object"}
         run = crew(stub)
         request = run.app.engine.submit(NEW_TEAM_GAP).request
-    assert request.state is RequestState.published, request.error
     kinds = [asked_with(b) for b in stub.requests]
+    # Everything the server saw, should this fail again as it did once in CI (not reproduced in 60 runs here).
+    assert request.state is RequestState.published, (request.error, kinds, stub.refused, stub.errors)
     assert kinds[1] == "json_schema" and kinds[-2] == "tool_choice:TeamSpec"
     assert set(kinds[2:-2]) == {"json_object"}  # dropped (and retried once as a connection error)
     assert_counted(request, stub)  # every request the server got counts, the dropped ones included
+
+
+def test_a_dropped_connection_on_the_configured_mode_fails_the_draft_naming_the_cause(crew: Any) -> None:
+    with OpenAIStub() as stub:
+        stub.dropped_formats = {"json_object"}
+        run = crew(stub, llm_structured_output="json_object")
+        request = run.app.engine.submit(NEW_TEAM_GAP).request
+    assert request.state is RequestState.failed and request.resume_state is RequestState.analysed
+    # The SDK's own message is only "Connection error."; the cause beside it says the server answered nothing.
+    assert "Connection error. (RemoteProtocolError: Server disconnected without sending a response" in request.error
+    assert [asked_with(b) for b in stub.requests][1:] == ["json_object", "json_object"]  # retried once, no fallback
+    assert_counted(request, stub)
 
 
 @pytest.mark.parametrize(

@@ -77,11 +77,26 @@ class CrewRuntime:
                 usage = usage_of(llm, self.settings, self.model_name)
                 call.result.update(usage=_audit_usage(usage))
                 # Some servers echo the key they were sent in their errors: never store it.
-                reason = redact(" ".join(str(exc).split())[:500], self.auditor.secrets) or type(exc).__name__
+                reason = redact(" ".join(describe(exc).split())[:500], self.auditor.secrets) or type(exc).__name__
                 raise CrewError(f"the LLM crew failed at {stage}: {type(exc).__name__}: {reason}", usage) from exc
             usage = usage_of(llm, self.settings, self.model_name)
             call.result.update(usage=_audit_usage(usage))
         return output, usage
+
+
+def describe(exc: BaseException) -> str:
+    """``str(exc)``, with the innermost cause beside it when that says more: the OpenAI SDK's
+    ``APIConnectionError`` reads only "Connection error." whether the server refused the connection, reset it or
+    closed it without an answer; the httpx error under it says which."""
+    text = str(exc)
+    inner, seen = exc, {id(exc)}
+    while (nxt := inner.__cause__ or inner.__context__) is not None and id(nxt) not in seen:
+        seen.add(id(nxt))
+        inner = nxt
+    detail = str(inner)
+    if inner is exc or not detail or detail in text:
+        return text
+    return f"{text} ({type(inner).__name__}: {detail})"
 
 
 def _audit_usage(usage: LLMUsage) -> dict[str, Any]:
