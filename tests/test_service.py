@@ -122,6 +122,21 @@ def test_a_requester_may_withdraw_but_not_reject_others(service: CrewService) ->
     assert service.reject(ALICE, mine["id"], reason="changed my mind")["state"] == "rejected"
 
 
+def test_a_rejection_needs_a_reason_on_every_path_but_a_withdrawal_or_a_triage(service: CrewService) -> None:
+    """The dashboard and Discord asked for a reason; the CLI and the JSON API took none (the rule is here now)."""
+    waiting = service.submit(ALICE, new_gap(1))
+    for reason in ("", "   "):
+        with pytest.raises(InvalidInput, match="a rejection needs a reason"):
+            service.reject(BOB, waiting["id"], reason=reason)
+    assert service.get(BOB, waiting["id"])["state"] == "awaiting_approval"  # nothing changed
+    with pytest.raises(PermissionDenied):  # who may reject is decided before the reason is asked for
+        service.reject(VIEWER, waiting["id"])
+    assert service.reject(ALICE, waiting["id"])["state"] == "rejected"  # the requester withdraws: no reason
+    triaged = service.submit(ALICE, new_gap(2))
+    with pytest.raises(ActionRefused, match="no registered team 'no_such_team'"):  # the team, not the reason
+        service.reject(BOB, triaged["id"], use_team="no_such_team")
+
+
 def test_actor_and_channel_are_in_the_audit_rows(service: CrewService) -> None:
     waiting = service.submit(ALICE, new_gap(1))
     service.approve(BOB, waiting["id"])

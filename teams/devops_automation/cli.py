@@ -526,7 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     reject = sub.add_parser("reject", parents=[common], help="a human rejects a waiting request")
     reject.add_argument("id")
-    reject.add_argument("--reason")
+    reject.add_argument(
+        "--reason", help="why: required, unless you withdraw your own request or send the gap to --use-team"
+    )
     reject.add_argument("--use-team", metavar="TEAM", help="no new team: send the gap to this registered team (triage)")
     reject.set_defaults(func=cmd_reject)
     track = sub.add_parser("track", parents=[common], help="refresh published requests from their pull requests")

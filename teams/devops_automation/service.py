@@ -336,11 +336,16 @@ class CrewService:
     def reject(self, actor: Actor, request_id: str, *, reason: str = "", use_team: str | None = None) -> View:
         """Reject a waiting, refused or failed request (its requester may withdraw it). ``use_team``: the
         gap goes to that registered team instead (triage of a ``possible-reuse`` request; state
-        ``reuse_existing``). Raises PermissionDenied, NotFound, ActionRefused, InvalidInput."""
+        ``reuse_existing``). A rejection needs a reason, from every entry point alike: the requester reads
+        it, and a later gap for the same team is refused as ``previously-rejected`` naming it; a withdrawal
+        and a ``use_team`` triage (the team is the answer) need none. Raises PermissionDenied, NotFound,
+        ActionRefused, InvalidInput."""
         reason = checked_reason(reason)
         if use_team is not None and not re.fullmatch(TEAM_NAME_PATTERN, use_team):
             raise InvalidInput(f"use_team {use_team[:60]!r} {PATTERN_TEXT[TEAM_NAME_PATTERN]}")
-        require(actor, Action.reject, self._request(request_id))
+        verdict = require(actor, Action.reject, self._request(request_id))
+        if not reason and use_team is None and verdict.rule != "withdraw":
+            raise InvalidInput("a rejection needs a reason: say why, for the requester and the audit trail")
         with self._acting(actor):
             request = self.app.engine.reject(request_id, by=actor.ref(), reason=reason, use_team=use_team)
         self._flush()
