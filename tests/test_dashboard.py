@@ -570,6 +570,7 @@ def test_viewers_see_but_cannot_decide_and_reasons_are_required(server: RunningS
         assert unknown.status_code == 422 and "unknown action" in unknown.text
         missing = bob.get("/requests/req-doesnotexist")
         assert missing.status_code == 404 and "no request &#39;req-doesnotexist&#39;" in missing.text
+        assert "<title>Not found · devops-crew</title>" in missing.text  # words, not the exception's class
         assert "Traceback" not in missing.text
 
 

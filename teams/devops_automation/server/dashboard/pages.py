@@ -164,9 +164,25 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> HTML
     return templates.TemplateResponse(request, name, {**common, **context}, status_code=status)
 
 
+#: A page title per HTTP status of a refused or failed page (words for people, not exception classes).
+ERROR_TITLES = {
+    400: "Invalid input",
+    401: "Sign in needed",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Refused",
+    422: "Invalid input",
+    429: "Too many requests",
+    502: "A step failed",
+    503: "Unavailable",
+}
+
+
 def error_page(request: Request, actor: Actor | None, exc: DevopsCrewError) -> HTMLResponse:
     """A refused or failed page load: the service's one-line reason with its HTTP status."""
-    return page(request, "error.html", http_status(exc), actor=actor, message=one_line(exc), title=type(exc).__name__)
+    status = http_status(exc)
+    title = ERROR_TITLES.get(status, "Something went wrong")
+    return page(request, "error.html", status, actor=actor, message=one_line(exc), title=title)
 
 
 # -- sign in and out ---------------------------------------------------------------------------------
