@@ -63,6 +63,8 @@ def test_dry_run_of_a_covered_gap_and_of_an_expensive_one(tmp_path: Path) -> Non
     waiting = service.dry_run(ALICE, NEW_TEAM_GAP)
     assert waiting["outcome"] == "awaiting_approval"
     assert waiting["request"]["decision"]["rule"] == "cost-ceiling"
+    remedy = waiting["request"]["decision"]["remedy"]  # no id of a request nothing stored
+    assert "devops-crew approve ID`" in remedy and "req-" not in remedy and waiting["request"]["id"] not in remedy
     assert "diff --git" in waiting["diff"]  # what it would push once approved
     assert _count(service, tables.requests) == 0
 

@@ -113,6 +113,10 @@ def dry_run(deps: Deps, gap: CapabilityGap, *, requester: ActorRef | None, progr
     finally:
         shutil.rmtree(render_dir(deps, request), ignore_errors=True)
         warm_spare()
+    if request.decision is not None and request.id in request.decision.remedy:
+        # The remedy names this request's id, which nothing stores: a real request gets its own.
+        remedy = request.decision.remedy.replace(request.id, "ID")
+        request = request.model_copy(update={"decision": request.decision.model_copy(update={"remedy": remedy})})
     result.request, result.outcome = request, "invalid" if result.invalid else request.state.value
     result.would_audit = auditor.actions
     deps.auditor.event(
