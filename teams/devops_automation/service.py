@@ -36,6 +36,7 @@ from .forge.links import PullLinks
 from .models import (
     IN_PROGRESS,
     PATTERN_TEXT,
+    REJECTABLE,
     TEAM_NAME_PATTERN,
     CapabilityGap,
     RequestState,
@@ -343,9 +344,13 @@ class CrewService:
         reason = checked_reason(reason)
         if use_team is not None and not re.fullmatch(TEAM_NAME_PATTERN, use_team):
             raise InvalidInput(f"use_team {use_team[:60]!r} {PATTERN_TEXT[TEAM_NAME_PATTERN]}")
-        verdict = require(actor, Action.reject, self._request(request_id))
-        if not reason and use_team is None and verdict.rule != "withdraw":
-            raise InvalidInput("a rejection needs a reason: say why, for the requester and the audit trail")
+        current = self._request(request_id)
+        verdict = require(actor, Action.reject, current)
+        needs_reason = use_team is None and verdict.rule != "withdraw" and current.state in REJECTABLE
+        if not reason and needs_reason:  # a request past rejecting is refused for that by the engine, not for this
+            raise InvalidInput(
+                "a rejection needs a reason: say why, for the requester and the audit trail"
+            )
         with self._acting(actor):
             request = self.app.engine.reject(request_id, by=actor.ref(), reason=reason, use_team=use_team)
         self._flush()

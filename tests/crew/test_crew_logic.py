@@ -223,3 +223,69 @@ def test_the_naive_sequential_crew_runs_end_to_end_in_seven_calls_without_pushin
         assert "Done." in output.raw
     finally:
         app.close()
+
+
+def _raised(make: Callable[[], None]) -> BaseException:
+    try:
+        make()
+    except Exception as exc:  # the exception is the value under test
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def test_a_crew_failure_names_the_cause_the_way_a_traceback_shows_it() -> None:
+    from devops_automation.audit import redact
+    from devops_automation.crew.components import describe
+
+    def connection() -> None:
+        try:
+            raise OSError("Server disconnected without sending a response.")
+        except OSError as low:
+            raise ConnectionError("Connection error.") from low
+
+    assert describe(_raised(connection)) == (
+        "Connection error. (OSError: Server disconnected without sending a response.)"
+    )
+
+    def hidden() -> None:  # `from None` hides what it replaces (store.py hides a database URL this way)
+        try:
+            raise ValueError("postgresql://admin:hunter2@db/crew")
+        except ValueError:
+            raise RuntimeError("the store is unreachable") from None
+
+    assert describe(_raised(hidden)) == "the store is unreachable"
+
+    def unrelated() -> None:  # an implicit context is shown, as a traceback shows it
+        try:
+            {}["missing"]
+        except KeyError:
+            raise RuntimeError("the draft failed")  # noqa: B904 - the implicit context is the case under test
+
+    assert describe(_raised(unrelated)) == "the draft failed (KeyError: 'missing')"
+
+    looped = _raised(connection)
+    assert looped.__cause__ is not None
+    looped.__cause__.__cause__ = looped  # a cycle ends the walk
+    assert describe(looped).startswith("Connection error. (OSError:")
+
+    def empty_inner() -> None:  # the innermost cause with a message, not an empty one under it
+        try:
+            try:
+                raise TimeoutError()
+            except TimeoutError as empty:
+                raise OSError("connection reset by peer") from empty
+        except OSError as middle:
+            raise ConnectionError("Connection error.") from middle
+
+    assert describe(_raised(empty_inner)) == "Connection error. (OSError: connection reset by peer)"
+
+    key = "sk-" + "A" * 40
+
+    def long_and_secret() -> None:  # redacted whole, then cut: a key across the cut is not left half-shown
+        try:
+            raise OSError("x" * 330 + f" Incorrect API key provided: {key}")
+        except OSError as low:
+            raise ConnectionError("y" * 340 + " " + key) from low
+
+    text = describe(_raised(long_and_secret), lambda t: redact(t, [key]))
+    assert "sk-AAAA" not in text and len(text) <= 2 * 350 + 40 and "(OSError: xxx" in text

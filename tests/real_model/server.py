@@ -12,6 +12,7 @@ kept so a test can compare what the product counted with what the server says it
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -43,12 +44,13 @@ def ensure_environment(log: Path | None = None) -> Path:
 
     A new environment must answer one tiny completion before it is stamped: a llama-cpp-python wheel from pip's
     cache may have been compiled for another machine's CPU (llama.cpp builds for the CPU it is built on), and
-    such a server died (SIGSEGV) on its first request, so the real-model suite ran no model at all. Then
-    llama-cpp-python is compiled again without pip's cache, once.
+    such a server died (SIGSEGV) on its first request, so the real-model suite ran no model at all. When the
+    server *died*, the cached wheel is removed and llama-cpp-python compiled again here, once (pip caches the
+    new wheel).
 
     Raises ``subprocess.CalledProcessError`` when pip fails (no network to the package index, no compiler) and
-    ``RuntimeError`` when even a fresh build cannot answer."""
-    want = " ".join(PACKAGES)
+    ``RuntimeError`` when the server cannot answer (after the rebuild, when it died)."""
+    want = " ".join(PACKAGES) + " +smoke-tested"  # environments stamped before the smoke test are made again
     if python().exists() and STAMP.exists() and STAMP.read_text() == want:
         return python()
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -56,24 +58,27 @@ def ensure_environment(log: Path | None = None) -> Path:
     try:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True, stdout=out, stderr=out)
         env = {**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2)}
-        pip = [str(python()), "-m", "pip", "install", "--disable-pip-version-check", "--quiet"]
-        subprocess.run([*pip, *PACKAGES], check=True, stdout=out, stderr=out, env=env)
-        failure = smoke_test(python(), CACHE / "smoke")
+        pip = [str(python()), "-m", "pip", "--disable-pip-version-check"]
+        subprocess.run([*pip, "install", "--quiet", *PACKAGES], check=True, stdout=out, stderr=out, env=env)
+        died, failure = smoke_test(python(), CACHE / "smoke")
+        if died:
+            print(f"llama-cpp-python as installed died ({failure}); compiling it again", file=out, flush=True)
+            subprocess.run([*pip, "cache", "remove", "llama_cpp_python"], stdout=out, stderr=out)  # may be no cache
+            package = PACKAGES[1].replace("[server]", "")
+            rebuild = [*pip, "install", "--quiet", "--force-reinstall", "--no-deps", "--no-binary", "llama-cpp-python"]
+            subprocess.run([*rebuild, package], check=True, stdout=out, stderr=out, env=env)
+            died, failure = smoke_test(python(), CACHE / "smoke")
         if failure:
-            print(f"llama-cpp-python as installed cannot answer ({failure}); compiling it again", file=out, flush=True)
-            rebuild = [*pip, "--no-cache-dir", "--force-reinstall", "--no-deps", PACKAGES[1].replace("[server]", "")]
-            subprocess.run(rebuild, check=True, stdout=out, stderr=out, env=env)
-            failure = smoke_test(python(), CACHE / "smoke")
-            if failure:
-                raise RuntimeError(f"llama_cpp.server cannot answer one completion, even compiled here: {failure}")
+            raise RuntimeError(f"llama_cpp.server cannot answer one completion: {failure}")
     finally:
         out.close()
     STAMP.write_text(want)
     return python()
 
 
-def smoke_test(interpreter: Path, work: Path) -> str | None:
-    """None when a server on ``interpreter`` answers one four-token completion; else what went wrong."""
+def smoke_test(interpreter: Path, work: Path) -> tuple[bool, str | None]:
+    """``(died, failure)``: whether the server on ``interpreter`` exited, and what went wrong (None: it
+    answered one four-token completion)."""
     server = LlamaServer(interpreter, model_path(interpreter), work / "llama-server.log", threads=1)
     try:
         server.start()
@@ -82,9 +87,10 @@ def smoke_test(interpreter: Path, work: Path) -> str | None:
         request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 - http, loopback
         with urllib.request.urlopen(request, timeout=120) as reply:  # noqa: S310 - http, loopback
             choices = json.loads(reply.read()).get("choices")
-        return None if choices else "a reply without choices"
-    except (OSError, RuntimeError, TimeoutError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}; {server.crash_report()}"[:2000]
+        return False, None if choices else "a reply without choices"
+    except (OSError, RuntimeError, TimeoutError, ValueError, http.client.HTTPException) as exc:
+        died = server.exit_code() is not None and not isinstance(exc, TimeoutError)  # start() stops a slow one
+        return died, f"{type(exc).__name__}: {exc}; {server.crash_report()}"[:2000]
     finally:
         server.stop()
 

@@ -77,26 +77,40 @@ class CrewRuntime:
                 usage = usage_of(llm, self.settings, self.model_name)
                 call.result.update(usage=_audit_usage(usage))
                 # Some servers echo the key they were sent in their errors: never store it.
-                reason = redact(" ".join(describe(exc).split())[:500], self.auditor.secrets) or type(exc).__name__
+                reason = describe(exc, lambda text: redact(text, self.auditor.secrets)) or type(exc).__name__
                 raise CrewError(f"the LLM crew failed at {stage}: {type(exc).__name__}: {reason}", usage) from exc
             usage = usage_of(llm, self.settings, self.model_name)
             call.result.update(usage=_audit_usage(usage))
         return output, usage
 
 
-def describe(exc: BaseException) -> str:
-    """``str(exc)``, with the innermost cause beside it when that says more: the OpenAI SDK's
-    ``APIConnectionError`` reads only "Connection error." whether the server refused the connection, reset it or
-    closed it without an answer; the httpx error under it says which."""
-    text = str(exc)
+def describe(exc: BaseException, clean: Callable[[str], str] = str, limit: int = 350) -> str:
+    """One line: ``str(exc)``, with the innermost cause that has a message beside it when that says more: the
+    OpenAI SDK's ``APIConnectionError`` reads only "Connection error." whether the server refused the
+    connection, reset it or closed it without an answer; the httpx error under it says which. Each text
+    goes through ``clean`` (the redaction) whole, and is cut to ``limit`` characters only after it.
+
+    Follows the chain as :mod:`traceback` shows it: ``raise ... from`` causes, and an implicit context only
+    where no cause was given and it was not hidden (``raise ... from None`` hides it, e.g. a database URL)."""
+
+    def line(value: BaseException) -> str:
+        return clean(" ".join(str(value).split()))[:limit]
+
+    found: BaseException | None = None
     inner, seen = exc, {id(exc)}
-    while (nxt := inner.__cause__ or inner.__context__) is not None and id(nxt) not in seen:
+    while True:
+        nxt = inner.__cause__ if inner.__cause__ is not None or inner.__suppress_context__ else inner.__context__
+        if nxt is None or id(nxt) in seen:
+            break
         seen.add(id(nxt))
         inner = nxt
-    detail = str(inner)
-    if inner is exc or not detail or detail in text:
+        if str(inner).strip():
+            found = inner
+    text = line(exc)
+    detail = line(found) if found is not None else ""
+    if not detail or detail in text:
         return text
-    return f"{text} ({type(inner).__name__}: {detail})"
+    return f"{text} ({type(found).__name__}: {detail})"
 
 
 def _audit_usage(usage: LLMUsage) -> dict[str, Any]:

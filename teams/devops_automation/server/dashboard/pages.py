@@ -420,7 +420,7 @@ def _reason(form: Any) -> str:
 
 @router.post("/requests/{request_id}/{action}")
 async def decide(request: Request, request_id: str, action: str) -> Response:
-    """approve (optional reason), override (reason required), reject (reason required), merge (the
+    """approve (optional reason), override (reason required), reject (reason required but to withdraw), merge (the
     embedded forge). Authorisation, four eyes and state rules are the service's."""
     actor = await runtime(request).quick(web_actor, request)
     rt = runtime(request)
@@ -440,11 +440,8 @@ async def decide(request: Request, request_id: str, action: str) -> Response:
         kind, text = await run_action(
             rt, "Override given for", service.override, actor, request_id, reason=reason, progress=rt.progress
         )
-    elif action == "reject":
-        if not reason:
-            kind, text = "error", "A rejection needs a reason: say why, for the requester and the audit trail."
-        else:
-            kind, text = await run_action(rt, "Rejected", service.reject, actor, request_id, reason=reason)
+    elif action == "reject":  # the service asks for the reason (after who may; a withdrawal needs none)
+        kind, text = await run_action(rt, "Rejected", service.reject, actor, request_id, reason=reason)
     elif action == "merge":
         kind, text = await run_action(rt, "Merged", service.merge, actor, request_id)
     else:
