@@ -135,6 +135,8 @@ def test_a_rejection_needs_a_reason_on_every_path_but_a_withdrawal_or_a_triage(s
     triaged = service.submit(ALICE, new_gap(2))
     with pytest.raises(ActionRefused, match="no registered team 'no_such_team'"):  # the team, not the reason
         service.reject(BOB, triaged["id"], use_team="no_such_team")
+    with pytest.raises(ActionRefused, match="only waiting, refused or failed"):  # its state, not a missing reason
+        service.reject(BOB, waiting["id"])  # rejected already
 
 
 def test_actor_and_channel_are_in_the_audit_rows(service: CrewService) -> None:
