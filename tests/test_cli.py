@@ -367,7 +367,8 @@ def test_a_rejected_gap_submitted_again_says_who_rejected_it_and_how_to_resubmit
     assert rejected.returncode == 0, rejected.stderr
     again = run(home, "request", "We need rust services", "--skill", "rust", **env)
     assert again.returncode == 3
-    assert f"{request_id}: rejected by " in again.stdout and "not this quarter" in again.stdout
+    # the same login requested and rejected it: a withdrawal (its requester took it back), said as such
+    assert f"{request_id}: withdrawn by " in again.stdout and "its requester: not this quarter" in again.stdout
     assert "to submit it anew, give it a new --gap-id" in again.stdout
 
 

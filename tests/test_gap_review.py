@@ -139,6 +139,19 @@ def test_a_team_reviewers_rejected_is_not_proposed_again_by_the_review(tmp_path:
     assert view["submitted"] == []
 
 
+def test_a_withdrawn_request_for_the_same_skills_does_not_stop_the_review(tmp_path: Path) -> None:
+    from devops_automation.models import CapabilityGap
+
+    service = service_for(tmp_path, monthly_cost_ceiling_usd=1)
+    mine = service.submit(CREW, CapabilityGap(description="We need d3.js charts", required_skills=["d3.js"]))
+    assert mine["state"] == "awaiting_approval"
+    assert service.reject(CREW, mine["id"])["state"] == "rejected"  # the crew takes its own request back
+    _tasks(service, "d3.js", 3)
+    view = service.review_gaps(CRON, drive=True)
+    assert [c["outcome"] for c in view["candidates"]] != ["previously-rejected"], view["candidates"]
+    assert len(view["submitted"]) == 1  # a withdrawal is no verdict on the skills
+
+
 def test_sightings_count_across_reviews(tmp_path: Path) -> None:
     service = service_for(tmp_path, rate_limit_per_day=0)
     _tasks(service, "zig", 3)

@@ -75,7 +75,8 @@ def test_reconsider_needs_another_human_and_then_proceeds(tmp_path: Path) -> Non
     with pytest.raises(PermissionDenied, match="four eyes"):
         service.approve(ALICE, again["id"], reconsider=True)  # the requester cannot reopen it
     # an ordinary approval is not a reconsideration
-    with pytest.raises(Exception, match="not awaiting approval"):
+    refusal = r"not awaiting approval \(refused by rule previously-rejected: reopen it with --reconsider"
+    with pytest.raises(Exception, match=refusal):
         service.approve(BOB, again["id"])
     done = service.approve(BOB, again["id"], reconsider=True, reason="the charts are needed after all")
     assert done["state"] == "published"
@@ -90,6 +91,9 @@ def test_reconsider_needs_another_human_and_then_proceeds(tmp_path: Path) -> Non
 def test_cli_approve_reconsider(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {"DEVOPS_CREW_FORGE": "fake", "DEVOPS_CREW_VALIDATE_RENDER": "false", "DEVOPS_CREW_COST_CEILING_USD": "1"}
+    # One person at the shell: requester and reviewer at once, so their rejection is a reviewer's (remembered),
+    # not a withdrawal.
+    env["DEVOPS_CREW_ALLOW_SELF_APPROVAL"] = "true"
     gap = ["request", "--json", "--skill", "d3.js", "8 tasks need interactive d3.js charts"]
     first = json.loads(run(home, *gap, **env).stdout)["request"]
     assert first["state"] == "awaiting_approval"
@@ -97,6 +101,26 @@ def test_cli_approve_reconsider(tmp_path: Path) -> None:
     again = run(home, "request", "--json", "--skill", "D3.js", "Eight tasks need interactive d3.js charts", **env)
     refused = json.loads(again.stdout)["request"]
     assert refused["decision"]["rule"] == "previously-rejected"
-    env["DEVOPS_CREW_ALLOW_SELF_APPROVAL"] = "true"  # one person at the shell
     reopened = run(home, "approve", refused["id"], "--reconsider", "--json", **env)
     assert json.loads(reopened.stdout)["request"]["state"] == "awaiting_approval"  # on to the cost ceiling again
+
+
+def test_a_withdrawal_is_not_remembered_as_a_rejection(tmp_path: Path) -> None:
+    """The requester taking their own request back is a change of mind, not a reviewer's verdict: the same
+    skills filed again are not refused as previously-rejected (a reviewer's no still is)."""
+    carol = Actor(id="carol", channel=Channel.web, roles=frozenset({Role.requester, Role.viewer}))
+    service = service_for(tmp_path, monthly_cost_ceiling_usd=1)
+    first = service.submit(carol, NEW_TEAM_GAP)
+    assert first["state"] == "awaiting_approval"
+    withdrawn = service.reject(carol, first["id"])  # no reason needed to take one's own request back
+    assert withdrawn["state"] == "rejected" and withdrawn["error"] == "withdrawn by carol, its requester"
+    root = Actor(id="root", channel=Channel.cli, roles=frozenset({Role.admin}))
+    rows = service.audit(root, request_id=first["id"], limit=100)
+    assert [r["detail"]["withdrawn"] for r in rows if r["action"] == "policy.human_rejection"] == [True]
+
+    again = service.submit(carol, REWORDED)  # the same skills, reworded
+    assert again["state"] == "awaiting_approval", again["decision"]
+    service.reject(BOB, again["id"], reason="we chart with Grafana")  # now a reviewer says no
+    third = service.submit(carol, REWORDED.model_copy(update={"id": "gap-d3-third"}))
+    assert third["state"] == "refused" and third["decision"]["rule"] == "previously-rejected"
+    assert again["id"] in third["decision"]["message"] and "we chart with Grafana" in third["decision"]["message"]

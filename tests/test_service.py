@@ -70,6 +70,8 @@ def test_an_override_needs_an_approver_a_reason_and_other_eyes(tmp_path: Path) -
             service.override(ALICE, limited["id"], reason="urgent")
         with pytest.raises(PermissionDenied, match="needs a reason"):
             service.override(BOB, limited["id"], reason="   ")
+        with pytest.raises(ActionRefused, match="refused by rule rate-limit: lift it with --override and a --reason"):
+            service.approve(BOB, limited["id"])  # a plain approval says which approval it needs
         done = service.override(BOB, limited["id"], reason="launch day")
         assert done["state"] == "published" and done["decision"]["risk_level"] == "high"
         assert done["approvals"][0]["kind"] == "override" and done["approvals"][0]["reason"] == "launch day"

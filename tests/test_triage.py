@@ -65,6 +65,11 @@ def test_reject_naming_a_team_reuses_it(service) -> None:  # type: ignore[no-unt
     admin = Actor(id="carol", channel="cli", roles=frozenset({Role.admin}))
     events = [r for r in service.audit(admin, request_id=view["id"]) if r["action"] == "registry.reuse"]
     assert events and "data_engineering" in str(events[-1])
+    from devops_automation.report import describe
+
+    assert "reuse existing team data_engineering (match score 0." in describe(done)
+    # a team the matcher did not list has no score: the line says whose choice it was, not "score None"
+    assert describe({**done, "match_score": None}).endswith("reuse existing team data_engineering (a human's choice)")
 
 
 def test_reject_use_team_is_validated_at_the_service(service) -> None:  # type: ignore[no-untyped-def]

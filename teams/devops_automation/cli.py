@@ -248,7 +248,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 "\n".join(result["problems"])
                 if result["problems"]
                 else f"audit log intact: rows 1..{result['last']}, hash chain verified "
-                f"({result['rows']} rows walked {where})"
+                f"({result['rows']} row{'' if result['rows'] == 1 else 's'} walked {where})"
             )
             _emit(args, result, text)
             return EXIT_OK if result["ok"] else EXIT_FAILED
@@ -505,10 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     resume.set_defaults(func=cmd_resume)
 
     audit = sub.add_parser("audit", parents=[common], help="show the audit log, or --verify its hash chain")
-    audit.add_argument("--verify", action="store_true")
+    audit.add_argument(
+        "--verify", action="store_true", help="check the hash chain (from the last verified checkpoint)"
+    )
     audit.add_argument("--full", action="store_true", help="with --verify: walk from the first row, not the checkpoint")
-    audit.add_argument("--request", metavar="ID")
-    audit.add_argument("--limit", type=_positive, default=50)
+    audit.add_argument("--request", metavar="ID", help="only this request's rows")
+    audit.add_argument("--limit", type=_positive, default=50, help="the newest N rows (default: 50)")
     audit.set_defaults(func=cmd_audit)
 
     approve = sub.add_parser("approve", parents=[common], help="a human approves a waiting or rate-limited request")
@@ -524,7 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--reason", metavar="TEXT", help="why (required with --override; recorded and audited)")
     approve.set_defaults(func=cmd_approve)
 
-    reject = sub.add_parser("reject", parents=[common], help="a human rejects a waiting request")
+    reject = sub.add_parser(
+        "reject", parents=[common], help="a human rejects a waiting, refused or failed request (or withdraws their own)"
+    )
     reject.add_argument("id")
     reject.add_argument(
         "--reason", help="why: required, unless you withdraw your own request or send the gap to --use-team"

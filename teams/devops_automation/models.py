@@ -502,6 +502,9 @@ class TeamCreationRequest(BaseModel):
     cost_approved_by: str | None = None
     rejected_by: ActorRef | None = None  # the human who rejected it (None: its pull request was closed)
     rejection_reason: str | None = None
+    #: The requester rejected their own request: a change of mind, not a reviewer's verdict, so it is not
+    #: remembered by the ``previously-rejected`` rule (nor by the gap review's "rejected before").
+    withdrawn: bool = False
     reconsidered_by: str | None = None  # a human lifted `previously-rejected` for this request
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

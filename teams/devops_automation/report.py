@@ -126,7 +126,9 @@ def describe(summary: dict[str, Any]) -> str:
         line = f"{rid}: pull request #{pr.get('number')} for team {summary['team'] or '?'}"
         return line + f" on {summary['branch']}\n    {pr.get('url')}{llm}"
     if state == "reuse_existing":
-        return f"{rid}: reuse existing team {summary['matched_team']} (match score {summary['match_score']})"
+        score = summary["match_score"]  # None: a human sent the gap there (--use-team), the matcher did not
+        why = f"match score {score}" if score is not None else "a human's choice"
+        return f"{rid}: reuse existing team {summary['matched_team']} ({why})"
     decision = summary["decision"]
     if decision and state in {"refused", "awaiting_approval"}:
         text = f"{rid}: {state} by rule {decision['rule']}: {decision['message']}"
@@ -135,7 +137,7 @@ def describe(summary: dict[str, Any]) -> str:
         return f"{rid}: failed at {summary['resume_state'] or '?'}: {summary['error']}"
     if state == "rejected":
         error = summary["error"] or "rejected"
-        return f"{rid}: {error}" if error.startswith("rejected") else f"{rid}: rejected: {error}"
+        return f"{rid}: {error}" if error.startswith(("rejected", "withdrawn")) else f"{rid}: rejected: {error}"
     rollback = summary.get("rollback") or {}
     revert = rollback.get("pull_request") or {}
     if state == "rolled_back":

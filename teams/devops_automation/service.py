@@ -352,7 +352,15 @@ class CrewService:
                 "a rejection needs a reason: say why, for the requester and the audit trail"
             )
         with self._acting(actor):
-            request = self.app.engine.reject(request_id, by=actor.ref(), reason=reason, use_team=use_team)
+            request = self.app.engine.reject(
+                request_id,
+                by=actor.ref(),
+                reason=reason,
+                use_team=use_team,
+                # The requester taking it back; not where self-approval is allowed (one person is both
+                # requester and reviewer there, so their no is a reviewer's).
+                withdrawn=verdict.rule == "withdraw" and use_team is None and not self.settings.allow_self_approval,
+            )
         self._flush()
         return self._summary(request)
 

@@ -51,6 +51,11 @@ REQUEST_ID = re.compile(r"req-[A-Za-z0-9_-]{1,36}")
 GENESIS_HASH = "0" * 64
 
 
+#: How many of the newest rejected requests of one team name or skill set the ``previously-rejected`` rule
+#: reads to find one that was not withdrawn (bounded: one indexed query each, whatever the history).
+WITHDRAWALS_SEEN = 20
+
+
 class StoreError(DevopsCrewError):
     """The store's data is not what the code expects (a bug or a concurrent deletion)."""
 
@@ -423,7 +428,9 @@ class Store:
 
     def rejected_like(self, team: str | None, skills: list[str]) -> TeamCreationRequest | None:
         """The newest rejected request for the same ``team`` name or the same set of ``skills``
-        (:func:`~.models.skills_key`), or None: two indexed queries (the ``previously-rejected`` rule)."""
+        (:func:`~.models.skills_key`), or None: two indexed queries (the ``previously-rejected`` rule).
+        A requester's own withdrawal is not a rejection here; only the newest :data:`WITHDRAWALS_SEEN`
+        rejected rows of each are read, so a flood of withdrawals can hide an older reviewer's no."""
         c = tables.requests.c
         found: list[TeamCreationRequest] = []
         key = skills_key(skills)
@@ -435,11 +442,13 @@ class Store:
                     select(c.payload)
                     .where(column == value, c.state == RequestState.rejected.value)
                     .order_by(c.updated_at.desc())
-                    .limit(1)
+                    .limit(WITHDRAWALS_SEEN)
                 )
-                row = conn.execute(query).first()
-                if row:
-                    found.append(self._load(row[0]))
+                for row in conn.execute(query):
+                    request = self._load(row[0])
+                    if not request.withdrawn:
+                        found.append(request)
+                        break
         return max(found, key=lambda r: r.updated_at) if found else None
 
     def open_with_skills(self, skills: list[str], states: set[RequestState]) -> list[TeamCreationRequest]:

@@ -191,7 +191,13 @@ class Engine:
                     )
                 request.override_approved_by = actor.id
             elif request.state is not RequestState.awaiting_approval:
-                raise ActionRefused(f"{request.id} is {request.state.value}, not awaiting approval")
+                rule = request.decision.rule if request.state is RequestState.refused and request.decision else None
+                hint = ""
+                if rule in RATE_RULES:
+                    hint = f" (refused by rule {rule}: lift it with --override and a --reason)"
+                elif rule == "previously-rejected":
+                    hint = " (refused by rule previously-rejected: reopen it with --reconsider)"
+                raise ActionRefused(f"{request.id} is {request.state.value}, not awaiting approval{hint}")
             elif request.decision is not None and request.decision.rule == POSSIBLE_REUSE:
                 request.triage_decided_by = actor.id  # a new team after all; the cost ceiling still applies
             else:
@@ -298,11 +304,19 @@ class Engine:
             auditor.event("forge.branch_kept", branch, request_id=request.id, head=head, reason="moved by someone else")
 
     def reject(
-        self, request_id: str, *, by: ActorRef | str, reason: str = "", use_team: str | None = None
+        self,
+        request_id: str,
+        *,
+        by: ActorRef | str,
+        reason: str = "",
+        use_team: str | None = None,
+        withdrawn: bool = False,
     ) -> TeamCreationRequest:
         """A human's rejection of a waiting, refused or failed request; its rate-limit slot goes back.
         With ``use_team`` the gap goes to that registered team instead (``reuse_existing``: the human's
-        triage). Raises NotFound, ActionRefused (also for a ``use_team`` the registry does not have)."""
+        triage). ``withdrawn``: the requester took their own request back (the caller's authorisation said
+        so); it is recorded as such and not remembered as a rejection. Raises NotFound, ActionRefused (also
+        for a ``use_team`` the registry does not have)."""
         actor = ActorRef.of(by)
         with self.deps.store.request_lock(request_id):
             request = self.get(request_id)
@@ -321,8 +335,10 @@ class Engine:
                 by=actor.id,
                 channel=actor.channel,
                 reason=reason,
+                withdrawn=withdrawn,
             )
-            request.error = f"rejected by {actor.id}" + (f": {reason}" if reason else "")
-            request.rejected_by, request.rejection_reason = actor, reason or None
+            who = f"withdrawn by {actor.id}, its requester" if withdrawn else f"rejected by {actor.id}"
+            request.error = who + (f": {reason}" if reason else "")
+            request.rejected_by, request.rejection_reason, request.withdrawn = actor, reason or None, withdrawn
             self.deps.store.release_slot(request.id)  # nothing was published: the slot goes back
             return self.deps.store.save_request(request, RequestState.rejected)

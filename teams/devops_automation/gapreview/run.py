@@ -143,8 +143,10 @@ class Known:
             known.by_gap[gap_id] = (rid, state)
             if key and state in OPEN_VALUES:
                 known.open_by_key.setdefault(key, rid)
-            if key and state == RequestState.rejected.value:
-                known.rejected_by_key.setdefault(key, rid)
+            if key and state == RequestState.rejected.value and key not in known.rejected_by_key:
+                rejected = store.get_request(rid)  # a requester's withdrawal is no verdict on the skills
+                if rejected is not None and not rejected.withdrawn:
+                    known.rejected_by_key[key] = rid
         return known
 
 
