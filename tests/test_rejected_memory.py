@@ -10,7 +10,7 @@ import pytest
 
 from devops_automation.authz import Actor, Channel, Role
 from devops_automation.errors import PermissionDenied
-from devops_automation.models import CapabilityGap
+from devops_automation.models import CapabilityGap, RequestState
 
 from .helpers import NEW_TEAM_GAP, service_for
 from .test_cli import run
@@ -124,3 +124,36 @@ def test_a_withdrawal_is_not_remembered_as_a_rejection(tmp_path: Path) -> None:
     third = service.submit(carol, REWORDED.model_copy(update={"id": "gap-d3-third"}))
     assert third["state"] == "refused" and third["decision"]["rule"] == "previously-rejected"
     assert again["id"] in third["decision"]["message"] and "we chart with Grafana" in third["decision"]["message"]
+
+
+def test_no_number_of_withdrawals_hides_a_reviewers_no(tmp_path: Path) -> None:
+    """Withdrawals are left out in the query itself: a requester who withdraws the refused copies again and
+    again (each a new gap id, no slot, no reason needed) never reaches a request past the rule."""
+    carol = Actor(id="carol", channel=Channel.a2a, roles=frozenset({Role.requester, Role.viewer}))
+    service = service_for(tmp_path, monthly_cost_ceiling_usd=1)
+    first = service.submit(carol, NEW_TEAM_GAP)
+    service.reject(BOB, first["id"], reason="we chart with Grafana")
+    for n in range(25):
+        copy = service.submit(carol, REWORDED.model_copy(update={"id": f"gap-flood-{n}"}))
+        assert copy["state"] == "refused" and copy["decision"]["rule"] == "previously-rejected", (n, copy["decision"])
+        assert first["id"] in copy["decision"]["message"]  # always the reviewer's no, never a withdrawal
+        service.reject(carol, copy["id"])
+    last = service.submit(carol, REWORDED.model_copy(update={"id": "gap-flood-last"}))
+    assert last["state"] == "refused" and last["decision"]["rule"] == "previously-rejected"
+
+
+def test_a_pull_request_reviewers_closed_stays_a_rejection_when_its_requester_withdraws(tmp_path: Path) -> None:
+    carol = Actor(id="carol", channel=Channel.web, roles=frozenset({Role.requester, Role.viewer}))
+    service = service_for(tmp_path)
+    first = service.submit(carol, NEW_TEAM_GAP)
+    assert first["state"] == "published"
+    store = service.app.store
+    request = store.get_request(first["id"])
+    assert request is not None
+    request.error, request.resume_state = "the forge failed after the pull request opened", request.state
+    store.save_request(request, RequestState.failed)  # as a failure after the PR opened leaves it
+    service.app.forge.close_pull_request(first["pull_request"]["number"])  # reviewers say no on the forge
+    done = service.reject(carol, first["id"])
+    assert done["state"] == "rejected" and done["error"].startswith("rejected by carol")  # not a withdrawal
+    again = service.submit(carol, REWORDED)
+    assert again["state"] == "refused" and again["decision"]["rule"] == "previously-rejected"

@@ -44,16 +44,11 @@ from .errors import ConfigurationError, DevopsCrewError, NotFound
 from .models import ActorRef, CapabilityGap, RequestState, TeamCreationRequest, check_transition, skills_key
 from .notify.events import EventKind, kind_for, payload_of
 
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0013"
 _WRITE = "devops_crew_write"
 #: What a request id can look like (``req-`` and 12 hex digits when this store makes one).
 REQUEST_ID = re.compile(r"req-[A-Za-z0-9_-]{1,36}")
 GENESIS_HASH = "0" * 64
-
-
-#: How many of the newest rejected requests of one team name or skill set the ``previously-rejected`` rule
-#: reads to find one that was not withdrawn (bounded: one indexed query each, whatever the history).
-WITHDRAWALS_SEEN = 20
 
 
 class StoreError(DevopsCrewError):
@@ -178,6 +173,7 @@ _SAVE_REQUEST = (
         updated_at=bindparam("new_updated_at"),
         team=bindparam("new_team"),
         skills_key=bindparam("new_skills_key"),
+        withdrawn=bindparam("new_withdrawn"),
     )
 )
 #: The audit chain's statements (:meth:`Store.append_audit`), built once: each row binds its values.
@@ -395,6 +391,7 @@ class Store:
                     "new_updated_at": request.updated_at,
                     "new_team": request.spec.name if request.spec else None,
                     "new_skills_key": skills_key(request.gap.required_skills),
+                    "new_withdrawn": request.withdrawn,
                 },
             )
             kind = event or kind_for(before, request.state, request)
@@ -429,8 +426,8 @@ class Store:
     def rejected_like(self, team: str | None, skills: list[str]) -> TeamCreationRequest | None:
         """The newest rejected request for the same ``team`` name or the same set of ``skills``
         (:func:`~.models.skills_key`), or None: two indexed queries (the ``previously-rejected`` rule).
-        A requester's own withdrawal is not a rejection here; only the newest :data:`WITHDRAWALS_SEEN`
-        rejected rows of each are read, so a flood of withdrawals can hide an older reviewer's no."""
+        A requester's own withdrawal is not a rejection: it is left out by the query (the ``withdrawn``
+        column), so no number of withdrawals hides a reviewer's no."""
         c = tables.requests.c
         found: list[TeamCreationRequest] = []
         key = skills_key(skills)
@@ -440,15 +437,13 @@ class Store:
                     continue
                 query = (
                     select(c.payload)
-                    .where(column == value, c.state == RequestState.rejected.value)
+                    .where(column == value, c.state == RequestState.rejected.value, c.withdrawn.is_(False))
                     .order_by(c.updated_at.desc())
-                    .limit(WITHDRAWALS_SEEN)
+                    .limit(1)
                 )
-                for row in conn.execute(query):
-                    request = self._load(row[0])
-                    if not request.withdrawn:
-                        found.append(request)
-                        break
+                row = conn.execute(query).first()
+                if row:
+                    found.append(self._load(row[0]))
         return max(found, key=lambda r: r.updated_at) if found else None
 
     def open_with_skills(self, skills: list[str], states: set[RequestState]) -> list[TeamCreationRequest]:
@@ -461,18 +456,21 @@ class Store:
         with self.engine.connect() as conn:
             return [self._load(row[0]) for row in conn.execute(query)]
 
-    def request_index(self, *, gap_ids: list[str], keys: list[str]) -> list[tuple[str, str, str | None, str]]:
-        """``(id, gap_id, skills_key, state)`` of every request with one of ``gap_ids`` or ``keys``
+    def request_index(
+        self, *, gap_ids: list[str], keys: list[str]
+    ) -> list[tuple[str, str, str | None, str, bool]]:
+        """``(id, gap_id, skills_key, state, withdrawn)`` of every request with one of ``gap_ids`` or ``keys``
         (:func:`~.models.skills_key`): a few indexed ``IN`` queries for a whole gap review, not one per gap."""
         c = tables.requests.c
-        found: dict[str, tuple[str, str, str | None, str]] = {}
+        found: dict[str, tuple[str, str, str | None, str, bool]] = {}
         with self.engine.connect() as conn:
             for column, values in ((c.gap_id, gap_ids), (c.skills_key, keys)):
                 unique = sorted(set(values))
                 for start in range(0, len(unique), 500):
-                    query = select(c.id, c.gap_id, c.skills_key, c.state).where(column.in_(unique[start : start + 500]))
+                    chunk = unique[start : start + 500]
+                    query = select(c.id, c.gap_id, c.skills_key, c.state, c.withdrawn).where(column.in_(chunk))
                     for row in conn.execute(query):
-                        found[row.id] = (row.id, row.gap_id, row.skills_key, row.state)
+                        found[row.id] = (row.id, row.gap_id, row.skills_key, row.state, bool(row.withdrawn))
         return list(found.values())
 
     # -- leases -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -31,6 +32,7 @@ requests = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("team", String(64), nullable=True, index=True),
     Column("skills_key", String(64), nullable=True, index=True),  # models.skills_key (migration 0007)
+    Column("withdrawn", Boolean, nullable=False, server_default=false()),  # its requester took it back (0013)
     Index("ix_requests_created_id", "created_at", "id"),
     Index("ix_requests_state_created_id", "state", "created_at", "id"),
 )

@@ -284,15 +284,17 @@ class Engine:
         self.deps.store.release_slot(request.id)
         return self.deps.store.save_request(request, RequestState.reuse_existing)
 
-    def _withdraw_publication(self, request: TeamCreationRequest) -> None:
+    def _withdraw_publication(self, request: TeamCreationRequest) -> bool:
         """A rejected request that already pushed (it failed at or after opening its pull request): close
         its open pull request and delete its branch, but only while the branch still holds exactly the
-        crew's commit (nothing a human pushed is deleted). Raises ActionRefused if the PR was merged."""
+        crew's commit (nothing a human pushed is deleted). True when reviewers had already closed its pull
+        request unmerged (their no, which a withdrawal must not erase). Raises ActionRefused if it was merged."""
         forge, auditor, branch = self.deps.forge, self.deps.auditor, request.branch
         assert branch is not None
         pr = forge.find_pull_request(branch)
         if pr is not None and pr.merged:
             raise ActionRefused(f"{request.id}'s pull request #{pr.number} is merged; `devops-crew track` records it")
+        closed_by_reviewers = pr is not None and pr.state == "closed"
         if pr is not None and pr.state == "open":
             with auditor.action("forge.close_pull_request", f"#{pr.number}", request_id=request.id):
                 forge.close_pull_request(pr.number)
@@ -302,6 +304,7 @@ class Engine:
                 forge.delete_branch(branch)
         elif head is not None:
             auditor.event("forge.branch_kept", branch, request_id=request.id, head=head, reason="moved by someone else")
+        return closed_by_reviewers
 
     def reject(
         self,
@@ -326,8 +329,8 @@ class Engine:
                 )
             if use_team is not None:
                 return self._reuse_instead(request, actor, use_team, reason)
-            if request.branch and request.commit_sha:
-                self._withdraw_publication(request)
+            if request.branch and request.commit_sha and self._withdraw_publication(request):
+                withdrawn = False  # reviewers closed its pull request first: that no is remembered
             self.deps.auditor.event(
                 "policy.human_rejection",
                 request.id,

@@ -132,21 +132,19 @@ class Known:
         rows = store.request_index(gap_ids=[c.gap.id or "" for c in candidates], keys=[c.key for c in candidates])
         sightings = tasks.sightings(c.key for c in candidates)
         earlier = [s["request_id"] for s in sightings.values() if s["request_id"]]
-        states = {rid: state for rid, _gap, _key, state in rows}
+        states = {rid: state for rid, _gap, _key, state, _withdrawn in rows}
         missing = [rid for rid in earlier if rid not in states]
         for rid in missing:
             request = store.get_request(rid)
             if request is not None:
                 states[rid] = request.state.value
         known = cls({}, {}, {}, states, sightings)
-        for rid, gap_id, key, state in rows:
+        for rid, gap_id, key, state, withdrawn in rows:
             known.by_gap[gap_id] = (rid, state)
             if key and state in OPEN_VALUES:
                 known.open_by_key.setdefault(key, rid)
-            if key and state == RequestState.rejected.value and key not in known.rejected_by_key:
-                rejected = store.get_request(rid)  # a requester's withdrawal is no verdict on the skills
-                if rejected is not None and not rejected.withdrawn:
-                    known.rejected_by_key[key] = rid
+            if key and state == RequestState.rejected.value and not withdrawn:  # a withdrawal is no verdict
+                known.rejected_by_key.setdefault(key, rid)
         return known
 
 
