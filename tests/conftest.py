@@ -20,6 +20,27 @@ PG_ADMIN_URL = os.environ.get("DEVOPS_CREW_TEST_PG", "postgresql+psycopg://postg
 _CONFIG_VARS = ("DEVOPS_CREW_", "DATABASE_URL", "GITHUB_", "OPENAI_", "TARGET_REPO", "DISCORD_")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _crewai_locks_in_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """CrewAI's file locks (``crewai_core.lock_store``: one ``crewai:<md5>.lock`` per storage path) go to the
+    system temp dir and stay there; every test's own state home made one more, ~800 a run. In this process
+    they go to the session's own folder (pytest's, rotated)."""
+    import hashlib
+
+    import portalocker
+    from crewai_core import lock_store
+
+    folder = tmp_path_factory.mktemp("crewai-locks")
+
+    def backend(name: str, *, timeout: float) -> portalocker.Lock:
+        digest = hashlib.md5(name.encode(), usedforsecurity=False).hexdigest()
+        return portalocker.Lock(str(folder / f"{digest}.lock"), timeout=timeout)
+
+    lock_store.set_lock_backend(backend)
+    yield
+    lock_store.set_lock_backend(None)
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never inherit the developer's configuration, nor read a stray .env file."""
