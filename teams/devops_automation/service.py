@@ -346,20 +346,19 @@ class CrewService:
             raise InvalidInput(f"use_team {use_team[:60]!r} {PATTERN_TEXT[TEAM_NAME_PATTERN]}")
         current = self._request(request_id)
         verdict = require(actor, Action.reject, current)
-        needs_reason = use_team is None and verdict.rule != "withdraw" and current.state in REJECTABLE
-        if not reason and needs_reason:  # a request past rejecting is refused for that by the engine, not for this
-            raise InvalidInput(
-                "a rejection needs a reason: say why, for the requester and the audit trail"
-            )
+        withdrawal = verdict.rule == "withdraw" and use_team is None  # the requester taking it back
+        # A request past rejecting is refused for that by the engine, not for a missing reason.
+        if not reason and use_team is None and not withdrawal and current.state in REJECTABLE:
+            raise InvalidInput("a rejection needs a reason: say why, for the requester and the audit trail")
         with self._acting(actor):
             request = self.app.engine.reject(
                 request_id,
                 by=actor.ref(),
                 reason=reason,
                 use_team=use_team,
-                # The requester taking it back; not where self-approval is allowed (one person is both
-                # requester and reviewer there, so their no is a reviewer's).
-                withdrawn=verdict.rule == "withdraw" and use_team is None and not self.settings.allow_self_approval,
+                # Not where self-approval is allowed: one person is requester and reviewer there, so their
+                # no is a reviewer's.
+                withdrawn=withdrawal and not self.settings.allow_self_approval,
             )
         self._flush()
         return self._summary(request)
