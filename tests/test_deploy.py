@@ -189,8 +189,10 @@ def test_every_pod_runs_as_restricted_non_root_with_secrets_by_reference(
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     config = only(objects, "ConfigMap", "devops-crew")["data"]
-    assert set(mounts) == {config["DEVOPS_CREW_HOME"], "/tmp"}
+    assert set(mounts) == {config["DEVOPS_CREW_HOME"], "/tmp", "/dev/shm"}
     assert all("emptyDir" in volumes[v] and len(volumes[v]) == 2 for v in mounts.values())
+    # The team-test children's scratch (team_tests.scratch_root): RAM, bounded, per pod.
+    assert volumes[mounts["/dev/shm"]]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Mi"}
 
 
 def test_the_cronjobs_never_overlap_and_run_the_scheduled_commands(objects: list[dict[str, Any]]) -> None:

@@ -655,6 +655,50 @@ def test_a_child_that_cannot_be_started_is_a_validation_error_not_a_crash(
     assert set(report.timings) == ALL_CHECKS
 
 
+def test_scratch_root_is_a_writable_ram_backed_mount_with_room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Children's folders go to tmpfs only: never to a disk that merely has the name, a folder that is
+    gone, or one too full; with no mount table to read (not Linux), to the temporary directory."""
+    from devops_automation.scaffold import team_tests
+
+    ram, disk = tmp_path / "ram", tmp_path / "disk"
+    ram.mkdir()
+    disk.mkdir()
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"proc /proc proc rw 0 0\n/dev/vda {disk} ext4 rw 0 0\ntmpfs {ram} tmpfs rw,nosuid 0 0\n")
+    assert team_tests.scratch_root((str(disk), str(ram)), str(mounts)) == str(ram)
+    assert team_tests.scratch_root((str(disk),), str(mounts)) is None
+    assert team_tests.scratch_root((str(tmp_path / "gone"),), str(mounts)) is None
+    assert team_tests.scratch_root((str(ram),), str(tmp_path / "no-such-table")) is None
+    monkeypatch.setattr(team_tests, "SCRATCH_MIN_FREE", 1 << 62)
+    assert team_tests.scratch_root((str(ram),), str(mounts)) is None
+
+
+@pytest.mark.parametrize("spare", [True, False], ids=["spare", "cold"])
+def test_a_childs_crewai_storage_and_temporary_files_are_in_the_scratch_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spare: bool
+) -> None:
+    """CrewAI's task-output database (CREWAI_STORAGE_DIR) and the child's temporary directory are its own
+    folder in :func:`scratch_root` (/dev/shm on this machine), in a spare child and in a cold one alike."""
+    from devops_automation.scaffold import team_tests
+
+    root = team_tests.scratch_root() or tempfile.gettempdir()
+    rendered = render(tmp_path, name="scratch")
+    probe = (
+        "\n\ndef test_scratch() -> None:\n    import os\n    import tempfile\n"
+        "    folders = {os.path.dirname(os.environ['CREWAI_STORAGE_DIR']), os.path.dirname(tempfile.gettempdir())}\n"
+        f"    assert folders == {{{root!r}}}, folders\n"
+    )
+    edit(rendered, f"{TEAM}/tests/test_team.py", lambda s: s + probe)
+    tests = rendered.root / TEAM / "tests"
+    if spare:
+        run = _spare_run(tests, "scratch")
+    else:
+        monkeypatch.setattr(team_tests._spares, "take", lambda _tests: None)
+        run = TeamTestRun(tests, "scratch")
+    assert run.wait() == [], run.output
+    assert "9 passed" in run.output
+
+
 def test_a_failing_assert_fails_in_a_spare(tmp_path: Path) -> None:
     """The spare leaves asserts plain (not rewritten by pytest): a failing one must still fail the run."""
     rendered = render(tmp_path, name="failing")
