@@ -328,3 +328,26 @@ def test_an_interrupt_while_ready_runs_ends_the_server_and_close_returns(tmp_pat
     closing.start()
     closing.join(10)
     assert not closing.is_alive()  # it hung forever in socketserver's shutdown() before
+
+
+def test_repository_size_is_reread_only_when_its_reading_is_older_than_the_ttl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``size`` (KiB on disk, which GitHub recalculates hourly) is one ``git count-objects`` a minute, not
+    one per payload; once the reading is stale, a grown repository reports its new size."""
+    import os
+    import subprocess
+
+    from localforge import gitrepo
+
+    repo = gitrepo.BareRepo.init(tmp_path / "r.git", "main")
+    before = repo.size_kib()
+    subprocess.run(
+        ["git", "--git-dir", str(repo.path), "hash-object", "-w", "--stdin"],
+        input=os.urandom(256 * 1024),
+        check=True,
+        capture_output=True,
+    )
+    assert repo.size_kib() == before  # within the TTL: the cached reading
+    monkeypatch.setattr(gitrepo, "SIZE_TTL_SECONDS", 0.0)
+    assert repo.size_kib() >= before + 200  # stale: read again, and it grew by the 256 KiB blob

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,10 @@ ISOLATED_GIT_ENV = {
     "LC_ALL": "C",
 }
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+#: Seconds :meth:`BareRepo.size_kib` reuses a reading. GitHub recalculates a repository's ``size`` hourly;
+#: a minute keeps it near the disk without a ``git count-objects`` in every payload that embeds the
+#: repository (a pull request embeds it twice).
+SIZE_TTL_SECONDS = 60.0
 
 
 class GitError(RuntimeError):
@@ -115,6 +120,7 @@ class BareRepo:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._size: tuple[float, int] | None = None  # (monotonic time read, KiB)
 
     # process helpers --------------------------------------------------------------------------------
 
@@ -422,9 +428,16 @@ class BareRepo:
         return self.git("cat-file", "blob", sha).stdout
 
     def size_kib(self) -> int:
+        """The repository's size on disk in KiB (loose objects and packs), as GitHub's ``size``: read
+        again when the last reading is older than ``SIZE_TTL_SECONDS``."""
+        cached = self._size
+        if cached is not None and time.monotonic() - cached[0] < SIZE_TTL_SECONDS:
+            return cached[1]
         out = self._out("count-objects", "-v")
         sizes = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
-        return int(sizes.get("size", "0")) + int(sizes.get("size-pack", "0"))
+        size = int(sizes.get("size", "0")) + int(sizes.get("size-pack", "0"))
+        self._size = (time.monotonic(), size)
+        return size
 
     # rebase ------------------------------------------------------------------------------------------
 
