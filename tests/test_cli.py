@@ -334,7 +334,9 @@ def test_the_cli_user_cannot_approve_their_own_request_unless_self_approval_is_a
     approved = run(home, "approve", summary["id"], "--json", **env, DEVOPS_CREW_ALLOW_SELF_APPROVAL="true")
     assert approved.returncode == 0, approved.stderr
     assert json.loads(approved.stdout)["request"]["approvals"][0]["self_approval"] is True
-    rows = json.loads(run(home, "audit", "--json", "--request", summary["id"], "--limit", "500").stdout)["rows"]
+    listed = json.loads(run(home, "audit", "--json", "--request", summary["id"], "--limit", "500").stdout)
+    assert listed["schema"] == 1  # as every --json answer, and as GET /api/v1/audit
+    rows = listed["rows"]
     decision = next(r["detail"] for r in rows if r["action"] == "policy.human_approval")
     assert decision["self_approval"] is True and decision["channel"] == "cli"
 
@@ -386,8 +388,8 @@ def test_audit_verify_resumes_from_its_checkpoint_and_full_walks_everything(tmp_
     assert first.returncode == 0 and "rows 1..5, hash chain verified (5 rows walked from row 1)" in first.stdout
     auditor.event("policy.verdict", "team-5", request_id="req-1")
     second = json.loads(run(home, "audit", "--verify", "--json").stdout)
-    assert second["ok"] and second["resumed_from"] == 5 and (second["first"], second["last"]) == (6, 7)
-    assert second["checkpoint"] == 7
+    assert second["schema"] == 1 and second["ok"] and second["resumed_from"] == 5
+    assert (second["first"], second["last"], second["checkpoint"]) == (6, 7, 7)
     full = run(home, "audit", "--verify", "--full")
     assert full.returncode == 0 and "rows 1..8, hash chain verified (8 rows walked from row 1)" in full.stdout
     store.close()

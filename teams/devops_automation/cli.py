@@ -238,6 +238,8 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from .report import SCHEMA_VERSION
+
     with _service(args) as service:
         actor = _actor(service)
         if args.verify:
@@ -250,7 +252,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 else f"audit log intact: rows 1..{result['last']}, hash chain verified "
                 f"({result['rows']} row{'' if result['rows'] == 1 else 's'} walked {where})"
             )
-            _emit(args, result, text)
+            _emit(args, {"schema": SCHEMA_VERSION, **result}, text)
             return EXIT_OK if result["ok"] else EXIT_FAILED
         rows = service.audit(actor, request_id=args.request, limit=args.limit)
     text = "\n".join(
@@ -258,7 +260,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         f"{r['phase']:<9} {r['target']}"
         for r in rows
     )
-    _emit(args, {"rows": rows}, text or "audit log is empty")
+    _emit(args, {"schema": SCHEMA_VERSION, "rows": rows}, text or "audit log is empty")
     return EXIT_OK
 
 
