@@ -89,11 +89,16 @@ def test_four_eyes_and_roles_hold_over_the_api(tmp_path: Path) -> None:
 def test_an_override_needs_a_reason_and_bad_input_names_its_field(server: RunningServer) -> None:
     with server.client() as client:
         rid = client.post("/api/v1/requests", params={"wait": "true"}, json=_gap(5), headers=bearer("alice")).json()
-        rid = rid["request"]["id"]
+        rid, state = rid["request"]["id"], rid["request"]["state"]
         empty = client.post(f"/api/v1/requests/{rid}/override", json={"reason": "  "}, headers=bearer("bob"))
         assert empty.status_code == 403 and empty.json()["error"]["rule"] == "reason-required"
         missing = client.post(f"/api/v1/requests/{rid}/override", headers=bearer("bob"))
         assert missing.status_code == 422 and missing.json()["error"]["type"] == "invalid_input"
+        null = client.post(f"/api/v1/requests/{rid}/override", json={"reason": None}, headers=bearer("bob"))
+        assert null.status_code == 403 and null.json()["error"]["rule"] == "reason-required"  # null: no reason
+        typo = client.post(f"/api/v1/requests/{rid}/override", json={"reasn": "ok"}, headers=bearer("bob"))
+        assert typo.status_code == 422 and "reasn" in typo.json()["error"]["message"]  # never silently dropped
+        assert client.get(f"/api/v1/requests/{rid}", headers=bearer("bob")).json()["request"]["state"] == state
         bad = client.post(
             "/api/v1/requests", json={"description": "x", "required_skills": ["<script>"]}, headers=bearer("alice")
         )

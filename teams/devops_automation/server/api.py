@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..authz import Actor
 from ..errors import NotAuthenticated
@@ -35,9 +35,17 @@ ActorDep = Annotated[Actor, Depends(token_actor)]
 
 
 class Reason(BaseModel):
-    """A human decision's reason (required for override; optional otherwise)."""
+    """A human decision's reason (required for override; optional otherwise). ``null`` is no reason, as
+    an absent key is; a key the body does not know (``"reasn"``) is refused (422), never dropped."""
+
+    model_config = ConfigDict(extra="forbid")
 
     reason: str = Field("", max_length=2000)
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _null_is_none_given(cls, value: object) -> object:
+        return "" if value is None else value
 
 
 class Approve(Reason):
