@@ -32,6 +32,21 @@ def test_help_does_not_import_crewai_or_the_database_layer() -> None:
     assert out.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.parametrize("command", ["serve", "discord"])
+def test_the_long_running_commands_offer_only_the_options_they_honour(command: str) -> None:
+    """serve and discord print no answer to shape as JSON and always run the engine themselves: --json and
+    --local are usage errors there, not options accepted and ignored."""
+    from devops_automation.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args([command, "-q", "--allow-broad-token"]).quiet is True
+    for option in ("--json", "--local"):
+        with pytest.raises(SystemExit) as usage:
+            parser.parse_args([command, option])
+        assert usage.value.code == 2
+    assert parser.parse_args(["status", "--json", "--local"]).json is True  # the client commands keep both
+
+
 @pytest.mark.slow
 def test_demo_runs_the_three_outcomes_and_is_stable_on_rerun(tmp_path: Path) -> None:
     home = tmp_path / "home"

@@ -459,14 +459,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn capability gaps into reviewed pull requests that add new teams.",
         epilog="State lives in $DEVOPS_CREW_HOME (default ./.devops-crew). See README for configuration.",
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output (README: JSON output)")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
-    common.add_argument(
+    # The long-running commands (serve, discord) take only these: they print no answer to shape as JSON,
+    # and they are the engine's own process (never a client of a server).
+    daemon = argparse.ArgumentParser(add_help=False)
+    daemon.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    daemon.add_argument(
         "--allow-broad-token",
         action="store_true",
         help="run even if the GitHub token can administer the repo or push to its base branch",
     )
+    common = argparse.ArgumentParser(add_help=False, parents=[daemon])
+    common.add_argument("--json", action="store_true", help="machine-readable output (README: JSON output)")
     common.add_argument(
         "--local",
         action="store_true",
@@ -572,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.set_defaults(func=cmd_rollback)
 
     serve = sub.add_parser(
-        "serve", parents=[common], help="serve A2A, the JSON API, the dashboard, /healthz, /readyz and /metrics"
+        "serve", parents=[daemon], help="serve A2A, the JSON API, the dashboard, /healthz, /readyz and /metrics"
     )
     serve.add_argument("--host", help="address to bind (default DEVOPS_CREW_SERVER_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="port (default DEVOPS_CREW_SERVER_PORT, 8080; 0 picks one)")
@@ -582,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     hashpw.set_defaults(func=cmd_hash_password)
 
     discord = sub.add_parser(
-        "discord", parents=[common], help="run the Discord bot (DISCORD_TOKEN): !team and /team commands"
+        "discord", parents=[daemon], help="run the Discord bot (DISCORD_TOKEN): !team and /team commands"
     )
     discord.set_defaults(func=cmd_discord)
 
