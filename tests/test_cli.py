@@ -408,3 +408,27 @@ def test_audit_verify_resumes_from_its_checkpoint_and_full_walks_everything(tmp_
     full = run(home, "audit", "--verify", "--full")
     assert full.returncode == 0 and "rows 1..8, hash chain verified (8 rows walked from row 1)" in full.stdout
     store.close()
+
+
+def test_hash_password_reads_stdin_when_asked_and_never_echoes_a_password_without_a_terminal(tmp_path: Path) -> None:
+    """``--stdin`` hashes the line it is given (a hash the server verifies); without it and without a
+    terminal (no controlling tty: a pipe, a container), the command refuses instead of reading the password
+    from the pipe with getpass's echo warning."""
+    from pwdlib import PasswordHash
+
+    def hash_password(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(EXE), "hash-password", *args],
+            input="correct horse battery\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            start_new_session=True,  # no controlling terminal: /dev/tty cannot be opened
+        )
+
+    piped = hash_password("--stdin")
+    assert piped.returncode == 0, piped.stderr
+    assert PasswordHash.recommended().verify("correct horse battery", piped.stdout.strip())
+    refused = hash_password()
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "pipe it in with --stdin" in refused.stderr and "Warning" not in refused.stderr

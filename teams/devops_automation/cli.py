@@ -411,10 +411,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
     import getpass
+    import warnings
 
     from .server.auth import hash_password
 
-    password = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass("password: ")
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        # Without a terminal getpass would warn and read the password with echo on: refuse instead.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", getpass.GetPassWarning)
+            try:
+                password = getpass.getpass("password: ")
+            except getpass.GetPassWarning:
+                raise CliError(
+                    "no terminal to read the password from without echoing it: pipe it in with --stdin"
+                ) from None
     if len(password) < 8:
         raise CliError("a password needs at least 8 characters")
     print(hash_password(password))
