@@ -656,21 +656,31 @@ def test_a_child_that_cannot_be_started_is_a_validation_error_not_a_crash(
 
 
 def test_scratch_root_is_a_writable_ram_backed_mount_with_room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Children's folders go to tmpfs only: never to a disk that merely has the name, a folder that is
-    gone, or one too full; with no mount table to read (not Linux), to the temporary directory."""
+    """Children's folders go to tmpfs only: never to a disk that merely has the name, a tmpfs a disk was
+    mounted over, a noexec tmpfs (Docker's /dev/shm), a folder that is gone, or one too full; not when the
+    operator set TMPDIR; and with no mount table to read (not Linux), to the temporary directory."""
     from devops_automation.scaffold import team_tests
 
-    ram, disk = tmp_path / "ram", tmp_path / "disk"
-    ram.mkdir()
-    disk.mkdir()
+    ram, disk, covered, noexec = (tmp_path / name for name in ("ram", "disk", "covered", "noexec"))
+    for folder in (ram, disk, covered, noexec):
+        folder.mkdir()
     mounts = tmp_path / "mounts"
-    mounts.write_text(f"proc /proc proc rw 0 0\n/dev/vda {disk} ext4 rw 0 0\ntmpfs {ram} tmpfs rw,nosuid 0 0\n")
-    assert team_tests.scratch_root((str(disk), str(ram)), str(mounts)) == str(ram)
-    assert team_tests.scratch_root((str(disk),), str(mounts)) is None
-    assert team_tests.scratch_root((str(tmp_path / "gone"),), str(mounts)) is None
-    assert team_tests.scratch_root((str(ram),), str(tmp_path / "no-such-table")) is None
+    mounts.write_text(
+        f"proc /proc proc rw 0 0\n/dev/vda {disk} ext4 rw 0 0\ntmpfs {ram} tmpfs rw,nosuid 0 0\n"
+        f"tmpfs {covered} tmpfs rw 0 0\n/dev/vdb {covered} ext4 rw 0 0\n"
+        f"shm {noexec} tmpfs rw,nosuid,nodev,noexec,relatime,size=65536k 0 0\n"
+    )
+
+    def root(*folders: Path, table: Path = mounts, **environ: str) -> str | None:
+        return team_tests.scratch_root(tuple(str(f) for f in folders), str(table), environ)
+
+    assert root(disk, covered, noexec, ram) == str(ram)
+    assert root(disk, covered, noexec) is None
+    assert root(tmp_path / "gone") is None
+    assert root(ram, table=tmp_path / "no-such-table") is None
+    assert root(ram, TMPDIR=str(disk)) is None  # the operator's choice wins
     monkeypatch.setattr(team_tests, "SCRATCH_MIN_FREE", 1 << 62)
-    assert team_tests.scratch_root((str(ram),), str(mounts)) is None
+    assert root(ram) is None
 
 
 @pytest.mark.parametrize("spare", [True, False], ids=["spare", "cold"])

@@ -313,26 +313,41 @@ RAM_DIRS = ("/dev/shm",)  # noqa: S108 - only ever a parent of mkdtemp()'s priva
 SCRATCH_MIN_FREE = 16 * 1024 * 1024
 
 
-def scratch_root(candidates: tuple[str, ...] = RAM_DIRS, mounts: str = "/proc/self/mounts") -> str | None:
-    """Where children's temporary folders go: the first of ``candidates`` that is a mount point of a
-    RAM-backed filesystem (``tmpfs`` in ``mounts``), writable by this process and with at least
-    ``SCRATCH_MIN_FREE`` bytes free; None (the temporary directory) when none is, or where ``mounts``
-    cannot be read (not Linux). Why: CrewAI keeps a SQLite task-output database in the child's folder
-    and syncs it about 20 times a kickoff; on a disk that is about 20 ms of a 150 ms run, on tmpfs
-    nothing (measured in ``bench/pipeline.py``; the pod mounts a memory ``emptyDir`` at /dev/shm). The
-    folder holds only what one run of a team's tests writes, and is removed after it."""
+def scratch_root(
+    candidates: tuple[str, ...] = RAM_DIRS,
+    mounts: str = "/proc/self/mounts",
+    environ: Mapping[str, str] | None = None,
+) -> str | None:
+    """Where children's temporary folders go: None (the temporary directory) when ``TMPDIR`` is set in
+    ``environ`` (the operator chose the place); else the first of ``candidates`` whose mount (its last
+    line in ``mounts``: a later mount covers an earlier one) is a RAM-backed filesystem (``tmpfs``) not
+    mounted ``noexec`` (as Docker's own /dev/shm is: a team's tests behave alike everywhere), writable by
+    this process and with at least ``SCRATCH_MIN_FREE`` bytes free; None when none is, or where ``mounts``
+    cannot be read (not Linux).
+
+    Why: CrewAI keeps a SQLite task-output database in the child's folder and syncs it about 20 times a
+    kickoff; on this machine's disk that is about 18 ms of a 170 ms run, on tmpfs nothing (issue 12). The
+    folder holds only what one run of a team's tests writes (that database, pytest's captured output and
+    ``tmp_path``) and is removed after it; a run that fills the mount anyway fails its validation as any
+    failed run does (``failed``, resumable). The pod mounts a 64Mi memory ``emptyDir`` at /dev/shm,
+    counted against its memory limit."""
+    if (os.environ if environ is None else environ).get("TMPDIR"):
+        return None
     try:
         with open(mounts, encoding="utf-8", errors="replace") as table:
-            ram = {fields[1] for fields in (line.split() for line in table) if len(fields) > 2 and fields[2] == "tmpfs"}
+            lines = [line.split() for line in table]
     except OSError:
         return None
+    kinds = {fields[1]: (fields[2], fields[3].split(",")) for fields in lines if len(fields) > 3}
     for folder in candidates:
+        kind, options = kinds.get(folder, ("", []))
+        if kind != "tmpfs" or "noexec" in options:
+            continue
         try:
             usage = os.statvfs(folder)
         except OSError:
             continue
-        roomy = usage.f_bavail * usage.f_frsize >= SCRATCH_MIN_FREE
-        if folder in ram and roomy and os.access(folder, os.W_OK | os.X_OK):
+        if usage.f_bavail * usage.f_frsize >= SCRATCH_MIN_FREE and os.access(folder, os.W_OK | os.X_OK):
             return folder
     return None
 

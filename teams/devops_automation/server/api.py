@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..authz import Actor
 from ..errors import NotAuthenticated
@@ -40,12 +40,12 @@ class Reason(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field("", max_length=2000)
+    reason: str | None = Field("", max_length=2000)
 
-    @field_validator("reason", mode="before")
-    @classmethod
-    def _null_is_none_given(cls, value: object) -> object:
-        return "" if value is None else value
+    @property
+    def text(self) -> str:
+        """The reason, ``""`` for none (``null`` or absent)."""
+        return self.reason or ""
 
 
 class Approve(Reason):
@@ -135,7 +135,7 @@ async def approve(request_id: str, rt: RuntimeDep, actor: ActorDep, body: Approv
     """Approve the cost of a request waiting for a human, then drive it on; with ``reconsider``, reopen a
     request refused as ``previously-rejected``. The requester cannot (four eyes: 403 with rule
     ``four-eyes``)."""
-    reason, reconsider = (body.reason, body.reconsider) if body else ("", False)
+    reason, reconsider = (body.text, body.reconsider) if body else ("", False)
     view = await rt.pool.run(
         rt.service.approve, actor, request_id, reason=reason, reconsider=reconsider, progress=rt.progress
     )
@@ -145,7 +145,7 @@ async def approve(request_id: str, rt: RuntimeDep, actor: ActorDep, body: Approv
 @router.post("/requests/{request_id}/override", response_model=RequestEnvelope)
 async def override(request_id: str, body: Reason, rt: RuntimeDep, actor: ActorDep) -> JSONResponse:
     """Lift the rate limit and cooldown for this one request; ``reason`` is required (four eyes)."""
-    view = await rt.pool.run(rt.service.override, actor, request_id, reason=body.reason, progress=rt.progress)
+    view = await rt.pool.run(rt.service.override, actor, request_id, reason=body.text, progress=rt.progress)
     return _one(rt.published(view))
 
 
@@ -157,7 +157,7 @@ async def reject(request_id: str, rt: RuntimeDep, actor: ActorDep, body: Rejecti
         rt.service.reject,
         actor,
         request_id,
-        reason=body.reason if body else "",
+        reason=body.text if body else "",
         use_team=body.use_team if body else None,
     )
     return _one(rt.published(view))
