@@ -35,6 +35,25 @@ CONTEXT_TOKENS = 8192
 ACCESS = re.compile(r'"POST /v1/chat/completions HTTP/1\.1" (\d{3})')
 
 
+#: llama.cpp's CMake options on x86_64: a portable build (AVX2, FMA, F16C: any x86-64-v3 CPU) instead of
+#: ``GGML_NATIVE``'s ``-march=native``. A native build on a VM whose CPU advertises AVX-512 and AMX (this
+#: project's CI machines) compiled here and still died of SIGILL on its first completion, twice, so the
+#: real-model step failed before any test; the tiny model needs nothing beyond AVX2.
+PORTABLE_X86_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+
+
+def build_env(environ: dict[str, str] | None = None, machine: str | None = None) -> dict[str, str]:
+    """The environment pip compiles llama-cpp-python in: both cores, and on x86_64
+    ``PORTABLE_X86_CMAKE_ARGS`` unless ``CMAKE_ARGS`` is set already (the caller's choice wins)."""
+    import platform
+
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
+    if (machine or platform.machine()) in ("x86_64", "AMD64") and not env.get("CMAKE_ARGS"):
+        env["CMAKE_ARGS"] = PORTABLE_X86_CMAKE_ARGS
+    return env
+
+
 def python() -> Path:
     return VENV / "bin" / "python"
 
@@ -46,7 +65,7 @@ def ensure_environment(log: Path | None = None) -> Path:
     cache may have been compiled for another machine's CPU (llama.cpp builds for the CPU it is built on), and
     such a server died (SIGSEGV) on its first request, so the real-model suite ran no model at all. When the
     server *died*, the cached wheel is removed and llama-cpp-python compiled again here, once (pip caches the
-    new wheel).
+    new wheel). Both compiles use :func:`build_env` (portable on x86_64).
 
     Raises ``subprocess.CalledProcessError`` when pip fails (no network to the package index, no compiler) and
     ``RuntimeError`` when the server cannot answer (after the rebuild, when it died)."""
@@ -57,7 +76,7 @@ def ensure_environment(log: Path | None = None) -> Path:
     out = open(log or CACHE / "install.log", "w")  # noqa: SIM115 - closed below
     try:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True, stdout=out, stderr=out)
-        env = {**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2)}
+        env = build_env()
         pip = [str(python()), "-m", "pip", "--disable-pip-version-check"]
         subprocess.run([*pip, "install", "--quiet", *PACKAGES], check=True, stdout=out, stderr=out, env=env)
         died, failure = smoke_test(python(), CACHE / "smoke")
